@@ -1,0 +1,3 @@
+from approval import create_app
+
+app = create_app()

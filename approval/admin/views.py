@@ -1,0 +1,128 @@
+"""People management: invite, roles, deactivate, fresh set-password links."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from approval.extensions import db
+from approval.forms import ActionForm
+from approval.models import Role, User
+from approval.people import PeopleError, create_user, issue_password_link, set_active, set_roles
+from approval.web import roles_required, site_url
+
+from . import bp
+from .forms import InviteForm, RolesForm
+
+
+def password_link_url(token: str) -> str:
+    """The absolute set-password URL, built from SITE_URL so the CLI can print it too."""
+    return site_url("auth.set_password", token=token)
+
+
+@bp.get("/people")
+@roles_required(Role.ADMIN)
+def people() -> str:
+    """Everyone, with roles and state, and the invite form."""
+    users = db.session.scalars(select(User).order_by(User.email)).all()
+    return render_template(
+        "admin/people.html", users=users, invite_form=InviteForm(), action_form=ActionForm()
+    )
+
+
+@bp.post("/people")
+@roles_required(Role.ADMIN)
+def invite() -> BaseResponse | tuple[str, int] | str:
+    """Create an account and show its one-time set-password link."""
+    form = InviteForm()
+    if not form.validate_on_submit():
+        users = db.session.scalars(select(User).order_by(User.email)).all()
+        page = render_template(
+            "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
+        )
+        return page, 400
+    try:
+        user = create_user(
+            form.email.data or "",
+            form.display_name.data or "",
+            [Role(value) for value in form.roles.data or []],
+            actor=current_user,
+        )
+        token = issue_password_link(user, actor=current_user)
+    except PeopleError as exc:
+        db.session.rollback()
+        form.email.errors = [str(exc)]
+        users = db.session.scalars(select(User).order_by(User.email)).all()
+        page = render_template(
+            "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
+        )
+        return page, 409
+    db.session.commit()
+    return render_template("admin/invited.html", user=user, link=password_link_url(token))
+
+
+@bp.get("/people/<int:user_id>")
+@roles_required(Role.ADMIN)
+def person(user_id: int) -> str:
+    """One account: its roles, state and actions."""
+    user = db.get_or_404(User, user_id)
+    form = RolesForm(roles=[role.value for role in user.roles])
+    return render_template("admin/person.html", user=user, form=form, action_form=ActionForm())
+
+
+@bp.post("/people/<int:user_id>/roles")
+@roles_required(Role.ADMIN)
+def change_roles(user_id: int) -> BaseResponse | tuple[str, int]:
+    """Replace an account's roles with the ticked ones."""
+    user = db.get_or_404(User, user_id)
+    form = RolesForm()
+    if form.validate_on_submit():
+        wanted = {Role(value) for value in form.roles.data or []}
+        try:
+            set_roles(user, add=wanted, remove=user.roles - wanted, actor=current_user)
+        except PeopleError as exc:
+            db.session.rollback()
+            form.roles.errors = [str(exc)]
+        else:
+            db.session.commit()
+            flash(f"Roles of {user.email} saved.", "success")
+            return redirect(url_for("admin.person", user_id=user.id))
+    page = render_template("admin/person.html", user=user, form=form, action_form=ActionForm())
+    return page, 400
+
+
+@bp.post("/people/<int:user_id>/active")
+@roles_required(Role.ADMIN)
+def toggle_active(user_id: int) -> BaseResponse:
+    """Deactivate an active account or reactivate a deactivated one."""
+    user = db.get_or_404(User, user_id)
+    if ActionForm().validate_on_submit():
+        try:
+            set_active(user, not user.active, actor=current_user)
+        except PeopleError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            state = "reactivated" if user.active else "deactivated"
+            flash(f"{user.email} is {state}.", "success")
+    return redirect(url_for("admin.person", user_id=user.id))
+
+
+@bp.post("/people/<int:user_id>/password-link")
+@roles_required(Role.ADMIN)
+def new_password_link(user_id: int) -> BaseResponse | str:
+    """Issue a fresh one-time set-password link (the older one stops working)."""
+    user = db.get_or_404(User, user_id)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("admin.person", user_id=user.id))
+    try:
+        token = issue_password_link(user, actor=current_user)
+    except PeopleError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("admin.person", user_id=user.id))
+    db.session.commit()
+    return render_template("admin/invited.html", user=user, link=password_link_url(token))

@@ -1,0 +1,148 @@
+"""Sign-in with rate limits, sign-out, one-time set-password links, own account."""
+
+from __future__ import annotations
+
+from flask import (
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response as BaseResponse
+
+from approval.extensions import db, limiter
+from approval.models import normalise_email
+from approval.people import (
+    PeopleError,
+    authenticate,
+    check_password_strength,
+    find_password_link,
+    record_failed_sign_in,
+    redeem_password_link,
+)
+from approval.web import client_address, safe_next
+
+from . import bp
+from .forms import AccountForm, ChangePasswordForm, LoginForm, SetPasswordForm
+
+SIGN_IN_FAILED = "Wrong email or password."
+
+
+def _login_limit() -> str:
+    return str(current_app.config["LOGIN_RATE_LIMIT"])
+
+
+def _account_key() -> str:
+    return "sign-in:" + normalise_email(request.form.get("email", ""))[:254]
+
+
+def _failed(response: BaseResponse) -> bool:
+    """Only failed attempts count towards the limit; a redirect means success."""
+    return response.status_code != 302
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed, scope="sign-in-address")
+@limiter.limit(
+    _login_limit, methods=["POST"], deduct_when=_failed, key_func=_account_key,
+    scope="sign-in-account",
+)  # fmt: skip
+def login() -> BaseResponse | str:
+    """Sign in; the same answer whichever of email or password was wrong."""
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    form = LoginForm(next=request.args.get("next", ""))
+    if form.validate_on_submit():
+        user = authenticate(form.email.data or "", form.password.data or "")
+        if user is not None:
+            target = safe_next(form.next.data)
+            # A fresh session at sign-in: nothing from before (CSRF token included) carries over.
+            session.clear()
+            login_user(user, remember=bool(form.remember.data))
+            db.session.commit()
+            return redirect(target or url_for("home.index"))
+        record_failed_sign_in(form.email.data or "", client_address())
+        db.session.commit()
+        form.password.errors = [SIGN_IN_FAILED]
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    """Sign out (a POST with CSRF, so no link elsewhere can sign someone out)."""
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/set-password/<token>", methods=["GET", "POST"])
+def set_password(token: str) -> BaseResponse | tuple[str, int] | str:
+    """Choose a password through a one-time link from an admin."""
+    try:
+        link = find_password_link(token)
+    except PeopleError as exc:
+        return render_template("auth/link_invalid.html", message=str(exc)), 410
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            user = redeem_password_link(token, form.password.data or "")
+        except PeopleError as exc:
+            db.session.rollback()
+            form.password.errors = [str(exc)]
+        else:
+            db.session.commit()
+            session.clear()
+            login_user(user)
+            flash("Your password is set. Welcome to Greenlight.", "success")
+            return redirect(url_for("home.index"))
+    return render_template("auth/set_password.html", form=form, user=link.user)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account() -> BaseResponse | str:
+    """One's own display name and whether public share pages show it."""
+    form = AccountForm(obj=current_user)
+    if form.validate_on_submit():
+        current_user.display_name = (form.display_name.data or "").strip()
+        current_user.show_name_publicly = bool(form.show_name_publicly.data)
+        db.session.commit()
+        flash("Your profile is saved.", "success")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form, password_form=ChangePasswordForm())
+
+
+@bp.post("/account/password")
+@login_required
+def change_password() -> BaseResponse | str:
+    """Change one's own password, proving the current one first."""
+    password_form = ChangePasswordForm()
+    if password_form.validate_on_submit():
+        if not current_user.check_password(password_form.current.data or ""):
+            password_form.current.errors = ["That is not your current password."]
+        else:
+            try:
+                check_password_strength(password_form.password.data or "")
+            except PeopleError as exc:
+                password_form.password.errors = [str(exc)]
+            else:
+                current_user.set_password(password_form.password.data or "")
+                db.session.commit()
+                flash("Your password is changed.", "success")
+                return redirect(url_for("auth.account"))
+    form = AccountForm(obj=current_user, formdata=None)
+    return render_template("auth/account.html", form=form, password_form=password_form)
+
+
+def _no_referrer(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+bp.after_request(_no_referrer)

@@ -1,0 +1,204 @@
+"""Configuration: defaults < instance/config.py < GREENLIGHT_* environment variables.
+
+Every setting is read when the app is created, never at import time, and checked once: a bad
+value stops start-up with one line that names the setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "GREENLIGHT_"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105  # a file name, not a secret
+
+DEFAULT_REJECTION_CATEGORIES = (
+    "likeness: Real person's likeness",
+    "sexual: Sexual content",
+    "violence: Violence or gore",
+    "rights: Rights or trademark",
+    "quality: Quality",
+    "other: Other",
+)
+
+
+class ConfigError(SystemExit):
+    """A setting is unusable. As a SystemExit, it ends start-up with just its message."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"greenlight: {ENV_PREFIX}{setting}: {problem}")
+
+    def __str__(self) -> str:
+        return str(self.code)
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {value!r}")
+
+
+def _as_positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be a positive whole number, got {value!r}")
+    return number
+
+
+def _as_categories(value: Any) -> tuple[tuple[str, str], ...]:
+    """Parse "key: Label" items (a list, or one string separated by commas or newlines)."""
+    items = value.replace("\n", ",").split(",") if isinstance(value, str) else list(value)
+    categories: list[tuple[str, str]] = []
+    for item in items:
+        if not str(item).strip():
+            continue
+        key, sep, label = str(item).partition(":")
+        key = key.strip().lower()
+        if not sep or not key.replace("_", "").isalnum() or not label.strip():
+            raise ValueError(f"each category is 'key: Label', got {item!r}")
+        categories.append((key, label.strip()))
+    if not categories:
+        raise ValueError("at least one rejection category is needed")
+    return tuple(categories)
+
+
+#: Settings that take a GREENLIGHT_ environment override, and how each is parsed.
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "DATABASE_URL": str,
+    "STORAGE_URL": str,
+    "SECRET_KEY": str,
+    "SITE_URL": str,
+    "COOKIE_SECURE": _as_bool,
+    "RATELIMIT_STORAGE_URL": str,
+    "LOGIN_RATE_LIMIT": str,
+    "MAX_CLIP_BYTES": _as_positive_int,
+    "MAX_CLIP_SECONDS": _as_positive_int,
+    "APPROVALS_REQUIRED": _as_positive_int,
+    "CLAIM_LEASE_SECONDS": _as_positive_int,
+    "SHARE_URL_TTL": _as_positive_int,
+    "UPLOAD_TICKET_TTL": _as_positive_int,
+    "REJECTION_CATEGORIES": _as_categories,
+    "ALLOW_INDEXING": _as_bool,
+    "PROXY_HOPS": int,
+    "SMTP_URL": str,
+}
+
+
+def defaults(instance_path: Path) -> dict[str, Any]:
+    """Settings used when nothing else is configured: everything under instance/."""
+    return {
+        "DATABASE_URL": f"sqlite:///{instance_path / 'greenlight.db'}",
+        "STORAGE_URL": (instance_path / "storage").as_uri(),
+        "SECRET_KEY": None,
+        "SITE_URL": "http://127.0.0.1:5000",
+        "COOKIE_SECURE": False,
+        "RATELIMIT_STORAGE_URL": "memory://",
+        "LOGIN_RATE_LIMIT": "5 per minute",
+        "MAX_CLIP_BYTES": 1 << 30,
+        "MAX_CLIP_SECONDS": 120,
+        "APPROVALS_REQUIRED": 1,
+        "CLAIM_LEASE_SECONDS": 600,
+        "SHARE_URL_TTL": 300,
+        "UPLOAD_TICKET_TTL": 3600,
+        "REJECTION_CATEGORIES": DEFAULT_REJECTION_CATEGORIES,
+        "ALLOW_INDEXING": False,
+        "PROXY_HOPS": 0,
+        "SMTP_URL": "",
+        "INVITE_TTL_HOURS": 72,
+        "REMEMBER_DAYS": 14,
+        "CLOCK": None,
+    }
+
+
+def load(
+    instance_path: Path, overrides: Mapping[str, Any] | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """Merge the layers and parse every setting; raise ConfigError naming a bad one."""
+    settings = defaults(instance_path)
+    settings.update(_instance_file(instance_path))
+    for name in PARSERS:
+        if ENV_PREFIX + name in environ:
+            settings[name] = environ[ENV_PREFIX + name]
+    settings.update(overrides or {})
+
+    for name, parse in PARSERS.items():
+        if settings.get(name) is None:
+            continue
+        try:
+            settings[name] = parse(settings[name])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(name, str(exc)) from None
+
+    settings["DATABASE_URL"] = _check_database_url(settings["DATABASE_URL"])
+    settings["SITE_URL"] = settings["SITE_URL"].rstrip("/")
+    if not settings["SITE_URL"].startswith(("http://", "https://")):
+        raise ConfigError("SITE_URL", "must start with http:// or https://")
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = persistent_secret_key(instance_path)
+    return settings
+
+
+def _instance_file(instance_path: Path) -> dict[str, Any]:
+    """Upper-case names from instance/config.py, if the operator wrote one."""
+    path = instance_path / "config.py"
+    if not path.exists():
+        return {}
+    namespace: dict[str, Any] = {"__file__": str(path)}
+    exec(compile(path.read_bytes(), str(path), "exec"), namespace)  # noqa: S102  # operator's own config file, like Flask's from_pyfile
+    return {key: value for key, value in namespace.items() if key.isupper()}
+
+
+def _check_database_url(url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL", f"not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise ConfigError(
+            "DATABASE_URL",
+            f"unknown scheme {parsed.drivername!r}; use sqlite:///PATH or postgresql://…",
+        )
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def persistent_secret_key(instance_path: Path) -> str:
+    """Read instance/secret_key, creating it (mode 0600) on first start.
+
+    Several workers may start at once: each writes a private temp file and links it into place,
+    which fails for all but the first, so every worker ends up reading the same complete key.
+    """
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key_path = instance_path / SECRET_KEY_FILE
+    if not key_path.exists():
+        fd, temp_name = tempfile.mkstemp(dir=instance_path, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.chmod(temp_name, 0o600)
+            with contextlib.suppress(FileExistsError):  # another worker won the race
+                os.link(temp_name, key_path)
+        finally:
+            os.unlink(temp_name)
+    key = key_path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError("SECRET_KEY", f"{key_path} holds too short a key; delete it to renew")
+    return key

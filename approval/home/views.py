@@ -1,0 +1,52 @@
+"""The front door: send each person to their own page; report health."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, jsonify, redirect, url_for
+from flask_login import current_user
+from sqlalchemy import text
+from werkzeug.wrappers import Response as BaseResponse
+
+from approval.extensions import db, limiter, storage
+from approval.models import Role
+from approval.storage import StorageError
+
+from . import bp
+
+log = logging.getLogger(__name__)
+
+
+@bp.get("/")
+def index() -> BaseResponse:
+    """Admins land on people, reviewers on the queue, testers on their clips."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    if current_user.has_role(Role.ADMIN):
+        return redirect(url_for("admin.people"))
+    if current_user.has_role(Role.REVIEWER):
+        return redirect(url_for("review.queue"))
+    return redirect(url_for("clips.mine"))
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz() -> tuple[Response, int]:
+    """{"database": "ok", "storage": "ok"} with 200, or 503 naming what failed."""
+    report: dict[str, str] = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        report["database"] = "ok"
+    except Exception as exc:  # any failure is the report's content, not a crash
+        log.warning("health check: database failed: %s", exc)
+        db.session.rollback()
+        report["database"] = "unreachable"
+    try:
+        storage().check()
+        report["storage"] = "ok"
+    except StorageError as exc:
+        log.warning("health check: storage failed: %s", exc)
+        report["storage"] = "unreachable"
+    healthy = all(value == "ok" for value in report.values())
+    return jsonify(report), 200 if healthy else 503

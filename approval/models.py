@@ -1,0 +1,461 @@
+"""Typed models: people and roles, clips and their decisions, share links, the audit log.
+
+State lives in enums stored as constrained strings, and CHECK constraints tie each state to the
+data it needs, so a bug in Python cannot leave, say, an approved clip with no decider.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .clock import utcnow
+from .extensions import db
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _enum(enum_cls: type[enum.Enum], name: str) -> Enum:
+    """A portable enum column: VARCHAR plus a named CHECK, storing the values, not the names."""
+    return Enum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Role(enum.StrEnum):
+    TESTER = "tester"
+    REVIEWER = "reviewer"
+    ADMIN = "admin"
+
+
+class ClipStatus(enum.StrEnum):
+    UPLOADING = "uploading"
+    VERIFYING = "verifying"
+    WAITING = "waiting"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    TAKEN_DOWN = "taken_down"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return _STATUS_LABELS[self]
+
+
+_STATUS_LABELS = {
+    ClipStatus.UPLOADING: "uploading",
+    ClipStatus.VERIFYING: "verifying",
+    ClipStatus.WAITING: "waiting for review",
+    ClipStatus.IN_REVIEW: "in review",
+    ClipStatus.APPROVED: "approved",
+    ClipStatus.REJECTED: "rejected",
+    ClipStatus.WITHDRAWN: "withdrawn",
+    ClipStatus.TAKEN_DOWN: "taken down",
+    ClipStatus.FAILED: "failed verification",
+}
+
+#: States in which the stored bytes have passed verification and their facts are known.
+VERIFIED_STATES = (
+    ClipStatus.WAITING,
+    ClipStatus.IN_REVIEW,
+    ClipStatus.APPROVED,
+    ClipStatus.REJECTED,
+    ClipStatus.WITHDRAWN,
+    ClipStatus.TAKEN_DOWN,
+)
+#: States that carry a final decision by a reviewer.
+DECIDED_STATES = (ClipStatus.APPROVED, ClipStatus.REJECTED, ClipStatus.TAKEN_DOWN)
+
+
+class Verdict(enum.StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+def _in(column: str, states: tuple[ClipStatus, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(s.value) for s in states)})"
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Always stored lower-cased and stripped; the login form normalises the same way.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    #: NULL until the invited person sets a password through their one-time link.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Whether public share pages may show this person's display name.
+    show_name_publicly: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    role_rows: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]  # Flask-Login reads this
+        return self.active
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(row.role for row in self.role_rows)
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return self.password_hash is not None and check_password_hash(self.password_hash, password)
+
+    @classmethod
+    def by_email(cls, email: str) -> User | None:
+        return db.session.scalar(select(cls).where(cls.email == normalise_email(email)))
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.email}>"
+
+
+def normalise_email(email: str) -> str:
+    """Emails compare case-insensitively and without surrounding space."""
+    return email.strip().lower()
+
+
+class UserRole(db.Model):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), primary_key=True)
+
+    user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+class PasswordToken(db.Model):
+    """A one-time set-password link (invitation or reset); only the token's SHA-256 is kept."""
+
+    __tablename__ = "password_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+
+class Clip(db.Model):
+    __tablename__ = "clips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tester_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    #: The rejected clip this one replaces; unique, so a rejection is superseded at most once.
+    previous_version_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    title: Mapped[str] = mapped_column(String(200))
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    generator: Mapped[str] = mapped_column(String(200), default="")
+    generator_version: Mapped[str] = mapped_column(String(100), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    #: The uploader's filename, sanitised; metadata only, never part of a storage key.
+    original_filename: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
+
+    status: Mapped[ClipStatus] = mapped_column(_enum(ClipStatus, "clip_status"), index=True)
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status_changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    #: Generated, random object keys; the bucket is private.
+    storage_key: Mapped[str] = mapped_column(String(200), unique=True)
+    poster_key: Mapped[str | None] = mapped_column(String(200))
+
+    # Facts recorded by verification. The approval pins these bytes: size, etag and sha256.
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    etag: Mapped[str | None] = mapped_column(String(200))
+    container: Mapped[str | None] = mapped_column(String(20))
+    codec: Mapped[str | None] = mapped_column(String(20))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    has_audio: Mapped[bool | None] = mapped_column(Boolean)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the clip entered the queue; the queue is ordered by it (oldest first).
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decision_category: Mapped[str | None] = mapped_column(String(50))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    #: Seconds into the clip that a rejection points at, if the reviewer gave one.
+    decision_timecode: Mapped[float | None] = mapped_column(Float)
+
+    taken_down_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    taken_down_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    takedown_reason: Mapped[str | None] = mapped_column(Text)
+
+    tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")
+    claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    previous_version: Mapped[Clip | None] = relationship(
+        remote_side=[id], foreign_keys=[previous_version_id], back_populates="next_version"
+    )
+    next_version: Mapped[Clip | None] = relationship(
+        foreign_keys=[previous_version_id], back_populates="previous_version", uselist=False
+    )
+    decisions: Mapped[list[Decision]] = relationship(
+        back_populates="clip", order_by="Decision.created_at"
+    )
+    share_links: Mapped[list[ShareLink]] = relationship(
+        back_populates="clip", order_by="ShareLink.created_at"
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "status <> 'in_review' OR (claimed_by_id IS NOT NULL AND claim_expires_at IS NOT NULL)",
+            name="in_review_has_claim",
+        ),
+        CheckConstraint(
+            "status = 'in_review' OR (claimed_by_id IS NULL AND claim_expires_at IS NULL)",
+            name="claim_only_in_review",
+        ),
+        CheckConstraint(
+            f"NOT ({_in('status', VERIFIED_STATES)}) OR (sha256 IS NOT NULL AND size_bytes "
+            "IS NOT NULL AND width IS NOT NULL AND height IS NOT NULL AND duration_seconds "
+            "IS NOT NULL AND submitted_at IS NOT NULL)",
+            name="verified_has_facts",
+        ),
+        CheckConstraint(
+            f"NOT ({_in('status', DECIDED_STATES)}) OR "
+            "(decided_at IS NOT NULL AND decided_by_id IS NOT NULL)",
+            name="decided_has_decider",
+        ),
+        CheckConstraint(
+            "status <> 'rejected' OR (decision_category IS NOT NULL AND decision_reason IS NOT "
+            "NULL)",
+            name="rejected_has_reason",
+        ),
+        CheckConstraint(
+            "status <> 'taken_down' OR (taken_down_at IS NOT NULL AND taken_down_by_id IS NOT "
+            "NULL AND takedown_reason IS NOT NULL)",
+            name="taken_down_has_reason",
+        ),
+        CheckConstraint(
+            "status <> 'failed' OR failure_reason IS NOT NULL", name="failed_has_reason"
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        # The queue reads waiting clips oldest first, page by page, with a keyset.
+        Index("ix_clips_queue", "status", "submitted_at", "id"),
+        Index("ix_clips_tester_newest", "tester_id", "id"),
+        CheckConstraint(
+            "decided_by_id IS NULL OR decided_by_id <> tester_id", name="no_self_decision"
+        ),
+    )
+
+    def is_owned_by(self, user: User) -> bool:
+        return self.tester_id == user.id
+
+    def can_be_decided_by(self, user: User) -> bool:
+        """Reviewers may decide clips of others only: separation of duties."""
+        return user.has_role(Role.REVIEWER) and not self.is_owned_by(user)
+
+    def can_be_seen_by(self, user: User) -> bool:
+        return self.is_owned_by(user) or user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
+
+    def claim_is_live(self, now: datetime) -> bool:
+        return (
+            self.status == ClipStatus.IN_REVIEW
+            and self.claim_expires_at is not None
+            and self.claim_expires_at > now
+        )
+
+    def __repr__(self) -> str:
+        return f"<Clip {self.id} {self.status.value}>"
+
+
+class Decision(db.Model):
+    """One reviewer's verdict on one clip; with four-eyes review a clip gathers several."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    verdict: Mapped[Verdict] = mapped_column(_enum(Verdict, "verdict"))
+    category: Mapped[str | None] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(Text)
+    timecode: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clip: Mapped[Clip] = relationship(back_populates="decisions")
+    reviewer: Mapped[User] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("clip_id", "reviewer_id", name="uq_decisions_clip_reviewer"),
+        CheckConstraint(
+            "verdict = 'approve' OR (category IS NOT NULL AND reason IS NOT NULL)",
+            name="reject_has_reason",
+        ),
+        CheckConstraint("timecode IS NULL OR timecode >= 0", name="timecode_not_negative"),
+    )
+
+
+class ShareLink(db.Model):
+    """A public link to an approved clip. Only the token's SHA-256 is stored.
+
+    A trigger in the migrations refuses a row for a clip that is not approved, so the rule
+    holds even against code that forgets to ask the workflow.
+    """
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    passphrase_hash: Mapped[str | None] = mapped_column(String(255))
+    allow_download: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    page_views: Mapped[int] = mapped_column(Integer, default=0)
+    media_starts: Mapped[int] = mapped_column(Integer, default=0)
+
+    clip: Mapped[Clip] = relationship(back_populates="share_links")
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id])
+
+    __table_args__ = (
+        CheckConstraint(
+            "(revoked_at IS NULL) = (revoked_by_id IS NULL)", name="revoked_has_revoker"
+        ),
+        CheckConstraint("expires_at IS NULL OR expires_at > created_at", name="expiry_after"),
+    )
+
+
+class AuditEvent(db.Model):
+    """One entry in the append-only, hash-chained decision log.
+
+    Deliberately free of foreign keys: the log records what happened and must neither block nor
+    be blocked by changes elsewhere. Triggers shipped in the migrations refuse UPDATE and DELETE.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: The actor's email when the event was written; people may change it later.
+    actor_email: Mapped[str | None] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    clip_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    state_before: Mapped[str | None] = mapped_column(String(20))
+    state_after: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    clip_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: Canonical JSON of anything else worth keeping (roles changed, link options, address).
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields that the hash covers, in a JSON-ready form."""
+        return {
+            "id": self.id,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor_id": self.actor_id,
+            "actor_email": self.actor_email,
+            "action": self.action,
+            "subject_type": self.subject_type,
+            "subject_id": self.subject_id,
+            "clip_id": self.clip_id,
+            "state_before": self.state_before,
+            "state_after": self.state_after,
+            "reason": self.reason,
+            "clip_sha256": self.clip_sha256,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+        }
+
+
+class AuditHead(db.Model):
+    """A single row naming the chain's last event; updating it first serialises appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_event_id: Mapped[int | None] = mapped_column(BigId)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    event_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)

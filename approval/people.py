@@ -1,0 +1,215 @@
+"""Operations on people: create, invite, roles, deactivate, passwords, sign-in.
+
+Pages and the CLI call these; each writes its audit event in the caller's transaction and
+leaves the commit to the caller. A refused operation raises PeopleError and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import cache
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import audit
+from .clock import utcnow
+from .extensions import db
+from .models import PasswordToken, Role, User, UserRole, normalise_email
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class PeopleError(ValueError):
+    """A request about people that cannot be carried out; the message is for the user."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise PeopleError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+    if len(password) > 1024:
+        raise PeopleError("The password must be at most 1024 characters long.")
+
+
+def create_user(
+    email: str,
+    display_name: str,
+    roles: Iterable[Role],
+    *,
+    actor: User | None,
+    password: str | None = None,
+) -> User:
+    """Create an account; without a password it waits for its set-password link."""
+    email = normalise_email(email)
+    roles = frozenset(roles)
+    if not roles:
+        raise PeopleError("Give the account at least one role.")
+    if User.by_email(email) is not None:
+        raise PeopleError(f"An account for {email} already exists.")
+    if password is not None:
+        check_password_strength(password)
+    user = User(email=email, display_name=display_name.strip() or email, active=True)
+    user.role_rows = [UserRole(role=role) for role in sorted(roles)]
+    if password is not None:
+        user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    audit.record(
+        "user.created",
+        actor=actor,
+        subject_type="user",
+        subject_id=user.id,
+        data={"email": email, "roles": sorted(roles)},
+    )
+    return user
+
+
+def issue_password_link(user: User, *, actor: User | None) -> str:
+    """Make a one-time set-password token (valid INVITE_TTL_HOURS); returns the raw token once."""
+    if not user.active:
+        raise PeopleError("This account is deactivated; reactivate it first.")
+    now = utcnow()
+    # A new link replaces any older unused one.
+    db.session.execute(
+        update(PasswordToken)
+        .where(PasswordToken.user_id == user.id, PasswordToken.used_at.is_(None))
+        .values(used_at=now)
+    )
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        PasswordToken(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            created_at=now,
+            expires_at=now + timedelta(hours=current_app.config["INVITE_TTL_HOURS"]),
+            created_by_id=actor.id if actor is not None else None,
+        )
+    )
+    audit.record("user.password_link_issued", actor=actor, subject_type="user", subject_id=user.id)
+    return token
+
+
+def find_password_link(token: str) -> PasswordToken:
+    """The live link for this token, or PeopleError saying why it cannot be used."""
+    link = db.session.scalar(
+        select(PasswordToken).where(PasswordToken.token_hash == hash_token(token))
+    )
+    if link is None:
+        raise PeopleError("This link is not valid. Ask an admin for a new one.")
+    if link.used_at is not None:
+        raise PeopleError("This link has already been used. Ask an admin for a new one.")
+    if link.expires_at <= utcnow():
+        raise PeopleError("This link has expired. Ask an admin for a new one.")
+    if not link.user.active:
+        raise PeopleError("This account is deactivated.")
+    return link
+
+
+def redeem_password_link(token: str, password: str) -> User:
+    """Set the password through a one-time link, spending the link."""
+    link = find_password_link(token)
+    check_password_strength(password)
+    # Spend the link with a conditional UPDATE so two tabs cannot both use it.
+    spent = db.session.execute(
+        update(PasswordToken)
+        .where(PasswordToken.id == link.id, PasswordToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise PeopleError("This link has already been used. Ask an admin for a new one.")
+    link.user.set_password(password)
+    audit.record("user.password_set", actor=link.user, subject_type="user", subject_id=link.user_id)
+    return link.user
+
+
+def set_roles(
+    user: User, *, add: Iterable[Role] = (), remove: Iterable[Role] = (), actor: User | None
+) -> User:
+    """Grant and withdraw roles; an account keeps at least one, and an active admin remains."""
+    before = user.roles
+    after = (before | frozenset(add)) - frozenset(remove)
+    if not after:
+        raise PeopleError("An account needs at least one role; deactivate it instead.")
+    if after == before:
+        return user
+    if Role.ADMIN in before and Role.ADMIN not in after:
+        _keep_an_admin(user)
+    user.role_rows = [row for row in user.role_rows if row.role in after] + [
+        UserRole(role=role) for role in sorted(after - before)
+    ]
+    audit.record(
+        "user.roles_changed",
+        actor=actor,
+        subject_type="user",
+        subject_id=user.id,
+        data={"before": sorted(before), "after": sorted(after)},
+    )
+    return user
+
+
+def set_active(user: User, active: bool, *, actor: User | None) -> User:
+    """Deactivate (sign-in and tokens stop at once) or reactivate an account."""
+    if user.active == active:
+        return user
+    if not active:
+        if actor is not None and actor.id == user.id:
+            raise PeopleError("You cannot deactivate your own account.")
+        if Role.ADMIN in user.roles:
+            _keep_an_admin(user)
+    user.active = active
+    audit.record(
+        "user.reactivated" if active else "user.deactivated",
+        actor=actor,
+        subject_type="user",
+        subject_id=user.id,
+    )
+    return user
+
+
+def _keep_an_admin(leaving: User) -> None:
+    others = db.session.scalar(
+        select(func.count())
+        .select_from(User)
+        .join(UserRole)
+        .where(UserRole.role == Role.ADMIN, User.active.is_(True), User.id != leaving.id)
+    )
+    if not others:
+        raise PeopleError("At least one active admin must remain.")
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active user with this email and password, or None: one answer for every failure."""
+    user = User.by_email(email)
+    if user is None or user.password_hash is None:
+        # Spend the same time as a real check, so timing does not tell which part was wrong.
+        check_password_hash(_dummy_hash(), password)
+        return None
+    if not user.check_password(password) or not user.active:
+        return None
+    user.last_login_at = utcnow()
+    return user
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
+def record_failed_sign_in(email: str, address: str | None) -> None:
+    """Log a failed sign-in; the subject is the account when the email names one."""
+    user = User.by_email(email)
+    audit.record(
+        "auth.sign_in_failed",
+        actor=None,
+        subject_type="user",
+        subject_id=user.id if user is not None else None,
+        data={"email": normalise_email(email)[:254], "address": address},
+    )

@@ -1,0 +1,229 @@
+"""Storage interface shared by the local-directory and S3 backends."""
+
+from __future__ import annotations
+
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+# S3's own limit on key length; keeping the local backend to it too means a key that works in
+# development never fails after a switch to S3.
+MAX_KEY_LENGTH = 1024
+
+_KEY_CHARS = re.compile(r"[A-Za-z0-9/_.-]+")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+# Bytes asked of an upload stream per read(); small enough that memory stays flat however
+# large the upload is, big enough that per-call overhead does not matter.
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the backend knows about one stored object."""
+
+    size: int
+    etag: str  # opaque, without quotes; stable while the bytes are unchanged
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    """Everything a browser needs to upload one object directly to the backend."""
+
+    method: str  # "POST" (multipart form, file field last) or "PUT"
+    url: str
+    fields: dict[str, str]  # form fields for POST (empty for PUT)
+    headers: dict[str, str]  # headers the client must send for PUT (empty for POST)
+    expires_at: datetime  # tz-aware UTC
+
+
+class StorageError(Exception):
+    """A backend problem; the message says what and where, and never carries secrets."""
+
+
+class ObjectNotFound(StorageError):
+    """The key does not exist."""
+
+
+class ObjectTooLarge(StorageError):
+    """put_stream read more than max_bytes; nothing was stored."""
+
+
+def validate_key(key: str) -> str:
+    """Return key unchanged if it is a safe relative object key, else raise ValueError."""
+    if not isinstance(key, str) or not key:
+        raise ValueError("storage key must be a non-empty string")
+    if len(key) > MAX_KEY_LENGTH:
+        raise ValueError(f"storage key is longer than {MAX_KEY_LENGTH} characters")
+    if _KEY_CHARS.fullmatch(key) is None:
+        # Backslash, NUL, spaces, percent signs and non-ASCII all land here.
+        raise ValueError(f"storage key {key!r} has characters outside [A-Za-z0-9/_.-]")
+    if key.startswith("/"):
+        raise ValueError(f"storage key {key!r} must be relative, not absolute")
+    for part in key.split("/"):
+        # Empty parts ("a//b", "a/") and dot-leading parts ("..", ".", ".tmp") are refused so no
+        # key can climb out of the root or collide with the local backend's own bookkeeping
+        # directories.
+        if not part:
+            raise ValueError(f"storage key {key!r} has an empty path segment")
+        if part.startswith("."):
+            raise ValueError(f"storage key {key!r} has a segment starting with '.'")
+    return key
+
+
+def validate_content_type(content_type: str) -> str:
+    """Return content_type unchanged if it is a plausible single-line MIME type, else ValueError."""
+    if not isinstance(content_type, str) or not content_type.strip():
+        raise ValueError("content_type must be a non-empty string")
+    if len(content_type) > 255 or not content_type.isascii() or not content_type.isprintable():
+        # Control characters would let a caller smuggle extra headers into signed requests.
+        raise ValueError(f"content_type {content_type!r} is not a printable ASCII MIME type")
+    if "/" not in content_type:
+        raise ValueError(f"content_type {content_type!r} is not of the form type/subtype")
+    return content_type
+
+
+def check_range(start: int, end: int | None, chunk_size: int) -> None:
+    """Raise ValueError unless start/end/chunk_size describe a sane inclusive byte range."""
+    if start < 0:
+        raise ValueError(f"range start must be >= 0, got {start}")
+    if end is not None and end < start:
+        raise ValueError(f"range end {end} is before start {start}")
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+
+
+def check_upload_limits(
+    *, max_bytes: int | None = None, size: int | None = None, sha256_hex: str | None = None
+) -> None:
+    """Raise ValueError unless the declared upload bounds and digest are well-formed."""
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+    if size is not None and size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    if sha256_hex is not None and _SHA256_HEX.fullmatch(sha256_hex) is None:
+        raise ValueError("sha256_hex must be 64 hexadecimal characters")
+
+
+def check_disposition(disposition: str) -> str:
+    """Return disposition unchanged if it is a single printable ASCII line, else ValueError."""
+    if not disposition.isascii() or not disposition.isprintable():
+        # Non-ASCII file names belong in RFC 6266 filename*=UTF-8''... form, which is ASCII.
+        raise ValueError(f"disposition {disposition!r} is not printable ASCII")
+    return disposition
+
+
+def check_expires_in(expires_in: int) -> None:
+    """Raise ValueError unless expires_in is within SigV4's 1 s .. 7 days."""
+    if not 1 <= expires_in <= 7 * 24 * 3600:
+        raise ValueError(f"expires_in must be between 1 and 604800 seconds, got {expires_in}")
+
+
+class ClosingIterator(Iterator[bytes]):
+    """Iterates chunks and releases the underlying file or connection however iteration ends."""
+
+    def __init__(self, chunks: Iterator[bytes], release: Callable[[], None]) -> None:
+        """Wrap chunks; release() is called exactly once, on exhaustion, error, close() or GC."""
+        self._chunks = chunks
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> ClosingIterator:
+        """Return self: this is a one-shot iterator."""
+        return self
+
+    def __next__(self) -> bytes:
+        """Return the next chunk, releasing the resource once there are no more."""
+        if self._release is None:
+            raise StopIteration
+        try:
+            return next(self._chunks)
+        except BaseException:
+            # StopIteration included: the resource goes back as soon as it is drained.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the resource now; WSGI servers call this when a client goes away."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __del__(self) -> None:
+        # A response abandoned before it was started must still give back its file handle or
+        # socket, or the leak surfaces later as a ResourceWarning far from its cause.
+        try:
+            self.close()
+        except Exception:
+            log.exception("failed to release a storage read")
+
+
+class Storage(ABC):
+    """A flat namespace of immutable-ish objects addressed by validated keys."""
+
+    url: str
+
+    @abstractmethod
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadTicket | None:
+        """Return a browser-direct POST ticket, or None if the app must receive the bytes."""
+
+    @abstractmethod
+    def presigned_put(
+        self, key: str, *, content_type: str, size: int, sha256_hex: str, expires_in: int
+    ) -> UploadTicket | None:
+        """Return a browser-direct PUT ticket pinned to size and digest, or None."""
+
+    @abstractmethod
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str,
+        max_bytes: int | None = None,
+    ) -> ObjectInfo:
+        """Store the stream's bytes under key in bounded memory; raise ObjectTooLarge past max."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Return size, etag and content type of key; raise ObjectNotFound if absent."""
+
+    @abstractmethod
+    def read(
+        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
+        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound."""
+
+    @abstractmethod
+    def read_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
+        """Return a time-limited download URL, or None if the app must stream the bytes."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove key; a key that is already gone is not an error."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Cheaply confirm the backend is usable; raise StorageError naming what failed."""
+
+    @abstractmethod
+    def init(self, *, cors_origins: list[str]) -> list[str]:
+        """Create and configure the backend's container; return lines saying what was done."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url}>"

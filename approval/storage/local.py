@@ -1,0 +1,347 @@
+"""Storage backend that keeps objects as files under one private directory."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .base import (
+    READ_CHUNK,
+    ClosingIterator,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectTooLarge,
+    Storage,
+    StorageError,
+    UploadTicket,
+    check_disposition,
+    check_expires_in,
+    check_range,
+    check_upload_limits,
+    validate_content_type,
+    validate_key,
+)
+
+log = logging.getLogger(__name__)
+
+# Bookkeeping lives beside the objects, on the same filesystem so os.replace stays atomic.
+# validate_key refuses dot-leading segments, so no key can ever name these.
+TMP_DIR = ".tmp"
+META_DIR = ".meta"
+
+# Half-written uploads older than this are debris from a crash, not uploads in progress.
+STALE_TMP_SECONDS = 24 * 3600
+
+
+class LocalStorage(Storage):
+    """Objects are files under root; content types are kept in small sidecar files."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """Use root (an absolute path) as the storage directory; nothing is touched yet."""
+        path = Path(root)
+        if not path.is_absolute():
+            raise ValueError(f"local storage root must be an absolute path, got {str(path)!r}")
+        # normpath rather than resolve(): the directory may not exist until init().
+        self.root = Path(os.path.normpath(path))
+        self.url = self.root.as_uri()
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def _path(self, key: str, base: str | None = None) -> Path:
+        validate_key(key)
+        top = self.root if base is None else self.root / base
+        path = top / key
+        # Keys cannot contain "..", but a symlink planted inside the tree could still point
+        # elsewhere; resolving both sides catches that before any byte is read or written.
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise StorageError(f"storage {self.url}: key {key!r} resolves outside the root")
+        return path
+
+    def _require_root(self) -> None:
+        if not self.root.is_dir():
+            raise StorageError(
+                f"storage {self.url}: directory {self.root} does not exist; initialise storage"
+            )
+
+    # -- browser-direct transfers: not available, the app moves the bytes itself ---------------
+
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadTicket | None:
+        """Return None: local storage has no upload endpoint of its own."""
+        validate_key(key)
+        validate_content_type(content_type)
+        check_upload_limits(max_bytes=max_bytes)
+        check_expires_in(expires_in)
+        return None
+
+    def presigned_put(
+        self, key: str, *, content_type: str, size: int, sha256_hex: str, expires_in: int
+    ) -> UploadTicket | None:
+        """Return None: local storage has no upload endpoint of its own."""
+        validate_key(key)
+        validate_content_type(content_type)
+        check_upload_limits(size=size, sha256_hex=sha256_hex)
+        check_expires_in(expires_in)
+        return None
+
+    def read_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
+        """Return None: the app streams local files itself."""
+        validate_key(key)
+        check_expires_in(expires_in)
+        if content_type is not None:
+            validate_content_type(content_type)
+        if disposition is not None:
+            check_disposition(disposition)
+        return None
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str,
+        max_bytes: int | None = None,
+    ) -> ObjectInfo:
+        """Copy stream into key via a temp file and an atomic rename; raise ObjectTooLarge."""
+        path = self._path(key)
+        meta_path = self._path(key, META_DIR)
+        validate_content_type(content_type)
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self._require_root()
+
+        tmp_dir = self.root / TMP_DIR
+        try:
+            os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-", suffix=".part")
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: cannot create a temp file: {exc}") from exc
+
+        try:
+            with os.fdopen(fd, "wb") as out:
+                total = self._copy(stream, out, key, max_bytes)
+                try:
+                    out.flush()
+                    # Data must be on disk before the rename makes it visible, or a crash can
+                    # leave a complete-looking but empty file.
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise StorageError(f"storage {self.url}: writing {key!r}: {exc}") from exc
+            self._install(tmp_name, path, key)
+            self._write_meta(meta_path, content_type, key)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        log.debug("stored %s (%d bytes) in %s", key, total, self.url)
+        return self.head(key)
+
+    def _copy(self, stream: BinaryIO, out: BinaryIO, key: str, max_bytes: int | None) -> int:
+        total = 0
+        while True:
+            # Reads stay outside the OSError wrapper: a client that disconnects mid-upload is
+            # the caller's concern, not a storage fault.
+            chunk = stream.read(READ_CHUNK)
+            if not chunk:
+                return total
+            total += len(chunk)
+            if max_bytes is not None and total > max_bytes:
+                raise ObjectTooLarge(
+                    f"storage {self.url}: upload for {key!r} exceeds {max_bytes} bytes"
+                )
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise StorageError(f"storage {self.url}: writing {key!r}: {exc}") from exc
+
+    def _install(self, tmp_name: str, path: Path, key: str) -> None:
+        try:
+            for attempt in (1, 2):
+                os.makedirs(path.parent, mode=0o700, exist_ok=True)
+                try:
+                    os.replace(tmp_name, path)
+                    break
+                except FileNotFoundError:
+                    # A concurrent delete() may prune the fresh, still-empty parent directory
+                    # between makedirs and replace; one retry settles that race.
+                    if attempt == 2:
+                        raise
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: installing {key!r}: {exc}") from exc
+
+    def _write_meta(self, meta_path: Path, content_type: str, key: str) -> None:
+        try:
+            os.makedirs(meta_path.parent, mode=0o700, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.root / TMP_DIR, prefix="meta-")
+            try:
+                with os.fdopen(fd, "w", encoding="ascii") as out:
+                    out.write(content_type)
+                os.replace(tmp_name, meta_path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+                raise
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: writing metadata of {key!r}: {exc}") from exc
+
+    def _read_meta(self, key: str) -> str | None:
+        try:
+            return self._path(key, META_DIR).read_text(encoding="ascii").strip() or None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("unreadable content type for %s in %s: %s", key, self.url, exc)
+            return None
+
+    def head(self, key: str) -> ObjectInfo:
+        """Return size, etag and content type of key; raise ObjectNotFound if absent."""
+        path = self._path(key)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFound(f"storage {self.url}: no object {key!r}") from exc
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: stat {key!r}: {exc}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            # A directory here is just the common prefix of other keys.
+            raise ObjectNotFound(f"storage {self.url}: no object {key!r}")
+        return ObjectInfo(size=st.st_size, etag=_etag(st), content_type=self._read_meta(key))
+
+    def read(
+        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
+        """Stream bytes start..end (inclusive, clamped to the file); raise ObjectNotFound."""
+        check_range(start, end, chunk_size)
+        path = self._path(key)
+        try:
+            # Opened now, not lazily, so a missing key fails before the caller commits to a
+            # response; the same handle then serves every chunk even if the key is replaced.
+            fh = open(path, "rb")  # noqa: SIM115 - closed by ClosingIterator
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise ObjectNotFound(f"storage {self.url}: no object {key!r}") from exc
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: open {key!r}: {exc}") from exc
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            last = size - 1 if end is None else min(end, size - 1)
+            fh.seek(start)
+        except BaseException:
+            fh.close()
+            raise
+        return ClosingIterator(_chunks(fh, last - start + 1, chunk_size), fh.close)
+
+    def delete(self, key: str) -> None:
+        """Remove key and its metadata; a missing key is fine."""
+        for base in (None, META_DIR):
+            path = self._path(key, base)
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue
+            except OSError as exc:
+                raise StorageError(f"storage {self.url}: delete {key!r}: {exc}") from exc
+            self._prune(path.parent, self.root if base is None else self.root / base)
+
+    def _prune(self, directory: Path, stop: Path) -> None:
+        # Every clip gets its own directory; without pruning they would pile up empty forever.
+        while directory != stop and stop in directory.parents:
+            try:
+                os.rmdir(directory)
+            except OSError:
+                return  # not empty (other keys live here) or already gone
+            directory = directory.parent
+
+    # -- setup and health ----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Confirm the root directory exists and is writable."""
+        self._require_root()
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"storage {self.url}: directory {self.root} is not writable")
+
+    def init(self, *, cors_origins: list[str]) -> list[str]:
+        """Create the root directory (mode 0700) and its bookkeeping directories."""
+        lines: list[str] = []
+        try:
+            if self.root.is_dir():
+                mode = stat.S_IMODE(self.root.stat().st_mode)
+                if mode & 0o077:
+                    os.chmod(self.root, 0o700)
+                    lines.append(f"tightened {self.root} from mode {mode:04o} to 0700")
+                else:
+                    lines.append(f"directory {self.root} already exists (mode {mode:04o})")
+            elif self.root.exists():
+                raise StorageError(f"storage {self.url}: {self.root} exists but is not a directory")
+            else:
+                os.makedirs(self.root, mode=0o700)
+                # makedirs honours the umask; chmod makes the result independent of it.
+                os.chmod(self.root, 0o700)
+                lines.append(f"created directory {self.root} (mode 0700)")
+            for name in (TMP_DIR, META_DIR):
+                os.makedirs(self.root / name, mode=0o700, exist_ok=True)
+            removed = self._sweep_stale_tmp()
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: cannot initialise: {exc}") from exc
+        if removed:
+            lines.append(f"removed {removed} stale partial upload(s)")
+        if cors_origins:
+            lines.append("CORS not applicable: the app serves local files itself")
+        for line in lines:
+            log.info("storage init: %s", line)
+        return lines
+
+    def _sweep_stale_tmp(self) -> int:
+        cutoff = time.time() - STALE_TMP_SECONDS
+        removed = 0
+        for entry in os.scandir(self.root / TMP_DIR):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+
+def _etag(st: os.stat_result) -> str:
+    # os.replace always installs a new inode, so an overwrite changes this even when size and
+    # mtime happen to match; hashing keeps inode numbers out of HTTP headers.
+    raw = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _chunks(fh: BinaryIO, remaining: int, chunk_size: int) -> Iterator[bytes]:
+    while remaining > 0:
+        chunk = fh.read(min(chunk_size, remaining))
+        if not chunk:
+            return  # file shrank under us; a short body beats a hang
+        remaining -= len(chunk)
+        yield chunk
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself lives in the directory entry; without this a power cut can undo it.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,557 @@
+"""Storage backend on S3 or an S3-compatible server, through boto3."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .base import (
+    READ_CHUNK,
+    ClosingIterator,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectTooLarge,
+    Storage,
+    StorageError,
+    UploadTicket,
+    check_disposition,
+    check_expires_in,
+    check_range,
+    check_upload_limits,
+    validate_content_type,
+    validate_key,
+)
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+log = logging.getLogger(__name__)
+
+ADDRESSING_STYLES = ("path", "virtual", "auto")
+
+# S3 needs every part but the last to be at least 5 MiB; 8 MiB matches boto3's transfer
+# default and bounds memory per upload to about two parts.
+PART_SIZE = 8 << 20
+MAX_PARTS = 10_000
+
+# Main client: fail over quickly on a dead endpoint but give slow part uploads room.
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 60
+MAX_ATTEMPTS = 3
+# Health client: /healthz must answer in seconds, so one attempt with tight timeouts.
+HEALTH_CONNECT_TIMEOUT = 2
+HEALTH_READ_TIMEOUT = 5
+
+# Headers a browser sends on our tickets (PUT body metadata, ranged GET of a read_url).
+CORS_ALLOWED_HEADERS = ["Content-Type", "Range", "x-amz-checksum-sha256"]
+CORS_EXPOSE_HEADERS = ["ETag", "Content-Range"]
+CORS_RULE_ID = "greenlight-browser-direct"
+
+# Error codes by which S3-compatible servers say "this API does not exist here".
+_UNSUPPORTED_CODES = {"NotImplemented", "XNotImplemented", "MethodNotAllowed", "NotSupported"}
+
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_REGION_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_ORIGIN_RE = re.compile(
+    r"https?://([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*"
+    r"|\[[0-9a-f:.]+\])(:[0-9]{1,5})?"
+)
+
+
+def validate_bucket(bucket: str) -> str:
+    """Return bucket unchanged if it is a valid S3 bucket name, else raise ValueError."""
+    if not bucket:
+        raise ValueError("S3 bucket name is missing")
+    if _BUCKET_RE.fullmatch(bucket) is None or ".." in bucket:
+        raise ValueError(
+            f"invalid S3 bucket name {bucket!r}: use 3-63 lowercase letters, digits, '.' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    if _IPV4_RE.fullmatch(bucket):
+        raise ValueError(f"invalid S3 bucket name {bucket!r}: must not look like an IP address")
+    return bucket
+
+
+def validate_origin(origin: str) -> str:
+    """Return origin unchanged if it is a bare scheme://host[:port] origin, else ValueError."""
+    if _ORIGIN_RE.fullmatch(origin) is None:
+        # The usual mistakes are a trailing slash or a path; browsers send neither, so a rule
+        # containing them would silently never match.
+        raise ValueError(
+            f"invalid CORS origin {origin!r}: use lowercase scheme://host[:port] "
+            "with no path, no trailing slash and no wildcard"
+        )
+    return origin
+
+
+class S3Storage(Storage):
+    """Objects live in one private S3 bucket; browsers upload and download via presigned URLs."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        addressing: str = "auto",
+        url: str | None = None,
+    ) -> None:
+        """Build clients for bucket; credentials come from the standard AWS chain."""
+        self.bucket = validate_bucket(bucket)
+        if addressing not in ADDRESSING_STYLES:
+            raise ValueError(f"addressing must be one of path, virtual, auto; got {addressing!r}")
+        if region is not None and _REGION_RE.fullmatch(region) is None:
+            raise ValueError(f"invalid S3 region {region!r}")
+        self.endpoint_url = endpoint_url
+        self.addressing = addressing
+        self.url = url or f"s3://{bucket}"
+        # A private session keeps this storage's clients independent of boto3's global default
+        # session, which other code (and moto) may reset.
+        session = boto3.session.Session(region_name=region)
+        self._session = session
+        self._client = self._make_client(session, CONNECT_TIMEOUT, READ_TIMEOUT, MAX_ATTEMPTS)
+        self._health_client = self._make_client(
+            session, HEALTH_CONNECT_TIMEOUT, HEALTH_READ_TIMEOUT, 1
+        )
+        self.region: str = self._client.meta.region_name or "us-east-1"
+
+    def _make_client(
+        self, session: boto3.session.Session, connect: float, read: float, attempts: int
+    ) -> BaseClient:
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": self.addressing},
+            connect_timeout=connect,
+            read_timeout=read,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+            # botocore >= 1.36 adds CRC checksums to every upload by default, which several
+            # S3-compatible servers reject; checksums we want (presigned PUT) are explicit.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _error(self, action: str, exc: Exception) -> StorageError:
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            detail = f"{err.get('Code', 'error')} (HTTP {status}): {err.get('Message', '')}"
+        else:
+            detail = str(exc) or type(exc).__name__
+        return StorageError(f"storage {self.url}: {action} failed: {detail.strip()}")
+
+    def _require_credentials(self, action: str) -> None:
+        # Presigning happens offline, and without credentials botocore fails with a bare
+        # AttributeError instead of NoCredentialsError; say what is actually wrong.
+        if self._session.get_credentials() is None:
+            raise StorageError(
+                f"storage {self.url}: {action} failed: no AWS credentials found "
+                "(set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or an instance role)"
+            )
+
+    # -- browser-direct transfers --------------------------------------------------------------
+
+    def presigned_post(
+        self, key: str, *, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadTicket | None:
+        """Return a POST form ticket for exactly key, content_type and 1..max_bytes bytes."""
+        validate_key(key)
+        validate_content_type(content_type)
+        check_upload_limits(max_bytes=max_bytes)
+        check_expires_in(expires_in)
+        # Taken before signing so the ticket never claims more time than the policy grants.
+        self._require_credentials(f"presigning POST for {key!r}")
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        try:
+            # generate_presigned_post adds exact-match conditions for bucket and key itself.
+            post = self._client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=key,
+                Fields={"Content-Type": content_type},
+                Conditions=[
+                    {"Content-Type": content_type},
+                    ["content-length-range", 1, max_bytes],
+                ],
+                ExpiresIn=expires_in,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"presigning POST for {key!r}", exc) from exc
+        fields = {str(k): str(v) for k, v in post["fields"].items()}
+        return UploadTicket(
+            method="POST", url=post["url"], fields=fields, headers={}, expires_at=expires_at
+        )
+
+    def presigned_put(
+        self, key: str, *, content_type: str, size: int, sha256_hex: str, expires_in: int
+    ) -> UploadTicket | None:
+        """Return a PUT ticket whose signature pins the body's length, type and SHA-256."""
+        validate_key(key)
+        validate_content_type(content_type)
+        check_upload_limits(size=size, sha256_hex=sha256_hex)
+        check_expires_in(expires_in)
+        checksum = base64.b64encode(binascii.unhexlify(sha256_hex)).decode("ascii")
+        self._require_credentials(f"presigning PUT for {key!r}")
+        expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+        try:
+            # As parameters these become signed headers, not query strings, so S3 refuses a
+            # request whose body differs in length, type or digest.
+            url = self._client.generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self.bucket,
+                    "Key": key,
+                    "ContentType": content_type,
+                    "ContentLength": size,
+                    "ChecksumSHA256": checksum,
+                },
+                ExpiresIn=expires_in,
+                HttpMethod="PUT",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"presigning PUT for {key!r}", exc) from exc
+        headers = {
+            "Content-Type": content_type,
+            # Browsers set Content-Length from the body themselves (fetch refuses to set it);
+            # it is listed because the signature covers it.
+            "Content-Length": str(size),
+            "x-amz-checksum-sha256": checksum,
+        }
+        return UploadTicket(
+            method="PUT", url=url, fields={}, headers=headers, expires_at=expires_at
+        )
+
+    def read_url(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        content_type: str | None = None,
+        disposition: str | None = None,
+    ) -> str | None:
+        """Return a presigned GET URL that makes S3 answer with the given headers."""
+        validate_key(key)
+        check_expires_in(expires_in)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if content_type is not None:
+            params["ResponseContentType"] = validate_content_type(content_type)
+        if disposition is not None:
+            params["ResponseContentDisposition"] = check_disposition(disposition)
+        self._require_credentials(f"presigning GET for {key!r}")
+        try:
+            return self._client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"presigning GET for {key!r}", exc) from exc
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def put_stream(
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str,
+        max_bytes: int | None = None,
+    ) -> ObjectInfo:
+        """Upload stream to key part by part; raise ObjectTooLarge past max_bytes."""
+        validate_key(key)
+        validate_content_type(content_type)
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        part_size = PART_SIZE
+        if max_bytes is not None:
+            # Grow parts so that the largest allowed upload still fits S3's part count.
+            part_size = max(PART_SIZE, math.ceil(max_bytes / MAX_PARTS))
+        reader = _BoundedReader(stream, max_bytes, key, self.url)
+
+        body, eof = reader.fill(part_size)
+        if eof:
+            # Small enough for one request: no multipart upload to clean up on failure.
+            try:
+                self._client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error(f"uploading {key!r}", exc) from exc
+        else:
+            self._put_multipart(key, content_type, reader, body, part_size)
+        log.debug("stored %s (%d bytes) in %s", key, reader.total, self.url)
+        return self.head(key)
+
+    def _put_multipart(
+        self, key: str, content_type: str, reader: _BoundedReader, body: bytes, part_size: int
+    ) -> None:
+        try:
+            upload_id = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type
+            )["UploadId"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"starting multipart upload of {key!r}", exc) from exc
+        parts: list[dict[str, Any]] = []
+        try:
+            eof = False
+            while body:
+                number = len(parts) + 1
+                if number > MAX_PARTS:
+                    raise StorageError(
+                        f"storage {self.url}: upload of {key!r} needs more than {MAX_PARTS} parts"
+                    )
+                try:
+                    resp = self._client.upload_part(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=body,
+                    )
+                except (BotoCoreError, ClientError) as exc:
+                    raise self._error(f"uploading part {number} of {key!r}", exc) from exc
+                parts.append({"ETag": resp["ETag"], "PartNumber": number})
+                if eof:
+                    break
+                body, eof = reader.fill(part_size)
+            try:
+                self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error(f"completing multipart upload of {key!r}", exc) from exc
+        except BaseException:
+            # Parts of an unfinished upload are billed and invisible; never leave them behind.
+            self._abort(key, upload_id)
+            raise
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (BotoCoreError, ClientError) as exc:
+            # The original error matters more; a bucket lifecycle rule is the backstop.
+            log.warning(
+                "could not abort multipart upload %s of %s in %s: %s",
+                upload_id,
+                key,
+                self.url,
+                exc,
+            )
+
+    def head(self, key: str) -> ObjectInfo:
+        """Return size, etag and content type of key; raise ObjectNotFound if absent."""
+        validate_key(key)
+        try:
+            resp = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise ObjectNotFound(f"storage {self.url}: no object {key!r}") from exc
+            raise self._error(f"head {key!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"head {key!r}", exc) from exc
+        return ObjectInfo(
+            size=int(resp["ContentLength"]),
+            etag=str(resp.get("ETag", "")).strip('"'),
+            content_type=resp.get("ContentType"),
+        )
+
+    def read(
+        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
+        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound."""
+        validate_key(key)
+        check_range(start, end, chunk_size)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if start > 0 or end is not None:
+            # Only when needed: S3 answers any Range on an empty object with 416.
+            params["Range"] = f"bytes={start}-{'' if end is None else end}"
+        try:
+            resp = self._client.get_object(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "NoSuchKey" or (_status(exc) == 404 and code != "NoSuchBucket"):
+                raise ObjectNotFound(f"storage {self.url}: no object {key!r}") from exc
+            if code == "InvalidRange" or _status(exc) == 416:
+                # The range starts past the end: same answer as the local backend, no bytes.
+                return iter(())
+            raise self._error(f"read {key!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"read {key!r}", exc) from exc
+        body = resp["Body"]
+        return ClosingIterator(self._chunks(body, chunk_size, key), body.close)
+
+    def _chunks(self, body: Any, chunk_size: int, key: str) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(chunk_size)
+        except (BotoCoreError, OSError) as exc:
+            raise self._error(f"streaming {key!r}", exc) from exc
+
+    def delete(self, key: str) -> None:
+        """Remove key; S3 already treats a missing key as success."""
+        validate_key(key)
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                return
+            raise self._error(f"delete {key!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"delete {key!r}", exc) from exc
+
+    # -- setup and health ----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """HEAD the bucket once with tight timeouts; raise StorageError naming the failure."""
+        try:
+            self._health_client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            status = _status(exc)
+            if status == 404:
+                raise StorageError(
+                    f"storage {self.url}: bucket {self.bucket!r} does not exist; initialise storage"
+                ) from exc
+            if status == 403:
+                raise StorageError(
+                    f"storage {self.url}: access to bucket {self.bucket!r} denied "
+                    "(wrong credentials, or the bucket belongs to another account)"
+                ) from exc
+            raise self._error("checking bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("checking bucket", exc) from exc
+
+    def init(self, *, cors_origins: list[str]) -> list[str]:
+        """Create the bucket if needed, block public access, and set the browser CORS rule."""
+        origins = list(dict.fromkeys(validate_origin(o) for o in cors_origins))
+        lines = [self._ensure_bucket(), self._block_public_access(), self._set_cors(origins)]
+        for line in lines:
+            log.info("storage init: %s", line)
+        return lines
+
+    def _ensure_bucket(self) -> str:
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _status(exc) == 403:
+                raise StorageError(
+                    f"storage {self.url}: bucket {self.bucket!r} exists but these credentials "
+                    "may not use it (or it belongs to another account)"
+                ) from exc
+            if _status(exc) != 404:
+                raise self._error("checking bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("checking bucket", exc) from exc
+        else:
+            return f"bucket {self.bucket!r} already exists"
+
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":
+            # us-east-1 is the one region that rejects an explicit LocationConstraint.
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._client.create_bucket(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "BucketAlreadyOwnedByYou":
+                return f"bucket {self.bucket!r} already exists"
+            raise self._error(f"creating bucket {self.bucket!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"creating bucket {self.bucket!r}", exc) from exc
+        return f"created bucket {self.bucket!r} in region {self.region}"
+
+    def _block_public_access(self) -> str:
+        try:
+            self._client.put_public_access_block(
+                Bucket=self.bucket,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _UNSUPPORTED_CODES or _status(exc) in (405, 501):
+                return (
+                    f"server does not support blocking public access ({code}); left as is. "
+                    "The bucket stays private as long as nobody adds a public ACL or policy"
+                )
+            raise self._error("blocking public access", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("blocking public access", exc) from exc
+        return f"blocked all public access to bucket {self.bucket!r}"
+
+    def _set_cors(self, origins: list[str]) -> str:
+        try:
+            if not origins:
+                self._client.delete_bucket_cors(Bucket=self.bucket)
+                return "no CORS origins given: removed CORS rules, browser-direct upload is off"
+            self._client.put_bucket_cors(
+                Bucket=self.bucket,
+                CORSConfiguration={
+                    "CORSRules": [
+                        {
+                            "ID": CORS_RULE_ID,
+                            "AllowedOrigins": origins,
+                            "AllowedMethods": ["GET", "HEAD", "POST", "PUT"],
+                            "AllowedHeaders": CORS_ALLOWED_HEADERS,
+                            "ExposeHeaders": CORS_EXPOSE_HEADERS,
+                            "MaxAgeSeconds": 3600,
+                        }
+                    ]
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("setting CORS", exc) from exc
+        return f"set CORS (GET, HEAD, POST, PUT) for {', '.join(origins)}; replaced other rules"
+
+
+class _BoundedReader:
+    """Pulls fixed-size parts from a stream, counting bytes against an optional limit."""
+
+    def __init__(self, stream: BinaryIO, max_bytes: int | None, key: str, url: str) -> None:
+        self._stream = stream
+        self._max_bytes = max_bytes
+        self._key = key
+        self._url = url
+        self._eof = False
+        self.total = 0
+
+    def fill(self, size: int) -> tuple[bytes, bool]:
+        """Return up to size bytes and whether the stream is exhausted."""
+        chunks: list[bytes] = []
+        have = 0
+        while have < size and not self._eof:
+            chunk = self._stream.read(min(READ_CHUNK, size - have))
+            if not chunk:
+                self._eof = True
+                break
+            have += len(chunk)
+            self.total += len(chunk)
+            if self._max_bytes is not None and self.total > self._max_bytes:
+                raise ObjectTooLarge(
+                    f"storage {self._url}: upload for {self._key!r} exceeds {self._max_bytes} bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks), self._eof
+
+
+def _status(exc: ClientError) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status is None:
+        # Some errors only carry the status as their code ("404" from HEAD).
+        code = exc.response.get("Error", {}).get("Code", "")
+        return int(code) if str(code).isdigit() else None
+    return int(status)

@@ -1,0 +1,98 @@
+"""Small pieces every blueprint shares: role checks, safe redirects, headers, template helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, has_request_context, request, url_for
+from flask_login import current_user, login_required
+
+from .clock import utcnow
+from .models import ClipStatus, Role
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def roles_required(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Signed-in users holding any of these roles pass; others get 403, anonymous sign-in."""
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        @login_required
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not any(current_user.has_role(role) for role in roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` if it is a path on this site, else None (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(ch) < 32 for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def site_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL on SITE_URL, built from the route, inside a request or not (CLI)."""
+    if has_request_context():
+        path = url_for(endpoint, **values)
+    else:
+        with current_app.test_request_context():
+            path = url_for(endpoint, **values)
+    return str(current_app.config["SITE_URL"]) + path
+
+
+def client_address() -> str | None:
+    """The client's address as seen after ProxyFix (if configured)."""
+    return request.remote_addr
+
+
+def relative_time(moment: datetime | None, now: datetime | None = None) -> str:
+    """'3 minutes ago', 'in 2 days': coarse and friendly; the exact time goes in a title."""
+    if moment is None:
+        return "—"
+    seconds = int(((now or utcnow()) - moment).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def exact_time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'",
+    )
+    return response
+
+
+def register_web_helpers(app: Flask) -> None:
+    app.after_request(_security_headers)
+    app.jinja_env.globals.update(Role=Role, ClipStatus=ClipStatus)
+    app.jinja_env.filters.update(relative_time=relative_time, exact_time=exact_time)
