@@ -25,7 +25,7 @@ from approval.extensions import db, storage
 from approval.models import Role, User
 from approval.people import create_user
 
-pytest_plugins = ["tests.plugins.storage"]
+pytest_plugins = ["tests.plugins.storage", "tests.plugins.media"]
 
 PG_URL = os.environ.get("GREENLIGHT_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
