@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint install
+.PHONY: run test lint install browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,17 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The browser tests drive Debian's Chromium; install it where we may (root with apt), else
+# those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing and cannot be installed here: browser tests will skip"; \
+	  fi; }
+
 # The suite runs twice: on SQLite, then on PostgreSQL (tests that need no database run once).
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 	GREENLIGHT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest

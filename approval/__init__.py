@@ -49,6 +49,9 @@ def create_app(
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
+    from .web import allow_large_bodies
+
+    app.before_request(allow_large_bodies)  # before CSRFProtect reads any request body
     csrf.init_app(app)
     limiter.init_app(app)
     _configure_login(app)
@@ -61,13 +64,16 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    from . import admin, auth, clips, home, review
+    from . import admin, auth, clips, home, inbox, review, share
     from .cli import register_cli
     from .errors import register_error_handlers
     from .web import register_web_helpers
 
-    for blueprint in (home.bp, auth.bp, admin.bp, clips.bp, review.bp):
+    for blueprint in (home.bp, auth.bp, admin.bp, clips.bp, review.bp, share.bp, inbox.bp):
         app.register_blueprint(blueprint)
+    from . import api
+
+    api.init_app(app)
     register_error_handlers(app)
     register_web_helpers(app)
     register_cli(app)

@@ -2,7 +2,8 @@
 
 Each event stores the SHA-256 of its canonical JSON, which includes the previous event's hash.
 Appends update the single `audit_head` row first: that row lock (PostgreSQL) or write lock
-(SQLite) serialises writers, so two transactions can never chain onto the same event.
+(SQLite) serialises writers, so two transactions can never chain onto the same event, and ids
+are handed out in chain order.
 """
 
 from __future__ import annotations
@@ -11,21 +12,50 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Row, Select, select, update
 
 from .clock import utcnow
 from .extensions import db
-from .models import AuditEvent, AuditHead, Clip
+from .models import AuditEvent, AuditHead, Clip, ClipStatus
 
 if TYPE_CHECKING:
     from .models import User
 
 GENESIS_HASH = "0" * 64
+
+#: Every action the app records, with the words pages show for it; the audit page's action
+#: filter offers exactly these. A new kind of event belongs here too.
+ACTIONS = {
+    "clip.created": "upload started",
+    "clip.upload_completed": "upload completed",
+    "clip.verified": "passed verification",
+    "clip.verification_failed": "failed verification",
+    "clip.superseded": "replaced by a new version",
+    "clip.withdrawn": "withdrawn",
+    "clip.claimed": "claimed for review",
+    "clip.released": "released to the queue",
+    "clip.approval_recorded": "approval recorded",
+    "clip.approved": "approved",
+    "clip.rejected": "rejected",
+    "clip.taken_down": "taken down",
+    "clip.integrity_failed": "stored bytes no longer match",
+    "share_link.created": "share link created",
+    "share_link.revoked": "share link revoked",
+    "api_token.created": "API token created",
+    "api_token.revoked": "API token revoked",
+    "user.created": "account created",
+    "user.password_link_issued": "set-password link issued",
+    "user.password_set": "password set",
+    "user.roles_changed": "roles changed",
+    "user.deactivated": "account deactivated",
+    "user.reactivated": "account reactivated",
+    "auth.sign_in_failed": "sign-in failed",
+}
 
 
 def canonical_json(value: Any) -> str:
@@ -33,9 +63,13 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def event_hash(event: AuditEvent) -> str:
-    """SHA-256 of everything in the event but its own id and hash."""
-    fields = event.as_dict()
+def event_hash(event: AuditEvent | Row[Any]) -> str:
+    """SHA-256 of everything in the event but its own id and hash.
+
+    Takes a model or a plain row of audit_events (verify reads rows: twice as fast, and never
+    the session's cached copies); both carry the attributes `as_dict` reads.
+    """
+    fields = AuditEvent.as_dict(cast(AuditEvent, event))
     del fields["id"]
     return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
@@ -106,20 +140,82 @@ class Verification:
 
 
 def verify(batch_size: int = 1000) -> Verification:
-    """Walk the chain from the start; name the first event whose hash or link is wrong."""
+    """Walk the chain from the start; name the first event whose hash or link is wrong.
+
+    One statement reads the events beside the head row, so the walk and the head come from the
+    same snapshot even while others append; plain rows (not the session's cached objects) stream
+    `batch_size` at a time, so memory stays flat however long the log.
+    """
+    events = AuditEvent.__table__
+    while True:
+        result = db.session.execute(
+            select(
+                events,
+                AuditHead.last_hash.label("head_hash"),
+                AuditHead.last_event_id.label("head_event_id"),
+                AuditHead.event_count.label("head_count"),
+            )
+            .join_from(events, AuditHead, AuditHead.id == 1)
+            .order_by(events.c.id)
+            .execution_options(yield_per=batch_size)
+        )
+        try:
+            outcome = _walk(result)
+        finally:
+            result.close()
+        if outcome is not None:
+            return outcome
+        # No event beside the head row: the log is empty, or the head row is gone. Ask both in
+        # one statement; an event that appeared meanwhile means an append won the race.
+        state = db.session.execute(
+            select(
+                AuditHead.last_hash,
+                AuditHead.event_count,
+                select(AuditEvent.id).exists().label("has_events"),
+            ).where(AuditHead.id == 1)
+        ).one_or_none()
+        if state is None:
+            return Verification(False, 0, GENESIS_HASH, None, "the audit_head row is missing")
+        if state.has_events:
+            continue
+        if state.event_count != 0 or state.last_hash != GENESIS_HASH:
+            return Verification(
+                False,
+                0,
+                GENESIS_HASH,
+                None,
+                f"the log is empty but its head counts {state.event_count} events "
+                "(events were removed)",
+            )
+        return Verification(True, 0, GENESIS_HASH)
+
+
+def _walk(rows: Iterable[Row[Any]]) -> Verification | None:
+    """Check each event's link and hash, then the head; None when there were no rows."""
     expected_prev = GENESIS_HASH
     count = 0
-    query = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=batch_size)
-    for event in db.session.scalars(query):
+    last: Row[Any] | None = None
+    for event in rows:
         count += 1
-        if event.prev_hash != expected_prev:
+        if event.head_event_id is not None and event.id > event.head_event_id:
+            # record() moves the head in the event's own transaction; this event skipped it.
             return Verification(
                 False,
                 count,
                 expected_prev,
                 event.id,
-                f"event {event.id} does not follow the event before it (an event was removed "
-                "or inserted)",
+                f"event {event.id} lies beyond the head (event {event.head_event_id}): it was "
+                "added without going through the log",
+            )
+        if event.prev_hash != expected_prev:
+            after = f"event {last.id}" if last is not None else "the start of the log"
+            return Verification(
+                False,
+                count,
+                expected_prev,
+                event.id,
+                f"event {event.id} does not follow {after}: an event between them was removed "
+                "or inserted, or the one before was rewritten",
             )
         if event_hash(event) != event.hash:
             return Verification(
@@ -130,22 +226,39 @@ def verify(batch_size: int = 1000) -> Verification:
                 f"event {event.id} was changed after it was written (its hash does not match)",
             )
         expected_prev = event.hash
-    head = db.session.get(AuditHead, 1)
-    if head is None or head.last_hash != expected_prev or head.event_count != count:
+        last = event
+    if last is None:
+        return None
+    if last.head_event_id is not None and last.head_event_id != last.id:
+        return Verification(
+            False,
+            count,
+            expected_prev,
+            last.head_event_id,
+            f"event {last.head_event_id}, the newest according to the head, is missing "
+            f"(the log ends at event {last.id}): events were removed from the end",
+        )
+    if last.head_event_id is None or last.head_hash != expected_prev or last.head_count != count:
         return Verification(
             False,
             count,
             expected_prev,
             None,
-            "the chain's head does not match its last event (events were removed from the end)",
+            f"the head ({last.head_hash[:12]}…, {last.head_count} events) does not match the "
+            f"log ({expected_prev[:12]}…, {count} events): the head was changed",
         )
     return Verification(True, count, expected_prev)
 
 
 def head_hash() -> str:
     """The hash of the newest event: write it down elsewhere to pin today's log."""
-    head = db.session.get(AuditHead, 1)
-    return head.last_hash if head is not None else GENESIS_HASH
+    value = db.session.scalar(select(AuditHead.last_hash).where(AuditHead.id == 1))
+    return value if value is not None else GENESIS_HASH
+
+
+def event_count() -> int:
+    """How many events the head says the log holds (no table scan)."""
+    return db.session.scalar(select(AuditHead.event_count).where(AuditHead.id == 1)) or 0
 
 
 def filtered(
@@ -171,28 +284,137 @@ def filtered(
     return query
 
 
+@dataclass(frozen=True)
+class Page:
+    """Events newest first, with keyset cursors: `before=older` and `after=newer` pages."""
+
+    events: list[AuditEvent]
+    older: int | None
+    newer: int | None
+
+
+def newest_first(
+    query: Select[tuple[AuditEvent]],
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = 50,
+) -> Page:
+    """One page of `query`, newest first, by keyset on the id (chain order), never OFFSET."""
+    if after is not None:
+        rows = list(
+            db.session.scalars(
+                query.where(AuditEvent.id > after).order_by(AuditEvent.id).limit(size + 1)
+            )
+        )
+        events = rows[:size][::-1]
+        has_newer = len(rows) > size
+        has_older = bool(events) and _exists(query.where(AuditEvent.id < events[-1].id))
+    else:
+        older_than = query.where(AuditEvent.id < before) if before is not None else query
+        rows = list(db.session.scalars(older_than.order_by(AuditEvent.id.desc()).limit(size + 1)))
+        events = rows[:size]
+        has_older = len(rows) > size
+        has_newer = (
+            before is not None
+            and bool(events)
+            and _exists(query.where(AuditEvent.id > events[0].id))
+        )
+    return Page(
+        events,
+        older=events[-1].id if has_older else None,
+        newer=events[0].id if has_newer else None,
+    )
+
+
+def _exists(query: Select[tuple[AuditEvent]]) -> bool:
+    return bool(db.session.scalar(select(query.with_only_columns(AuditEvent.id).exists())))
+
+
+def clip_timeline(clip_id: int) -> list[AuditEvent]:
+    """A clip's own events, oldest first (share links of the clip included)."""
+    return list(db.session.scalars(filtered(clip_id=clip_id).order_by(AuditEvent.id)))
+
+
+def action_label(action: str) -> str:
+    """The words pages show for an action; unknown actions show as recorded."""
+    return ACTIONS.get(action, action)
+
+
+def state_label(state: str | None) -> str:
+    """A clip state as pages name it ('waiting for review'); other states as recorded."""
+    if state is None:
+        return "—"
+    try:
+        return ClipStatus(state).label
+    except ValueError:
+        return state
+
+
+def change(event: AuditEvent) -> tuple[str, str] | None:
+    """What the event changed, as (before, after) words: a clip's state or a person's roles."""
+    if event.state_before is not None or event.state_after is not None:
+        return state_label(event.state_before), state_label(event.state_after)
+    if event.action == "user.roles_changed":
+        data = json.loads(event.data)
+        return ", ".join(data.get("before", [])) or "—", ", ".join(data.get("after", [])) or "—"
+    return None
+
+
+def details(event: AuditEvent) -> str:
+    """The few facts from an event's data that a reader of the log wants at a glance."""
+    data = json.loads(event.data)
+    parts = []
+    if event.action == "auth.sign_in_failed":
+        parts.append(f"tried {data.get('email') or '?'}")
+        if data.get("address"):
+            parts.append(f"from {data['address']}")
+    if event.action == "user.created" and data.get("roles"):
+        parts.append(f"roles: {', '.join(data['roles'])}")
+    if data.get("new_version"):
+        parts.append(f"by clip {data['new_version']}")
+    if data.get("previous_version"):
+        parts.append(f"new version of clip {data['previous_version']}")
+    if data.get("approvals"):
+        parts.append(f"approvals: {data['approvals']}")
+    if data.get("category"):
+        parts.append(f"category: {data['category']}")
+    return "; ".join(parts)
+
+
 EXPORT_FIELDS = (
     "id", "occurred_at", "actor_id", "actor_email", "action", "subject_type", "subject_id",
     "clip_id", "state_before", "state_after", "reason", "clip_sha256", "data", "prev_hash",
     "hash",
 )  # fmt: skip
+EXPORT_FORMATS = ("jsonl", "csv")
 
 
-def export(query: Select[tuple[AuditEvent]], fmt: str) -> Iterator[str]:
-    """Stream events as JSON lines or CSV, oldest first."""
-    events = db.session.scalars(query.order_by(AuditEvent.id).execution_options(yield_per=1000))
-    if fmt == "jsonl":
-        for event in events:
-            yield canonical_json({**event.as_dict(), "hash": event.hash}) + "\n"
-        return
-    if fmt != "csv":
+def export(query: Select[tuple[AuditEvent]], fmt: str, batch_size: int = 1000) -> Iterator[str]:
+    """Stream events as JSON lines or CSV, oldest first.
+
+    A JSON line holds every hashed field and the hash, so a copy can be re-checked offline. The
+    cursor is closed even when the reader stops early (a download cut off, a closed pipe).
+    """
+    if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
-    writer.writeheader()
-    for event in events:
-        writer.writerow({**event.as_dict(), "hash": event.hash})
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+    events = db.session.scalars(
+        query.order_by(AuditEvent.id).execution_options(yield_per=batch_size)
+    )
+    try:
+        if fmt == "jsonl":
+            for event in events:
+                yield canonical_json({**event.as_dict(), "hash": event.hash}) + "\n"
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        for event in events:
+            writer.writerow({**event.as_dict(), "hash": event.hash})
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        if buffer.tell():
+            yield buffer.getvalue()
+    finally:
+        events.close()

@@ -1,14 +1,18 @@
-"""`flask users …`, `flask demo …`: the same operations the admin pages call."""
+"""`flask users …`, `flask audit …`, `flask demo …`: the same operations the admin pages call."""
 
 from __future__ import annotations
 
 import secrets
 import sys
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from . import audit
 from .admin.views import password_link_url
 from .extensions import db, storage
 from .models import Role, User
@@ -16,9 +20,11 @@ from .people import PeopleError, create_user, issue_password_link, set_active, s
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])
 
-users_cli = click.Group("users", help="Manage accounts and roles.")
-demo_cli = click.Group("demo", help="Demo accounts for a first look.")
-storage_cli = click.Group("storage", help="Set up clip storage.")
+# AppGroup wraps every command in the app context, however the command is invoked.
+users_cli = AppGroup("users", help="Manage accounts and roles.")
+demo_cli = AppGroup("demo", help="Demo accounts for a first look.")
+storage_cli = AppGroup("storage", help="Set up clip storage.")
+audit_cli = AppGroup("audit", help="Check and export the decision log.")
 
 
 def _user_or_fail(email: str) -> User:
@@ -132,6 +138,72 @@ def storage_init() -> None:
         click.echo(line)
 
 
+class Moment(click.ParamType):
+    """An ISO 8601 date or time; without an offset it is UTC."""
+
+    name = "date"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a date or time; use YYYY-MM-DD or an ISO 8601 time such as "
+                "2026-11-30T12:00Z",
+                param,
+                ctx,
+            )
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; on a break, name the first bad event and exit 1."""
+    result = audit.verify()
+    if result.ok:
+        click.echo(f"ok: {result.events} events, head {result.head}")
+        return
+    where = f"event {result.broken_event_id}" if result.broken_event_id is not None else "head"
+    click.echo(f"BROKEN at {where}: {result.problem}", err=True)
+    click.echo(f"{result.events} events read; last good hash {result.head}", err=True)
+    sys.exit(1)
+
+
+@audit_cli.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(audit.EXPORT_FORMATS), default="jsonl", show_default=True
+)
+@click.option("--since", type=Moment(), help="Only events at or after this date or time (UTC).")
+@click.option("--before", type=Moment(), help="Only events before this date or time (UTC).")
+@click.option("--clip", "clip_id", type=click.IntRange(min=1), help="Only this clip's events.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    help="Write to this file instead of standard output.",
+)
+def audit_export(
+    fmt: str,
+    since: datetime | None,
+    before: datetime | None,
+    clip_id: int | None,
+    output: str,
+) -> None:
+    """Write the log as JSON lines or CSV, oldest first, streamed."""
+    if since is not None and before is not None and since >= before:
+        raise click.BadParameter("must be later than --since", param_hint="'--before'")
+    chunks = audit.export(audit.filtered(since=since, until=before, clip_id=clip_id), fmt)
+    if output == "-":
+        sys.stdout.writelines(chunks)
+        sys.stdout.flush()
+        return
+    # newline="": the csv module writes its own line ends.
+    with open(output, "w", encoding="utf-8", newline="") as file:
+        file.writelines(chunks)
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users_cli, demo_cli, storage_cli):
+    for group in (users_cli, audit_cli, demo_cli, storage_cli):
         app.cli.add_command(group)

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .mail import parse_smtp_url
+
 ENV_PREFIX = "GREENLIGHT_"
 SECRET_KEY_FILE = "secret_key"  # noqa: S105  # a file name, not a secret
 
@@ -77,6 +79,14 @@ def _as_categories(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(categories)
 
 
+def _as_smtp_url(value: Any) -> str:
+    """An empty value (no mail) or a URL that mail.parse_smtp_url accepts."""
+    url = str(value).strip()
+    if url:
+        parse_smtp_url(url)
+    return url
+
+
 #: Settings that take a GREENLIGHT_ environment override, and how each is parsed.
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "DATABASE_URL": str,
@@ -91,11 +101,12 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "APPROVALS_REQUIRED": _as_positive_int,
     "CLAIM_LEASE_SECONDS": _as_positive_int,
     "SHARE_URL_TTL": _as_positive_int,
+    "SHARE_RATE_LIMIT": str,
     "UPLOAD_TICKET_TTL": _as_positive_int,
     "REJECTION_CATEGORIES": _as_categories,
     "ALLOW_INDEXING": _as_bool,
     "PROXY_HOPS": int,
-    "SMTP_URL": str,
+    "SMTP_URL": _as_smtp_url,
 }
 
 
@@ -114,6 +125,8 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "APPROVALS_REQUIRED": 1,
         "CLAIM_LEASE_SECONDS": 600,
         "SHARE_URL_TTL": 300,
+        # Per client address over every /s/ URL: enough for a player seeking, not for guessing.
+        "SHARE_RATE_LIMIT": "300 per minute",
         "UPLOAD_TICKET_TTL": 3600,
         "REJECTION_CATEGORIES": DEFAULT_REJECTION_CATEGORIES,
         "ALLOW_INDEXING": False,

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .extensions import db
+from .formatting import format_size
+from .workflow import StateConflict, WorkflowError
 
 log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: ("Bad request", "The request could not be understood."),
+    401: ("Sign-in needed", "Sign in, or send a valid API token, to use this."),
     403: ("Not allowed", "Your account does not have access to this page."),
     404: ("Not found", "There is nothing here. The link may be wrong or out of date."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
     409: ("Conflict", "Someone else changed this first."),
     410: ("Gone", "This is no longer available."),
     413: ("Too large", "What you sent is larger than this service accepts."),
+    415: ("Unsupported media type", "Send this request's body in a format it accepts."),
+    422: ("Check the input", "Some of what was sent cannot be used; see the details."),
     429: ("Too many attempts", "Too many attempts in a short time. Please wait and try again."),
     500: ("Something went wrong", "An error on our side stopped this request. Nothing changed."),
 }
@@ -51,6 +59,28 @@ def error_page(status: int, detail: str | None = None, title: str | None = None)
 
 
 def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(WorkflowError)
+    def workflow_error(exc: WorkflowError) -> Response:
+        # The refused step may have written part of its work; none of it may stay.
+        db.session.rollback()
+        titles = {
+            403: "Not allowed",
+            404: "Not found",
+            409: "Already changed",
+            422: "Check the input",
+        }
+        response = error_page(exc.status_code, str(exc), titles.get(exc.status_code))
+        if isinstance(exc, StateConflict) and wants_problem_json():
+            body = response.get_json()
+            body.update(
+                clip=exc.clip_id,
+                current_status=exc.status.value,
+                changed_at=exc.changed_at.isoformat(),
+                changed_by=exc.changed_by,
+            )
+            response.set_data(json.dumps(body))
+        return response
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
         return error_page(
@@ -64,6 +94,9 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         detail = exc.description if status not in MESSAGES or _custom(exc) else None
+        if status == 413 and detail is None:
+            limit = format_size(current_app.config["MAX_CLIP_BYTES"])
+            detail = f"What you sent is larger than this service accepts (clips: at most {limit})."
         response = error_page(status, detail)
         valid_methods = getattr(exc, "valid_methods", None)
         if valid_methods:

@@ -25,14 +25,15 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from .clock import utcnow
 from .extensions import db
+from .passwords import check_secret, hash_secret
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -140,6 +141,9 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Whether public share pages may show this person's display name.
     show_name_publicly: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Reviewers who opted into a daily mail about the queue (count, oldest age).
+    wants_queue_digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -161,10 +165,10 @@ class User(UserMixin, db.Model):
         return role in self.roles
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+        self.password_hash = hash_secret(password)
 
     def check_password(self, password: str) -> bool:
-        return self.password_hash is not None and check_password_hash(self.password_hash, password)
+        return self.password_hash is not None and check_secret(self.password_hash, password)
 
     @classmethod
     def by_email(cls, email: str) -> User | None:
@@ -411,7 +415,8 @@ class AuditEvent(db.Model):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Indexed for the audit page's and export's date filters.
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
     #: The actor's email when the event was written; people may change it later.
     actor_email: Mapped[str | None] = mapped_column(String(254))
@@ -459,3 +464,54 @@ class AuditHead(db.Model):
     event_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class ApiToken(db.Model):
+    """A personal API token; only its SHA-256 is kept. It acts with its owner's current roles."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The first characters of the token, so people can tell their tokens apart in lists.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (
+        CheckConstraint("expires_at IS NULL OR expires_at > created_at", name="expiry_after"),
+    )
+
+
+class Notification(db.Model):
+    """Something a person should hear about: shown in the app, mailed after the commit."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"))
+    #: e.g. clip.approved, clip.rejected, clip.taken_down, queue.digest
+    kind: Mapped[str] = mapped_column(String(30))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Mail state: sent once, retried after failures; NULL emailed_at means not sent yet.
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_email_error: Mapped[str | None] = mapped_column(Text)
+
+    user: Mapped[User] = relationship()
+    clip: Mapped[Clip | None] = relationship()
+
+    __table_args__ = (
+        Index("ix_notifications_user_unread", "user_id", "read_at", "id"),
+        Index("ix_notifications_mail_queue", "emailed_at", "id"),
+    )

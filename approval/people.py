@@ -10,16 +10,15 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
-from functools import cache
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit
 from .clock import utcnow
 from .extensions import db
 from .models import PasswordToken, Role, User, UserRole, normalise_email
+from .passwords import spend_equal_time
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -190,17 +189,12 @@ def authenticate(email: str, password: str) -> User | None:
     user = User.by_email(email)
     if user is None or user.password_hash is None:
         # Spend the same time as a real check, so timing does not tell which part was wrong.
-        check_password_hash(_dummy_hash(), password)
+        spend_equal_time(password)
         return None
     if not user.check_password(password) or not user.active:
         return None
     user.last_login_at = utcnow()
     return user
-
-
-@cache
-def _dummy_hash() -> str:
-    return generate_password_hash(secrets.token_hex(16), method="scrypt")
 
 
 def record_failed_sign_in(email: str, address: str | None) -> None:

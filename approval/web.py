@@ -12,7 +12,11 @@ from flask import Flask, abort, current_app, has_request_context, request, url_f
 from flask_login import current_user, login_required
 
 from .clock import utcnow
-from .models import ClipStatus, Role
+from .extensions import storage
+from .formatting import format_size
+from .media import format_duration
+from .models import VERIFIED_STATES, ClipStatus, Role
+from .storage import StorageError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,19 +84,61 @@ def exact_time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
+#: Endpoints whose request body is a whole clip; every other request stays small.
+LARGE_BODY_ENDPOINTS = frozenset({"clips.upload", "clips.receive"})
+
+
+def allow_large_bodies() -> None:
+    """Raise the body limit for clip uploads only (must run before CSRF reads the form)."""
+    if request.endpoint in LARGE_BODY_ENDPOINTS:
+        extra = 1 << 20 if request.endpoint == "clips.upload" else 0  # room for the form fields
+        request.max_content_length = current_app.config["MAX_CLIP_BYTES"] + extra
+
+
+def storage_origin() -> str:
+    """The origin media and uploads come from when storage hands out URLs ('' for disk)."""
+    cached = current_app.extensions.get("greenlight_storage_origin")
+    if cached is None:
+        try:
+            url = storage().read_url("probe/origin", expires_in=60)
+        except StorageError:
+            url = None
+        cached = "" if url is None else "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        current_app.extensions["greenlight_storage_origin"] = cached
+    return str(cached)
+
+
+def content_security_policy() -> str:
+    """Only what our pages use: our own files, plus the storage origin for media and uploads."""
+    origin = storage_origin()
+    extra = f" {origin}" if origin else ""
+    return (
+        f"default-src 'self'; img-src 'self' data:{extra}; media-src 'self'{extra}; "
+        f"connect-src 'self'{extra}; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+
+
 def _security_headers(response: Any) -> Any:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'; form-action 'self'",
-    )
+    response.headers.setdefault("Content-Security-Policy", content_security_policy())
     return response
 
 
 def register_web_helpers(app: Flask) -> None:
     app.after_request(_security_headers)
-    app.jinja_env.globals.update(Role=Role, ClipStatus=ClipStatus)
+    app.jinja_env.globals.update(
+        Role=Role,
+        ClipStatus=ClipStatus,
+        verified_states=VERIFIED_STATES,
+        format_size=format_size,
+        format_duration=format_duration,
+    )
+
+    @app.context_processor
+    def rejection_categories() -> dict[str, Any]:
+        return {"categories": dict(current_app.config["REJECTION_CATEGORIES"])}
+
     app.jinja_env.filters.update(relative_time=relative_time, exact_time=exact_time)

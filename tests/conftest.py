@@ -6,10 +6,14 @@ one. Either way the schema is built by the Alembic migrations, so they are teste
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from approval import create_app
-from approval.extensions import db, storage
-from approval.models import Role, User
+from approval import create_app, workflow
+from approval.extensions import db
+from approval.extensions import storage as app_storage
+from approval.models import Clip, ClipStatus, Role, User, Verdict
 from approval.people import create_user
+from approval.workflow import VerifiedMedia
 
 pytest_plugins = ["tests.plugins.storage", "tests.plugins.media"]
 
@@ -78,6 +84,8 @@ class FreshContextClient(FlaskClient):
     def open(self, *args: Any, **kwargs: Any) -> Any:
         with self.application.app_context():
             response = super().open(*args, **kwargs)
+        # Werkzeug spools a large test body to a temporary file that nobody closes.
+        response.request.environ["wsgi.input"].close()
         # Let the test's own session see what the request committed.
         db.session.expire_all()
         return response
@@ -171,12 +179,15 @@ def app_factory(
             "SITE_URL": "http://greenlight.test",
             "CLOCK": clock,
             "TESTING": True,
+            # Real scrypt, at a cost that keeps hundreds of sign-ins quick; production keeps
+            # werkzeug's default.
+            "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         }
         settings.update(overrides)
         app = create_app(settings, instance_path=tmp_path / "instance", environ={})
         app.test_client_class = FreshContextClient
         with app.app_context():
-            storage().init(cors_origins=[settings["SITE_URL"]])
+            app_storage().init(cors_origins=[settings["SITE_URL"]])
         made.append(app)
         return app
 
@@ -257,3 +268,104 @@ def post_form(client: FlaskClient) -> Callable[..., Any]:
         return client.post(path, data={**(data or {}), "csrf_token": token}, **kw)
 
     return post
+
+
+FAKE_MEDIA = VerifiedMedia(
+    size_bytes=1234,
+    sha256="ab" * 32,
+    etag="etag-1",
+    container="mp4",
+    codec="h264",
+    width=1920,
+    height=1080,
+    duration_seconds=2.0,
+    fps=24.0,
+    has_audio=False,
+    poster_key=None,
+)
+
+
+@pytest.fixture
+def make_clip(app: Flask, make_user: Callable[..., User]) -> Callable[..., Clip]:
+    """Factory: make_clip(ClipStatus.APPROVED, tester=..., reviewer=...) through the workflow.
+
+    The bytes are not real (tests that need real media upload them); every state is reached by
+    the same workflow calls the app makes, so the audit chain stays whole.
+    """
+    counter = iter(range(1, 100_000))
+
+    def make(
+        status: ClipStatus = ClipStatus.WAITING,
+        *,
+        tester: User | None = None,
+        reviewer: User | None = None,
+        admin: User | None = None,
+        title: str | None = None,
+        previous: Clip | None = None,
+        sha256: str | None = None,
+        content: bytes | None = None,
+    ) -> Clip:
+        number = next(counter)
+        tester = tester or make_user(Role.TESTER)
+        clip = workflow.start_upload(
+            tester, title=title or f"Clip {number}", generator="gen-1", previous=previous
+        )
+        if status == ClipStatus.UPLOADING:
+            db.session.commit()
+            return clip
+        workflow.begin_verification(clip, tester)
+        if status == ClipStatus.VERIFYING:
+            db.session.commit()
+            return clip
+        if status == ClipStatus.FAILED:
+            workflow.fail_verification(clip, "no video stream found")
+            db.session.commit()
+            return clip
+        media = replace(FAKE_MEDIA, sha256=sha256 or f"{number:064x}")
+        if content is not None:
+            # Real bytes in storage, so delivery and the approved-bytes check have an object.
+            store = app_storage()
+            info = store.put_stream(clip.storage_key, io.BytesIO(content), content_type="video/mp4")
+            poster_key = clip.storage_key.replace("clips/", "posters/", 1) + ".jpg"
+            store.put_stream(poster_key, io.BytesIO(b"\xff\xd8poster"), content_type="image/jpeg")
+            media = replace(
+                media,
+                size_bytes=info.size,
+                etag=info.etag,
+                sha256=hashlib.sha256(content).hexdigest(),
+                poster_key=poster_key,
+            )
+        workflow.pass_verification(clip, media)
+        if status == ClipStatus.WITHDRAWN:
+            workflow.withdraw(clip, tester)
+        if status in (
+            ClipStatus.IN_REVIEW,
+            ClipStatus.APPROVED,
+            ClipStatus.REJECTED,
+            ClipStatus.TAKEN_DOWN,
+        ):
+            reviewer = reviewer or make_user(Role.REVIEWER)
+            workflow.claim(clip, reviewer)
+            if status in (ClipStatus.APPROVED, ClipStatus.TAKEN_DOWN):
+                with _approvals_required(app, 1):
+                    workflow.decide(clip, reviewer, Verdict.APPROVE)
+            if status == ClipStatus.REJECTED:
+                workflow.decide(
+                    clip, reviewer, Verdict.REJECT, category="quality", reason="Too blurry"
+                )
+            if status == ClipStatus.TAKEN_DOWN:
+                workflow.take_down(clip, admin or make_user(Role.ADMIN), "Rights complaint")
+        db.session.commit()
+        return clip
+
+    return make
+
+
+@contextmanager
+def _approvals_required(app: Flask, count: int) -> Iterator[None]:
+    saved = app.config["APPROVALS_REQUIRED"]
+    app.config["APPROVALS_REQUIRED"] = count
+    try:
+        yield
+    finally:
+        app.config["APPROVALS_REQUIRED"] = saved

@@ -23,3 +23,7 @@ class RolesForm(FlaskForm):
     roles = MultiCheckboxField(
         "Roles", choices=role_choices(), validators=[DataRequired("Pick at least one role.")]
     )
+
+
+class TakedownForm(FlaskForm):
+    reason = StringField("Reason for the takedown", validators=[DataRequired(), Length(max=2000)])

@@ -7,14 +7,15 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
+from approval import workflow
 from approval.extensions import db
 from approval.forms import ActionForm
-from approval.models import Role, User
+from approval.models import Clip, Role, User
 from approval.people import PeopleError, create_user, issue_password_link, set_active, set_roles
 from approval.web import roles_required, site_url
 
 from . import bp
-from .forms import InviteForm, RolesForm
+from .forms import InviteForm, RolesForm, TakedownForm
 
 
 def password_link_url(token: str) -> str:
@@ -126,3 +127,18 @@ def new_password_link(user_id: int) -> BaseResponse | str:
         return redirect(url_for("admin.person", user_id=user.id))
     db.session.commit()
     return render_template("admin/invited.html", user=user, link=password_link_url(token))
+
+
+@bp.post("/clips/<int:clip_id>/takedown")
+@roles_required(Role.ADMIN)
+def take_down(clip_id: int) -> BaseResponse:
+    """Take an approved clip down; its share links stop working with the next request."""
+    clip = db.get_or_404(Clip, clip_id)
+    form = TakedownForm()
+    if not form.validate_on_submit():
+        flash("Give a reason for the takedown.", "error")
+        return redirect(url_for("clips.detail", clip_id=clip.id))
+    workflow.take_down(clip, current_user, form.reason.data or "")
+    db.session.commit()
+    flash("The clip is taken down. Its share links no longer work.", "success")
+    return redirect(url_for("clips.detail", clip_id=clip.id))

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("auth", __name__)
 
-from . import views  # noqa: E402, F401  # routes register themselves on bp
+from . import tokens_views, views  # noqa: E402, F401  # routes register themselves on bp

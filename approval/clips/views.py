@@ -1,23 +1,275 @@
-"""Pages for a tester's own clips."""
+"""Testers' pages: upload (direct or through the app), My clips, one clip, its media."""
 
 from __future__ import annotations
 
-from flask import render_template
-from flask_login import current_user
-from sqlalchemy import select
+from datetime import timedelta
+from typing import Any
 
-from approval.extensions import db
-from approval.models import Clip, Role
+import click
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from approval import audit, uploads
+from approval.clock import utcnow
+from approval.delivery import serve_object
+from approval.extensions import csrf, db, storage
+from approval.formatting import format_size
+from approval.forms import ActionForm
+from approval.media import format_duration
+from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
+from approval.share.forms import ShareLinkForm
+from approval.sharing import can_manage_links
+from approval.storage import ObjectNotFound, UploadTicket
 from approval.web import roles_required
+from approval.workflow import WorkflowError, withdraw
 
 from . import bp
+from .forms import DirectUploadForm, UploadForm
+
+PAGE_SIZE = 20
+
+
+def _visible_clip(clip_id: int) -> Clip:
+    """The clip if this user may see it; 404 otherwise, so ids of others reveal nothing."""
+    clip = db.session.get(Clip, clip_id)
+    if clip is None or not clip.can_be_seen_by(current_user):
+        abort(404)
+    return clip
+
+
+def _own_clip(clip_id: int) -> Clip:
+    clip = db.session.get(Clip, clip_id)
+    if clip is None or not clip.is_owned_by(current_user):
+        abort(404)
+    return clip
+
+
+def _ticket_json(clip: Clip, ticket: UploadTicket) -> dict[str, Any]:
+    return {
+        "clip": clip.id,
+        "upload": {
+            "method": ticket.method,
+            "url": ticket.url,
+            "fields": ticket.fields,
+            "headers": ticket.headers,
+            "expires_at": ticket.expires_at.isoformat(),
+        },
+        "ticket_url": url_for("clips.ticket", clip_id=clip.id),
+        "complete_url": url_for("clips.complete", clip_id=clip.id),
+        "clip_url": url_for("clips.detail", clip_id=clip.id),
+    }
+
+
+def _previous(previous_id: int | None) -> Clip | None:
+    return _own_clip(previous_id) if previous_id is not None else None
 
 
 @bp.get("/")
 @roles_required(Role.TESTER)
 def mine() -> str:
-    """The tester's own clips, newest first."""
-    clips = db.session.scalars(
-        select(Clip).where(Clip.tester_id == current_user.id).order_by(Clip.id.desc()).limit(50)
-    ).all()
-    return render_template("clips/mine.html", clips=clips)
+    """The tester's own clips, newest first, a page at a time (keyset on id)."""
+    query = select(Clip).where(Clip.tester_id == current_user.id)
+    before = request.args.get("before", type=int)
+    if before is not None:
+        query = query.where(Clip.id < before)
+    clips = db.session.scalars(query.order_by(Clip.id.desc()).limit(PAGE_SIZE + 1)).all()
+    more = len(clips) > PAGE_SIZE
+    clips = clips[:PAGE_SIZE]
+    next_page = url_for("clips.mine", before=clips[-1].id) if more else None
+    return render_template("clips/mine.html", clips=clips, next_page=next_page)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(Role.TESTER)
+def upload() -> BaseResponse | str | tuple[str, int]:
+    """The upload form; without JavaScript the file comes with it and streams to storage."""
+    previous = _previous(request.args.get("previous", type=int))
+    form = UploadForm()
+    if not form.validate_on_submit():
+        return _upload_page(form, previous, 400 if form.is_submitted() else 200)
+    file = form.file.data
+    if not file or not file.filename:
+        form.file.errors = ["Choose a video file."]
+        return _upload_page(form, previous, 400)
+    clip = None
+    try:
+        clip = uploads.create(
+            current_user, filename=file.filename, previous=previous, **_details(form)
+        )
+        db.session.commit()
+        uploads.receive(clip, file.stream)
+    except uploads.UploadRefused as exc:
+        db.session.rollback()
+        if clip is not None:  # created, but its bytes were refused: leave nothing behind
+            uploads.abandon(clip, str(exc))
+        form.file.errors = [str(exc)]
+        return _upload_page(form, previous, exc.status_code)
+    uploads.complete(clip, current_user)
+    return _after_completion(clip)
+
+
+def _upload_page(form: UploadForm, previous: Clip | None, status: int = 200) -> tuple[str, int]:
+    limits = {
+        "max_size": format_size(current_app.config["MAX_CLIP_BYTES"]),
+        "max_duration": format_duration(current_app.config["MAX_CLIP_SECONDS"]),
+    }
+    return render_template("clips/upload.html", form=form, previous=previous, **limits), status
+
+
+def _details(form: UploadForm | DirectUploadForm) -> dict[str, Any]:
+    return {
+        "title": form.title.data or "",
+        "prompt": form.prompt.data or "",
+        "generator": form.generator.data or "",
+        "generator_version": form.generator_version.data or "",
+        "notes": form.notes.data or "",
+    }
+
+
+def _after_completion(clip: Clip) -> BaseResponse:
+    if clip.status == ClipStatus.FAILED:
+        flash(f"The clip was not accepted: {clip.failure_reason}.", "error")
+    else:
+        flash("Your clip is waiting for review.", "success")
+    return redirect(url_for("clips.detail", clip_id=clip.id))
+
+
+@bp.post("/direct")
+@roles_required(Role.TESTER)
+def start_direct() -> tuple[Response, int]:
+    """JavaScript path, step 1: create the clip from its details and hand out a ticket."""
+    previous = _previous(request.args.get("previous", type=int))
+    form = DirectUploadForm()
+    if not form.validate_on_submit():
+        return jsonify(errors=form.errors), 400
+    try:
+        clip = uploads.create(
+            current_user,
+            filename=form.filename.data or "",
+            size=form.size.data,
+            previous=previous,
+            **_details(form),
+        )
+        ticket = uploads.ticket_for(clip)
+    except WorkflowError as exc:
+        db.session.rollback()
+        return jsonify(errors={"file": [str(exc)]}), exc.status_code
+    db.session.commit()
+    return jsonify(_ticket_json(clip, ticket)), 201
+
+
+@bp.post("/<int:clip_id>/ticket")
+@roles_required(Role.TESTER)
+def ticket(clip_id: int) -> Response:
+    """A fresh ticket for a retry after a failed or cancelled transfer."""
+    clip = _own_clip(clip_id)
+    return jsonify(_ticket_json(clip, uploads.ticket_for(clip)))
+
+
+@bp.put("/<int:clip_id>/upload")
+@csrf.exempt  # the signed, short-lived ticket in the URL is the credential, as with S3
+def receive(clip_id: int) -> tuple[str, int]:
+    """Local storage: take the streamed body of a ticketed PUT."""
+    clip = uploads.clip_for_ticket(clip_id, request.args.get("ticket", ""))
+    # request.stream refuses a declared Content-Length over the limit with 413 before reading.
+    uploads.receive(clip, request.stream)
+    return "", 204
+
+
+@bp.post("/<int:clip_id>/complete")
+@roles_required(Role.TESTER)
+def complete(clip_id: int) -> Response | BaseResponse:
+    """The transfer is done: verify now and answer with the outcome."""
+    clip = _own_clip(clip_id)
+    uploads.complete(clip, current_user)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(
+            status=clip.status.value,
+            label=clip.status.label,
+            failure_reason=clip.failure_reason,
+            clip_url=url_for("clips.detail", clip_id=clip.id),
+        )
+    return _after_completion(clip)
+
+
+@bp.get("/<int:clip_id>")
+@login_required
+def detail(clip_id: int) -> str:
+    """One clip: player, status, reasons, versions, share links and its own timeline."""
+    clip = _visible_clip(clip_id)
+    versions = []
+    earlier = clip.previous_version
+    while earlier is not None:
+        versions.append(earlier)
+        earlier = earlier.previous_version
+    return render_template(
+        "clips/detail.html",
+        clip=clip,
+        versions=versions,
+        events=audit.clip_timeline(clip.id),
+        action_form=ActionForm(),
+        playable=clip.status in VERIFIED_STATES,
+        can_share=can_manage_links(clip, current_user),
+        links=clip.share_links,
+        share_form=ShareLinkForm(),
+        now=utcnow(),
+    )
+
+
+@bp.post("/<int:clip_id>/withdraw")
+@roles_required(Role.TESTER)
+def withdraw_clip(clip_id: int) -> BaseResponse:
+    """Withdraw a clip that is still waiting for review."""
+    clip = _own_clip(clip_id)
+    withdraw(clip, current_user)
+    db.session.commit()
+    flash("The clip is withdrawn.", "success")
+    return redirect(url_for("clips.detail", clip_id=clip.id))
+
+
+@bp.get("/<int:clip_id>/media")
+@login_required
+def media(clip_id: int) -> Response:
+    """The clip's video for its tester, reviewers and admins."""
+    clip = _visible_clip(clip_id)
+    return _serve(clip, clip.storage_key, clip.content_type, clip.original_filename)
+
+
+@bp.get("/<int:clip_id>/poster")
+@login_required
+def poster(clip_id: int) -> Response:
+    """The clip's poster frame."""
+    clip = _visible_clip(clip_id)
+    if clip.poster_key is None:
+        abort(404)
+    return _serve(clip, clip.poster_key, "image/jpeg", None)
+
+
+def _serve(clip: Clip, key: str, content_type: str, filename: str | None) -> Response:
+    if clip.status not in VERIFIED_STATES:
+        abort(404)
+    try:
+        info = storage().head(key)
+    except ObjectNotFound:
+        abort(404)
+    return serve_object(key, info=info, content_type=content_type, filename=filename)
+
+
+@bp.cli.command("cleanup")
+@click.option("--older-than-hours", default=24, show_default=True, type=click.IntRange(min=1))
+def cleanup(older_than_hours: int) -> None:
+    """Fail uploads abandoned for longer than this, and delete their partial bytes."""
+    count = uploads.cleanup_abandoned(timedelta(hours=older_than_hours))
+    click.echo(f"{count} abandoned upload{'s' if count != 1 else ''} cleaned up")

@@ -1,22 +1,203 @@
-"""The review queue."""
+"""The review queue and the review page: claim, decide, release.
+
+Each POST view validates its form, calls one workflow operation, commits once and redirects;
+a refused step raises a workflow error, which errors.py turns into a page after rolling back.
+CSRFProtect checks the token of every POST before a view runs (a bad one gets 400), so the
+button-only actions send the token and have nothing else to validate.
+"""
 
 from __future__ import annotations
 
-from flask import render_template
-from sqlalchemy import func, select
+from datetime import datetime
 
+from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from approval import workflow
+from approval.clock import utcnow
 from approval.extensions import db
-from approval.models import Clip, ClipStatus, Role
+from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, User, UserRole, Verdict
 from approval.web import roles_required
 
 from . import bp
+from . import queue as reads
+from .forms import QueueFilterForm, RejectForm
+
+#: How often the open review page renews its lease; a lost request or two does no harm.
+RENEW_EVERY_SECONDS = 60
+EMPTY_QUEUE = "No clips waiting — nice work."
+
+
+def _testers() -> list[tuple[int, str]]:
+    rows = db.session.execute(
+        select(User.id, User.display_name)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == Role.TESTER)
+        .order_by(User.display_name, User.id)
+    )
+    return [(row.id, row.display_name) for row in rows]
 
 
 @bp.get("/")
 @roles_required(Role.REVIEWER)
 def queue() -> str:
-    """Clips waiting for review, oldest first."""
-    waiting = db.session.scalar(
-        select(func.count()).select_from(Clip).where(Clip.status == ClipStatus.WAITING)
+    """Clips waiting for review, oldest first, a keyset page at a time, with filters."""
+    now = utcnow()
+    form = QueueFilterForm(formdata=request.args, testers=_testers())
+    filters = form.filters() if form.validate() else reads.Filters()
+    page = reads.page(
+        filters,
+        now,
+        after=request.args.get("after", type=int),
+        before=request.args.get("before", type=int),
     )
-    return render_template("review/queue.html", waiting=waiting)
+    return render_template(
+        "review/queue.html",
+        form=form,
+        filters=filters,
+        page=page,
+        counts=reads.counts(now),
+        matching=reads.matching(filters, now) if filters.active else None,
+        being_reviewed=reads.being_reviewed(now),
+        judged=reads.judged_by(current_user, [clip.id for clip in page.clips]),
+        held=workflow.current_claim(current_user),
+        now=now,
+    )
+
+
+@bp.get("/counts")
+@roles_required(Role.REVIEWER)
+def counts() -> Response:
+    """The queue's live numbers as JSON, polled by the queue page."""
+    now = utcnow()
+    response = jsonify(reads.counts(now).as_json(now))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/next", endpoint="next")
+@roles_required(Role.REVIEWER)
+def review_next() -> BaseResponse:
+    """Claim the oldest clip nobody is reviewing (or the one already held) and open it."""
+    clip = workflow.claim_next(current_user)
+    db.session.commit()
+    return _open(clip)
+
+
+def _open(clip: Clip | None) -> BaseResponse:
+    if clip is None:
+        flash(EMPTY_QUEUE, "success")
+        return redirect(url_for("review.queue"))
+    return redirect(url_for("review.clip", clip_id=clip.id))
+
+
+@bp.get("/<int:clip_id>", endpoint="clip")
+@roles_required(Role.REVIEWER)
+def review_clip(clip_id: int) -> str:
+    """One clip to review: player, facts, earlier versions, and the decision forms."""
+    clip = db.get_or_404(Clip, clip_id)
+    return _render_clip(clip, RejectForm(duration=clip.duration_seconds))
+
+
+def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
+    now = utcnow()
+    mine = clip.claimed_by_id == current_user.id and clip.claim_is_live(now)
+    previous, following = reads.neighbours(clip, now)
+    upcoming = workflow.next_claimable(current_user, besides=clip)
+    return render_template(
+        "review/clip.html",
+        clip=clip,
+        mine=mine,
+        held=None if mine else workflow.current_claim(current_user),
+        claimable=clip.status in VERIFIED_STATES and _claimable(clip, now),
+        previous=previous,
+        following=following,
+        upcoming=upcoming,
+        versions=reads.version_history(clip),
+        reject_form=reject_form,
+        categories=workflow.rejection_categories(),
+        renew_seconds=max(
+            5, min(RENEW_EVERY_SECONDS, current_app.config["CLAIM_LEASE_SECONDS"] // 3)
+        ),
+        now=now,
+    )
+
+
+def _claimable(clip: Clip, now: datetime) -> bool:
+    return bool(
+        db.session.scalar(
+            select(Clip.id).where(Clip.id == clip.id, workflow.claimable(current_user, now))
+        )
+    )
+
+
+@bp.post("/<int:clip_id>/claim")
+@roles_required(Role.REVIEWER)
+def claim(clip_id: int) -> BaseResponse:
+    """Start reviewing this particular clip."""
+    clip = db.get_or_404(Clip, clip_id)
+    workflow.claim(clip, current_user)
+    db.session.commit()
+    return redirect(url_for("review.clip", clip_id=clip.id))
+
+
+@bp.post("/<int:clip_id>/renew")
+@roles_required(Role.REVIEWER)
+def renew(clip_id: int) -> Response:
+    """Extend the lease while the review page stays open (called by review.js)."""
+    clip = db.get_or_404(Clip, clip_id)
+    expires = workflow.renew_claim(clip, current_user)
+    db.session.commit()
+    return jsonify(expires_at=expires.isoformat())
+
+
+@bp.post("/<int:clip_id>/release")
+@roles_required(Role.REVIEWER)
+def release(clip_id: int) -> BaseResponse:
+    """Give the clip back to the queue without deciding."""
+    clip = db.get_or_404(Clip, clip_id)
+    workflow.release(clip, current_user)
+    db.session.commit()
+    flash(f"“{clip.title}” is back in the queue.", "success")
+    return redirect(url_for("review.queue"))
+
+
+@bp.post("/<int:clip_id>/approve")
+@roles_required(Role.REVIEWER)
+def approve(clip_id: int) -> BaseResponse:
+    """Approve the clip, then open the next one."""
+    clip = db.get_or_404(Clip, clip_id)
+    _, upcoming = workflow.decide_and_claim_next(clip, current_user, Verdict.APPROVE)
+    db.session.commit()
+    flash(f"“{clip.title}”: {_outcome(clip)}.", "success")
+    return _open(upcoming)
+
+
+@bp.post("/<int:clip_id>/reject")
+@roles_required(Role.REVIEWER)
+def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
+    """Reject the clip with a category and a reason, then open the next one."""
+    clip = db.get_or_404(Clip, clip_id)
+    form = RejectForm(duration=clip.duration_seconds)
+    if not form.validate_on_submit():
+        return _render_clip(clip, form), 422
+    _, upcoming = workflow.decide_and_claim_next(
+        clip,
+        current_user,
+        Verdict.REJECT,
+        category=form.category.data,
+        reason=form.reason.data,
+        timecode=form.timecode.data,
+    )
+    db.session.commit()
+    flash(f"“{clip.title}”: rejected.", "success")
+    return _open(upcoming)
+
+
+def _outcome(clip: Clip) -> str:
+    if clip.status == ClipStatus.APPROVED:
+        return "approved"
+    required = current_app.config["APPROVALS_REQUIRED"]
+    return f"your approval is recorded; it needs {required} approvals from different reviewers"

@@ -1,0 +1,148 @@
+"""The decision log for admins: filter, page through, verify the chain, download."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
+from sqlalchemy import Select
+from werkzeug.wrappers import Response as BaseResponse
+from wtforms import DateField, Form, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
+
+from approval import audit
+from approval.clock import utcnow
+from approval.forms import ActionForm
+from approval.models import AuditEvent, Role, User
+from approval.web import roles_required
+
+from . import bp
+
+PAGE_SIZE = 50
+FILTERS = ("clip", "actor", "action", "since", "until")
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+class AuditFilterForm(Form):
+    """The audit page's filters. A plain GET form: it reads, so there is no CSRF to check."""
+
+    clip = IntegerField("Clip number", validators=[Optional(), NumberRange(min=1)])
+    actor = StringField("Actor's email", validators=[Optional(), Length(max=254)])
+    action = SelectField(
+        "Action",
+        choices=[
+            SelectChoice("", "Any action"),
+            *(SelectChoice(action, label) for action, label in audit.ACTIONS.items()),
+        ],
+        default="",
+        validators=[Optional()],
+    )
+    since = DateField("From (UTC)", validators=[Optional()])
+    until = DateField("To (UTC, inclusive)", validators=[Optional()])
+
+    def validate_until(self, field: DateField) -> None:
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("The end date must not be before the start date.")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _query(form: AuditFilterForm) -> Select[tuple[AuditEvent]] | None:
+    """The filtered log, or None when the filters are wrong (their errors go on the form)."""
+    if not form.validate():
+        return None
+    actor_id = None
+    if form.actor.data and form.actor.data.strip():
+        actor = User.by_email(form.actor.data)
+        if actor is None:
+            form.actor.errors = ["No account has this email."]
+            return None
+        actor_id = actor.id
+    return audit.filtered(
+        since=_midnight(form.since.data) if form.since.data else None,
+        until=_midnight(form.until.data + timedelta(days=1)) if form.until.data else None,
+        clip_id=form.clip.data,
+        actor_id=actor_id,
+        action=form.action.data or None,
+    )
+
+
+def _filter_args() -> dict[str, str]:
+    """The filters in the address, to carry over to paging and download links."""
+    return {name: value for name, value in request.args.items() if name in FILTERS and value}
+
+
+@bp.get("/audit")
+@roles_required(Role.ADMIN)
+def audit_log() -> tuple[str, int]:
+    """The log, newest first, filtered and paged by keyset; the head hash; verify and download."""
+    form = AuditFilterForm(request.args)
+    query = _query(form)
+    page = (
+        audit.newest_first(
+            query,
+            before=request.args.get("before", type=int),
+            after=request.args.get("after", type=int),
+            size=PAGE_SIZE,
+        )
+        if query is not None
+        else audit.Page([], None, None)
+    )
+    html = render_template(
+        "admin/audit.html",
+        form=form,
+        page=page,
+        filters=_filter_args(),
+        head=audit.head_hash(),
+        event_count=audit.event_count(),
+        action_form=ActionForm(),
+    )
+    return html, 200 if query is not None else 400
+
+
+@bp.post("/audit/verify")
+@roles_required(Role.ADMIN)
+def audit_verify() -> BaseResponse:
+    """Walk the whole chain now and say whether it holds."""
+    if ActionForm().validate_on_submit():
+        result = audit.verify()
+        if result.ok:
+            flash(f"The chain holds: {result.events} events, ending in {result.head}.", "success")
+        else:
+            flash(f"The chain is broken: {result.problem}.", "error")
+    return redirect(url_for("admin.audit_log"))
+
+
+@bp.get("/audit/export.<any(csv, jsonl):fmt>")
+@roles_required(Role.ADMIN)
+def audit_export(fmt: str) -> BaseResponse:
+    """Download the filtered log, oldest first, streamed a batch of rows at a time."""
+    query = _query(AuditFilterForm(request.args))
+    if query is None:
+        # The page shows what is wrong with the filters.
+        return redirect(url_for("admin.audit_log", **_filter_args()))
+    name = f"greenlight-audit-{utcnow():%Y%m%dT%H%M%SZ}.{fmt}"
+    return Response(
+        stream_with_context(audit.export(query, fmt)),
+        content_type=EXPORT_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# Pages outside the admin area show events too (a clip's timeline), so these are app-wide.
+@bp.app_template_filter("audit_action")
+def _action_filter(action: str) -> str:
+    return audit.action_label(action)
+
+
+@bp.app_template_filter("audit_change")
+def _change_filter(event: AuditEvent) -> tuple[str, str] | None:
+    return audit.change(event)
+
+
+@bp.app_template_filter("audit_details")
+def _details_filter(event: AuditEvent) -> str:
+    return audit.details(event)

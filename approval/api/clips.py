@@ -1,0 +1,214 @@
+"""Clips over the API: start an upload, get a ticket, report it done, list, read, withdraw.
+
+The same operations as the upload pages (uploads.create, uploads.ticket_for, uploads.complete,
+workflow.withdraw); a view validates, calls one of them, commits once and replies.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from flask import current_app
+from sqlalchemy import select
+
+from approval import uploads, workflow
+from approval.extensions import db, storage
+from approval.models import Clip, ClipStatus, Role, User
+from approval.storage import UploadTicket
+from approval.uploads import UploadRefused, UploadTooLarge
+from approval.web import site_url
+from approval.workflow import StateConflict
+
+from . import pagination, serialize
+from . import schemas as s
+from .blueprint import api
+from .problems import ApiError, field_error
+from .registry import Reply
+
+TESTER = (Role.TESTER,)
+
+
+def visible_clip(clip_id: int, user: User) -> Clip:
+    """The clip if this caller may see it; 404 otherwise, so others' ids reveal nothing."""
+    clip = db.session.get(Clip, clip_id)
+    if clip is None or not clip.can_be_seen_by(user):
+        raise ApiError(404, f"There is no clip {clip_id} that you can see.", title="Not found")
+    return clip
+
+
+def own_clip(clip_id: int, user: User) -> Clip:
+    clip = db.session.get(Clip, clip_id)
+    if clip is None or not clip.is_owned_by(user):
+        raise ApiError(404, f"You have no clip {clip_id}.", title="Not found")
+    return clip
+
+
+def is_staff(user: User) -> bool:
+    return user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
+
+
+def _ticket_out(ticket: UploadTicket) -> s.UploadTicket:
+    return s.UploadTicket.model_validate(ticket, from_attributes=True)
+
+
+def issue_ticket(clip: Clip, size: int | None, sha256: str | None) -> UploadTicket:
+    """A presigned PUT pinned to size and digest if both are known and S3 can; else as pages get."""
+    if size and sha256 is not None:
+        if clip.status != ClipStatus.UPLOADING:
+            raise StateConflict("This clip's upload is finished; start a new upload.", clip)
+        pinned = storage().presigned_put(
+            clip.storage_key,
+            content_type=clip.content_type,
+            size=size,
+            sha256_hex=sha256.lower(),
+            expires_in=current_app.config["UPLOAD_TICKET_TTL"],
+        )
+        if pinned is not None:
+            return pinned
+    return uploads.ticket_for(clip)
+
+
+def _check_file(body: s.ClipCreate) -> None:
+    """Refuse, field by field, what uploads.create would refuse about the file."""
+    filename = uploads.clean_filename(body.filename)
+    try:
+        content_type = uploads.content_type_for(filename)
+    except UploadRefused as exc:
+        raise field_error(422, "filename", str(exc)) from None
+    if body.content_type is not None and body.content_type != content_type:
+        suffix = PurePosixPath(filename).suffix.lower()
+        raise field_error(
+            422,
+            "content_type",
+            f"a {suffix} file is stored as {content_type}; send that or leave content_type out",
+        )
+    try:
+        uploads.check_declared_size(body.size)
+    except UploadTooLarge as exc:
+        raise field_error(413, "size", str(exc), title="Too large") from None
+    except UploadRefused as exc:
+        raise field_error(422, "size", str(exc)) from None
+
+
+@api.route(
+    "POST", "/clips", tag="clips", body=s.ClipCreate, replies={201: s.ClipCreated},
+    roles=TESTER, errors=(409,),
+)  # fmt: skip
+def create_clip(user: User, body: s.ClipCreate) -> Reply:
+    """Start an upload: the clip's details in, an upload ticket out.
+
+    Send the file's bytes as the ticket says (a presigned S3 POST or PUT, or a PUT to this
+    app), then POST to complete_url. Declaring `sha256` gets a PUT whose signature pins the
+    size and digest, so S3 itself refuses any other bytes.
+    """
+    _check_file(body)
+    previous = None
+    if body.previous is not None:
+        previous = db.session.get(Clip, body.previous)
+        if previous is None or not previous.is_owned_by(user):
+            raise field_error(422, "previous", f"you have no clip {body.previous}")
+    clip = uploads.create(
+        user,
+        title=body.title,
+        filename=body.filename,
+        size=body.size,
+        prompt=body.prompt,
+        generator=body.generator,
+        generator_version=body.generator_version,
+        notes=body.notes,
+        previous=previous,
+    )
+    ticket = issue_ticket(clip, body.size, body.sha256)
+    db.session.commit()
+    created = s.ClipCreated(
+        id=clip.id,
+        status=clip.status,
+        url=serialize.clip_url(clip.id),
+        complete_url=site_url("api.complete_clip", clip_id=clip.id),
+        upload=_ticket_out(ticket),
+    )
+    return Reply(201, created)
+
+
+@api.route(
+    "POST", "/clips/<id:clip_id>/ticket", tag="clips", body=s.TicketRequest,
+    replies={200: s.UploadTicket}, roles=TESTER, errors=(409,),
+)  # fmt: skip
+def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
+    """A fresh upload ticket for a retry, while the clip is still uploading."""
+    clip = own_clip(clip_id, user)
+    return Reply(200, _ticket_out(issue_ticket(clip, body.size, body.sha256)))
+
+
+@api.route(
+    "POST", "/clips/<id:clip_id>/complete", tag="clips", replies={200: s.ClipDetail},
+    roles=TESTER, errors=(422,),
+)  # fmt: skip
+def complete_clip(user: User, clip_id: int) -> Reply:
+    """Report the upload done: the stored bytes are verified now.
+
+    200 with the clip once it waits for review; 422 with the reason when the file was refused.
+    Asking again changes nothing and gives the same answer.
+    """
+    clip = own_clip(clip_id, user)
+    uploads.complete(clip, user)  # commits: others must see `verifying` while it runs
+    if clip.status == ClipStatus.FAILED:
+        raise ApiError(
+            422,
+            f"The clip was not accepted: {clip.failure_reason}.",
+            title="Upload refused",
+            clip=clip.id,
+            current_status=clip.status.value,
+            failure_reason=clip.failure_reason,
+        )
+    return Reply(200, serialize.clip_detail(clip, user))
+
+
+@api.route("GET", "/clips", tag="clips", query=s.ClipQuery, replies={200: s.ClipPage})
+def list_clips(user: User, query: s.ClipQuery) -> Reply:
+    """Clips, newest first: a tester's own; reviewers and admins see every clip."""
+    scope = "clips"
+    key = pagination.decode(scope, query.cursor)
+    statement = select(Clip)
+    if not is_staff(user):
+        statement = statement.where(Clip.tester_id == user.id)
+    if query.tester is not None:
+        statement = statement.where(Clip.tester_id == query.tester)
+    if query.status is not None:
+        statement = statement.where(Clip.status == query.status)
+    if key is not None:
+        statement = statement.where(Clip.id < int(key.get("before", 0)))
+    rows = list(db.session.scalars(statement.order_by(Clip.id.desc()).limit(query.limit + 1)))
+    page = rows[: query.limit]
+    following = {"before": page[-1].id} if len(rows) > query.limit else None
+    return Reply(
+        200,
+        s.ClipPage(
+            items=[serialize.clip_out(clip, user) for clip in page],
+            next=pagination.next_link(scope, following),
+        ),
+    )
+
+
+@api.route("GET", "/clips/<id:clip_id>", tag="clips", replies={200: s.ClipDetail})
+def get_clip(user: User, clip_id: int) -> Reply:
+    """One clip: status, media facts, decisions, and the share links the caller may manage."""
+    return Reply(200, serialize.clip_detail(visible_clip(clip_id, user), user))
+
+
+@api.route(
+    "POST", "/clips/<id:clip_id>/withdraw", tag="clips", replies={200: s.ClipDetail},
+    roles=TESTER, errors=(409,),
+)  # fmt: skip
+def withdraw_clip(user: User, clip_id: int) -> Reply:
+    """Withdraw one's own clip while it still waits for review."""
+    clip = own_clip(clip_id, user)
+    workflow.withdraw(clip, user)
+    db.session.commit()
+    return Reply(200, serialize.clip_detail(clip, user))
+
+
+@api.route("GET", "/me", tag="account", replies={200: s.Me})
+def me(user: User) -> Reply:
+    """Who the token or session belongs to, and their roles now."""
+    return Reply(200, serialize.me(user))

@@ -1,0 +1,284 @@
+"""The API's bodies and replies as pydantic models; the OpenAPI document is generated from them.
+
+Here: the shared pieces, errors, people and clips; review, share links and audit are in
+review_schemas.py.
+
+Request models are strict (no "1" for 1, no unknown fields); reply models are what the views
+return, so the document and the wire cannot disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from approval.models import ClipStatus, Role
+
+MAX_ID = 2**31 - 1
+#: A database id: ids beyond a 32-bit integer cannot exist, and are refused before any query.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+NO_NUL = r"^[^\x00]*$"
+
+
+def text(max_length: int, *, min_length: int = 0, strip: bool = False) -> StringConstraints:
+    """Bounded length and no NUL characters (no database stores those)."""
+    return StringConstraints(
+        strip_whitespace=strip, min_length=min_length, max_length=max_length, pattern=NO_NUL
+    )
+
+
+Title = Annotated[str, text(200, min_length=1, strip=True)]
+Name = Annotated[str, text(200)]
+ShortText = Annotated[str, text(100)]
+LongText = Annotated[str, text(4000)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
+Size = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+def _in_range(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+
+
+class Body(BaseModel):
+    """A request body: strict JSON types, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Query parameters arrive as text, so they are read in lax mode."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class FieldError(Out):
+    field: str
+    """The field or parameter, dotted for nested ones; "(body)" for the body as a whole."""
+    message: str
+
+
+class Problem(Out):
+    """An RFC 9457 problem document; conflicts add what the clip is now."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    """What went wrong and what to do about it."""
+    errors: list[FieldError] | None = None
+    """Each bad field, for validation errors."""
+    clip: int | None = None
+    current_status: ClipStatus | None = None
+    changed_at: datetime | None = None
+    changed_by: int | None = None
+
+
+# --- people --------------------------------------------------------------------------------------
+
+
+class Person(Out):
+    id: int
+    name: str
+
+
+class Me(Out):
+    id: int
+    email: str
+    display_name: str
+    roles: list[Role]
+
+
+# --- clips ---------------------------------------------------------------------------------------
+
+
+class ClipCreate(Body):
+    """A clip's details and what is known of its file, before any byte moves."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "Rolling ball",
+                    "filename": "ball.mp4",
+                    "size": 1048576,
+                    "prompt": "a red ball rolls across a wooden table",
+                    "generator": "vidgen",
+                    "generator_version": "2.1",
+                }
+            ]
+        }
+    )
+
+    title: Title
+    filename: Annotated[str, text(1000, min_length=1)]
+    size: Size
+    """The file's size in bytes."""
+    prompt: LongText = ""
+    generator: Name = ""
+    generator_version: ShortText = ""
+    notes: LongText = ""
+    content_type: ShortText | None = None
+    """Optional; if given, it must be the type the filename's extension stands for."""
+    sha256: Sha256 | None = None
+    """With it, S3 storage hands out a PUT whose signature pins the size and this digest."""
+    previous: Id | None = None
+    """The id of one's own rejected clip that this upload replaces as a new version."""
+
+
+class TicketRequest(Body):
+    """Optionally the file's size and SHA-256 again, for a ticket that pins both."""
+
+    size: Size | None = None
+    sha256: Sha256 | None = None
+
+
+class UploadTicket(Out):
+    """Where and how to send the file's bytes: a presigned S3 POST or PUT, or a PUT to the app."""
+
+    method: Literal["POST", "PUT"]
+    url: str
+    fields: dict[str, str]
+    """Form fields to send before the file, for POST (multipart, file field last)."""
+    headers: dict[str, str]
+    """Headers to send with a PUT."""
+    expires_at: datetime
+
+
+class Media(Out):
+    """What verification measured; plain numbers."""
+
+    width: int
+    height: int
+    duration: float
+    """Seconds."""
+    fps: float | None
+    size: int
+    """Bytes."""
+    sha256: str
+    container: str | None
+    codec: str | None
+    has_audio: bool | None
+
+
+class FinalDecision(Out):
+    decision: Literal["approve", "reject"]
+    category: str | None
+    reason: str | None
+    timecode: float | None
+    """Seconds into the clip that a rejection points at."""
+    decided_at: datetime
+    decided_by: Person | None
+
+
+class Claim(Out):
+    reviewer: Person
+    expires_at: datetime
+
+
+class Takedown(Out):
+    reason: str
+    at: datetime
+
+
+class ClipOut(Out):
+    id: int
+    url: str
+    title: str
+    status: ClipStatus
+    failure_reason: str | None
+    """Why verification refused the file, for `failed` clips."""
+    version: int
+    previous_version: int | None
+    tester: Person
+    prompt: str
+    generator: str
+    generator_version: str
+    notes: str
+    filename: str
+    content_type: str
+    created_at: datetime
+    status_changed_at: datetime
+    submitted_at: datetime | None
+    media: Media | None
+    """Known once the file passed verification."""
+    decision: FinalDecision | None
+    claim: Claim | None
+    """Who is reviewing the clip now (reviewers and admins only)."""
+    takedown: Takedown | None
+
+
+class DecisionOut(Out):
+    id: int
+    decision: Literal["approve", "reject"]
+    category: str | None
+    reason: str | None
+    timecode: float | None
+    reviewer: Person
+    created_at: datetime
+
+
+class ShareLinkOut(Out):
+    id: int
+    label: str
+    created_at: datetime
+    created_by: Person
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    allow_download: bool
+    has_passphrase: bool
+    page_views: int
+    media_starts: int
+    live: bool
+
+
+class ClipDetail(ClipOut):
+    decisions: list[DecisionOut]
+    share_links: list[ShareLinkOut]
+    """The clip's links, for those who may manage them; the tokens are never shown again."""
+
+
+class ClipCreated(Out):
+    id: int
+    status: ClipStatus
+    url: str
+    complete_url: str
+    """POST here once the bytes are sent."""
+    upload: UploadTicket
+
+
+class ClipPage(Out):
+    items: list[ClipOut]
+    next: str | None
+    """The next page, or null at the end."""
+
+
+class ClipQuery(Query):
+    status: ClipStatus | None = None
+    tester: Id | None = None
+    """Only this tester's clips (testers see only their own anyway)."""
+    cursor: Annotated[str, Field(max_length=500)] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50

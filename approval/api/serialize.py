@@ -1,0 +1,151 @@
+"""Database rows as the API's reply models, showing each caller only what they may see."""
+
+from __future__ import annotations
+
+from approval.models import (
+    DECIDED_STATES,
+    VERIFIED_STATES,
+    AuditEvent,
+    Clip,
+    ClipStatus,
+    Decision,
+    Role,
+    ShareLink,
+    User,
+    Verdict,
+)
+from approval.sharing import can_manage_links, is_live
+from approval.web import site_url
+
+from . import review_schemas as rs
+from . import schemas as s
+
+
+def person(user: User) -> s.Person:
+    return s.Person(id=user.id, name=user.display_name)
+
+
+def clip_url(clip_id: int) -> str:
+    return site_url("api.get_clip", clip_id=clip_id)
+
+
+def _media(clip: Clip) -> s.Media | None:
+    facts = (clip.sha256, clip.width, clip.height, clip.duration_seconds, clip.size_bytes)
+    if clip.status not in VERIFIED_STATES or None in facts:
+        return None
+    return s.Media.model_validate(
+        {
+            "width": clip.width,
+            "height": clip.height,
+            "duration": clip.duration_seconds,
+            "fps": clip.fps,
+            "size": clip.size_bytes,
+            "sha256": clip.sha256,
+            "container": clip.container,
+            "codec": clip.codec,
+            "has_audio": clip.has_audio,
+        }
+    )
+
+
+def _decision(clip: Clip) -> s.FinalDecision | None:
+    if clip.status not in DECIDED_STATES or clip.decided_at is None:
+        return None
+    return s.FinalDecision(
+        decision="reject" if clip.status == ClipStatus.REJECTED else "approve",
+        category=clip.decision_category,
+        reason=clip.decision_reason,
+        timecode=clip.decision_timecode,
+        decided_at=clip.decided_at,
+        decided_by=person(clip.decided_by) if clip.decided_by else None,
+    )
+
+
+def _claim(clip: Clip, viewer: User) -> s.Claim | None:
+    staff = viewer.has_role(Role.REVIEWER) or viewer.has_role(Role.ADMIN)
+    if not staff or clip.status != ClipStatus.IN_REVIEW or clip.claimed_by is None:
+        return None
+    assert clip.claim_expires_at is not None
+    return s.Claim(reviewer=person(clip.claimed_by), expires_at=clip.claim_expires_at)
+
+
+def _fields(clip: Clip, viewer: User) -> dict[str, object]:
+    takedown = None
+    if clip.status == ClipStatus.TAKEN_DOWN and clip.taken_down_at and clip.takedown_reason:
+        takedown = s.Takedown(reason=clip.takedown_reason, at=clip.taken_down_at)
+    return {
+        "id": clip.id,
+        "url": clip_url(clip.id),
+        "title": clip.title,
+        "status": clip.status,
+        "failure_reason": clip.failure_reason,
+        "version": clip.version,
+        "previous_version": clip.previous_version_id,
+        "tester": person(clip.tester),
+        "prompt": clip.prompt,
+        "generator": clip.generator,
+        "generator_version": clip.generator_version,
+        "notes": clip.notes,
+        "filename": clip.original_filename,
+        "content_type": clip.content_type,
+        "created_at": clip.created_at,
+        "status_changed_at": clip.status_changed_at,
+        "submitted_at": clip.submitted_at,
+        "media": _media(clip),
+        "decision": _decision(clip),
+        "claim": _claim(clip, viewer),
+        "takedown": takedown,
+    }
+
+
+def clip_out(clip: Clip, viewer: User) -> s.ClipOut:
+    return s.ClipOut.model_validate(_fields(clip, viewer))
+
+
+def decision_out(decision: Decision) -> s.DecisionOut:
+    return s.DecisionOut(
+        id=decision.id,
+        decision="approve" if decision.verdict == Verdict.APPROVE else "reject",
+        category=decision.category,
+        reason=decision.reason,
+        timecode=decision.timecode,
+        reviewer=person(decision.reviewer),
+        created_at=decision.created_at,
+    )
+
+
+def share_link_out(link: ShareLink) -> s.ShareLinkOut:
+    return s.ShareLinkOut(
+        id=link.id,
+        label=link.label,
+        created_at=link.created_at,
+        created_by=person(link.created_by),
+        expires_at=link.expires_at,
+        revoked_at=link.revoked_at,
+        allow_download=link.allow_download,
+        has_passphrase=link.passphrase_hash is not None,
+        page_views=link.page_views,
+        media_starts=link.media_starts,
+        live=is_live(link),
+    )
+
+
+def clip_detail(clip: Clip, viewer: User) -> s.ClipDetail:
+    links = clip.share_links if can_manage_links(clip, viewer) else []
+    return s.ClipDetail.model_validate(
+        {
+            **_fields(clip, viewer),
+            "decisions": [decision_out(d) for d in clip.decisions],
+            "share_links": [share_link_out(link) for link in links],
+        }
+    )
+
+
+def audit_event(event: AuditEvent) -> rs.AuditEventOut:
+    return rs.AuditEventOut.model_validate({**event.as_dict(), "hash": event.hash})
+
+
+def me(user: User) -> s.Me:
+    return s.Me(
+        id=user.id, email=user.email, display_name=user.display_name, roles=sorted(user.roles)
+    )

@@ -1,0 +1,239 @@
+"""Notifications: who hears about what, the inbox's reads, and the reviewers' daily digest.
+
+`notify` writes the row inside the caller's transaction and asks the outbox to mail it once
+that transaction commits (see outbox.py); the decision never waits on, or fails with, mail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+
+from . import outbox
+from .clock import utcnow
+from .extensions import db
+from .models import Clip, ClipStatus, Notification, Role, User, UserRole
+
+#: Notification kinds, with how the inbox names them.
+KINDS = {
+    "clip.approved": "Approved",
+    "clip.rejected": "Rejected",
+    "clip.taken_down": "Taken down",
+    "queue.digest": "Queue digest",
+}
+#: A digest goes out at most this often, so a cron job that runs twice sends once.
+DIGEST_INTERVAL = timedelta(hours=20)
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def notify(user: User, kind: str, clip: Clip | None, subject: str, body: str) -> Notification:
+    """Add a notification to the current transaction; it is mailed once that commits."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown notification kind {kind!r}")
+    notification = Notification(
+        user_id=user.id,
+        clip_id=clip.id if clip is not None else None,
+        kind=kind,
+        subject=subject[:200],
+        body=body,
+        created_at=utcnow(),
+        email_attempts=0,
+    )
+    db.session.add(notification)
+    db.session.flush()
+    outbox.mail_after_commit(db.session, notification.id)
+    return notification
+
+
+def timecode(seconds: float) -> str:
+    """A point in a clip as a player shows it: 0:01.5, with tenths only when there are any."""
+    tenths = round(seconds * 10)
+    whole, tenth = divmod(tenths, 10)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}:{secs:02d}" + (f".{tenth}" if tenth else "")
+
+
+def _quoted(clip: Clip) -> str:
+    version = f" (version {clip.version})" if clip.version > 1 else ""
+    return f"“{clip.title}”{version}"
+
+
+def clip_approved(clip: Clip) -> Notification:
+    """Tell the tester their clip was approved."""
+    return notify(
+        clip.tester,
+        "clip.approved",
+        clip,
+        f"Approved: {clip.title}",
+        f"{_quoted(clip)} was approved. You can now make share links for it.",
+    )
+
+
+def clip_rejected(clip: Clip) -> Notification:
+    """Tell the tester their clip was rejected, and why."""
+    categories = dict(current_app.config["REJECTION_CATEGORIES"])
+    category = categories.get(clip.decision_category or "", clip.decision_category or "")
+    moment = ""
+    if clip.decision_timecode is not None:
+        moment = f" The reviewer points at {timecode(clip.decision_timecode)}."
+    return notify(
+        clip.tester,
+        "clip.rejected",
+        clip,
+        f"Rejected: {clip.title}",
+        f"{_quoted(clip)} was rejected ({category}): {clip.decision_reason}{moment}\n"
+        "You can upload a new version from the clip's page.",
+    )
+
+
+def clip_taken_down(clip: Clip) -> Notification:
+    """Tell the tester their approved clip was taken down; its links no longer work."""
+    return notify(
+        clip.tester,
+        "clip.taken_down",
+        clip,
+        f"Taken down: {clip.title}",
+        f"{_quoted(clip)} was taken down: {clip.takedown_reason}\nIts share links no longer work.",
+    )
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def unread_count(user: User) -> int:
+    """How many of this person's notifications are unread."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    notifications: list[Notification]
+    #: The id to page before for older notifications; None on the last page.
+    older: int | None
+
+
+def recent(user: User, *, before: int | None = None, size: int = 30) -> Page:
+    """This person's notifications, newest first, a keyset page at a time."""
+    query = select(Notification).where(Notification.user_id == user.id)
+    if before is not None:
+        query = query.where(Notification.id < before)
+    rows = list(db.session.scalars(query.order_by(Notification.id.desc()).limit(size + 1)))
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, rows[-1].id if more and rows else None)
+
+
+def mark_read(user: User, notification_id: int | None = None) -> int:
+    """Mark one notification (or all of them) read; returns how many changed."""
+    query = update(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None)
+    )
+    if notification_id is not None:
+        query = query.where(Notification.id == notification_id)
+    result = db.session.execute(
+        query.values(read_at=utcnow()).execution_options(synchronize_session="fetch")
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def link_path(notification: Notification) -> str | None:
+    """Where a notification points in the app: the clip (at its timecode) or the queue."""
+    from flask import url_for
+
+    if notification.kind == "queue.digest":
+        return url_for("review.queue")
+    clip = notification.clip
+    if clip is None:
+        return None
+    path = url_for("clips.detail", clip_id=clip.id)
+    if notification.kind == "clip.rejected" and clip.decision_timecode is not None:
+        path += f"#t={clip.decision_timecode:.1f}"
+    return path
+
+
+# --- the reviewers' digest -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueState:
+    available: int
+    in_review: int
+    oldest_submitted_at: datetime | None
+
+
+def queue_state(now: datetime) -> QueueState:
+    """Clips a reviewer could take (waiting or with a lapsed lease), and the oldest of them."""
+    available = and_(
+        Clip.submitted_at.is_not(None),
+        or_(
+            Clip.status == ClipStatus.WAITING,
+            and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now),
+        ),
+    )
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(Clip.submitted_at)).where(available)
+    ).one()
+    live = db.session.scalar(
+        select(func.count()).where(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at > now)
+    )
+    return QueueState(count, live or 0, oldest)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "less than a minute"
+
+
+def queue_digest(now: datetime | None = None) -> list[Notification]:
+    """One digest for each opted-in reviewer not sent one lately; none when the queue is empty."""
+    now = now or utcnow()
+    state = queue_state(now)
+    if state.available == 0 or state.oldest_submitted_at is None:
+        return []
+    reviewers = db.session.scalars(
+        select(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(
+            UserRole.role == Role.REVIEWER,
+            User.active.is_(True),
+            User.wants_queue_digest.is_(True),
+            or_(User.last_digest_at.is_(None), User.last_digest_at <= now - DIGEST_INTERVAL),
+        )
+        .order_by(User.id)
+    ).all()
+    oldest = state.oldest_submitted_at
+    clips = "1 clip is" if state.available == 1 else f"{state.available} clips are"
+    body = (
+        f"{clips} waiting for review. The oldest has waited "
+        f"{_age((now - oldest).total_seconds())} (since {oldest:%Y-%m-%d %H:%M} UTC)."
+    )
+    if state.in_review:
+        body += f" {state.in_review} {'is' if state.in_review == 1 else 'are'} being reviewed now."
+    subject = f"Review queue: {state.available} waiting"
+    made = []
+    for reviewer in reviewers:
+        reviewer.last_digest_at = now
+        made.append(notify(reviewer, "queue.digest", None, subject, body))
+    return made
+
+
+def set_digest(user: User, wanted: bool) -> None:
+    """Opt in to (or out of) the daily queue digest; only reviewers can opt in."""
+    if wanted and not user.has_role(Role.REVIEWER):
+        raise ValueError("Only reviewers can get the queue digest.")
+    user.wants_queue_digest = wanted

@@ -1,0 +1,218 @@
+"""The outbox: notifications are mailed after their transaction commits, and retried later.
+
+`mail_after_commit` remembers a notification's id on the session. When that session commits,
+an `after_commit` hook mails the remembered rows over a connection of its own, so a slow or
+dead mail server can delay mail but never hold up or undo the decision that wrote them. A
+failed send bumps `email_attempts` and keeps `last_email_error`; `flask inbox send-mail`
+retries later.
+
+Each send first claims its row (a conditional UPDATE of `email_attempts`, committed), so two
+senders never mail the same notification twice. The retry command leaves alone rows younger
+than RETRY_AFTER: those belong to the request that wrote them, which may still be sending.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, has_app_context
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
+
+from . import mail
+from .clock import utcnow
+from .extensions import db
+from .models import Notification, User
+
+log = logging.getLogger(__name__)
+
+#: The retry command leaves younger unsent rows to the request that wrote them.
+RETRY_AFTER = timedelta(minutes=2)
+#: Unsent mail older than this is not sent any more: it would only confuse.
+DEFAULT_MAX_AGE = timedelta(days=3)
+#: After this many failed attempts a mail is given up (it stays in the inbox).
+MAX_ATTEMPTS = 10
+
+_PENDING = "greenlight_pending_mail"
+
+
+def mail_after_commit(session: Session, notification_id: int) -> None:
+    """Mail this notification once the session's transaction commits (never if it rolls back)."""
+    session.info.setdefault(_PENDING, []).append(notification_id)
+
+
+def smtp_settings() -> mail.SmtpSettings | None:
+    """The configured mail server, or None when SMTP_URL is empty (in-app only)."""
+    url = current_app.config.get("SMTP_URL") or ""
+    return mail.parse_smtp_url(url) if url else None
+
+
+def _sender(settings: mail.SmtpSettings) -> str:
+    if settings.sender:
+        return settings.sender
+    host = urlsplit(current_app.config["SITE_URL"]).hostname or "localhost"
+    if "." not in host or host.replace(".", "").isdigit():
+        host = "localhost"
+    return f"Greenlight <greenlight@{host}>"
+
+
+def _message_text(notification: Notification) -> str:
+    from .web import site_url
+
+    lines = [notification.body, ""]
+    if notification.kind == "queue.digest":
+        lines.append(f"Open the queue: {site_url('review.queue')}")
+    elif notification.clip_id is not None:
+        anchor = ""
+        clip = notification.clip
+        if notification.kind == "clip.rejected" and clip and clip.decision_timecode is not None:
+            anchor = f"#t={clip.decision_timecode:.1f}"
+        lines.append(f"Open the clip: {site_url('clips.detail', clip_id=notification.clip_id)}")
+        if anchor:
+            lines[-1] += anchor
+    lines += ["", "—", f"Your notifications and mail settings: {site_url('inbox.index')}"]
+    return "\n".join(lines)
+
+
+@dataclass
+class MailReport:
+    sent: int = 0
+    failed: int = 0
+    #: Why the last failure happened, for the command's output.
+    last_error: str | None = None
+
+
+def send_pending(
+    ids: list[int] | None = None, *, max_age: timedelta = DEFAULT_MAX_AGE
+) -> MailReport:
+    """Mail unsent notifications: these ids, or every one due a retry. Never raises MailError.
+
+    Runs in a session of its own, so it can be called right after another session committed.
+    """
+    report = MailReport()
+    settings = smtp_settings()
+    if settings is None:
+        return report
+    now = utcnow()
+    with Session(db.engine, expire_on_commit=False) as session:
+        query = (
+            select(Notification, User.email)
+            .join(User, User.id == Notification.user_id)
+            .where(Notification.emailed_at.is_(None), User.active.is_(True))
+            .order_by(Notification.id)
+        )
+        if ids is not None:
+            query = query.where(Notification.id.in_(ids), Notification.email_attempts == 0)
+        else:
+            query = query.where(
+                Notification.created_at <= now - RETRY_AFTER,
+                Notification.created_at > now - max_age,
+                Notification.email_attempts < MAX_ATTEMPTS,
+            )
+        claimed = [(row, email) for row, email in session.execute(query) if _claim(session, row)]
+        session.commit()
+        if not claimed:
+            return report
+        try:
+            with mail.connect(settings) as client:
+                for row, email in claimed:
+                    message = mail.build_message(
+                        sender=_sender(settings),
+                        to=email,
+                        subject=f"[Greenlight] {row.subject}",
+                        body=_message_text(row),
+                    )
+                    try:
+                        mail.send_one(client, message)
+                    except mail.MailError as exc:
+                        _failed(session, row, str(exc), report)
+                    else:
+                        _sent(session, row, report)
+                    session.commit()
+        except mail.MailError as exc:  # no connection: every claimed row failed alike
+            for row, _ in claimed:
+                if row.emailed_at is None and row.last_email_error is None:
+                    _failed(session, row, str(exc), report)
+            session.commit()
+    return report
+
+
+def _claim(session: Session, row: Notification) -> bool:
+    """Take this row for one attempt; False if another sender took it first."""
+    result = session.execute(
+        update(Notification)
+        .where(
+            Notification.id == row.id,
+            Notification.emailed_at.is_(None),
+            Notification.email_attempts == row.email_attempts,
+        )
+        .values(email_attempts=row.email_attempts + 1, last_email_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    row.email_attempts += 1
+    row.last_email_error = None
+    return True
+
+
+def _sent(session: Session, row: Notification, report: MailReport) -> None:
+    row.emailed_at = utcnow()
+    session.execute(
+        update(Notification)
+        .where(Notification.id == row.id)
+        .values(emailed_at=row.emailed_at, last_email_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    report.sent += 1
+
+
+def _failed(session: Session, row: Notification, error: str, report: MailReport) -> None:
+    log.warning(
+        "mail for notification %s (attempt %s) not sent: %s", row.id, row.email_attempts, error
+    )
+    row.last_email_error = error[:2000]
+    session.execute(
+        update(Notification)
+        .where(Notification.id == row.id)
+        .values(last_email_error=row.last_email_error)
+        .execution_options(synchronize_session=False)
+    )
+    report.failed += 1
+    report.last_error = error
+
+
+# --- the hooks -----------------------------------------------------------------------------------
+
+
+@event.listens_for(Session, "after_commit")
+def _mail_after_commit(session: Session) -> None:
+    """Once the notifications' transaction is committed, mail them; never raise from here."""
+    ids = session.info.pop(_PENDING, None)
+    if not ids or not has_app_context():
+        return
+    try:
+        send_pending(ids)
+    except Exception:  # the commit happened; a mail problem must not turn it into an error
+        log.exception("mailing notifications %s failed; `flask inbox send-mail` retries", ids)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def pending_count() -> int:
+    """Unsent mail of active people, for the retry command's summary."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .join(User, User.id == Notification.user_id)
+            .where(Notification.emailed_at.is_(None), User.active.is_(True))
+        )
+        or 0
+    )

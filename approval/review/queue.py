@@ -1,0 +1,226 @@
+"""Reading the review queue: counts, filtered keyset pages, neighbours. Nothing here writes.
+
+"Available" means what a reviewer could claim: waiting, or in review under a lapsed lease (the
+lease ran out, so the clip is back in its old place). Each kind is read with its own query on
+ix_clips_queue (status, submitted_at, id), so a page costs a short index range scan whether
+100 or 100,000 clips are waiting; the two short lists are merged in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select, tuple_
+from sqlalchemy.orm import selectinload
+
+from approval.extensions import db
+from approval.models import Clip, ClipStatus, Decision, User
+
+PAGE_SIZE = 50
+
+#: Age filter choices: value → (label, minimum age).
+AGES: dict[str, tuple[str, timedelta]] = {
+    "1h": ("Over an hour", timedelta(hours=1)),
+    "1d": ("Over a day", timedelta(days=1)),
+    "3d": ("Over 3 days", timedelta(days=3)),
+    "7d": ("Over a week", timedelta(days=7)),
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    tester_id: int | None = None
+    generator: str = ""
+    age: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tester_id or self.generator or self.age)
+
+    def conditions(self, now: datetime) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.tester_id:
+            found.append(Clip.tester_id == self.tester_id)
+        if self.generator:
+            found.append(Clip.generator.icontains(self.generator, autoescape=True))
+        if self.age in AGES:
+            found.append(Clip.submitted_at <= now - AGES[self.age][1])
+        return found
+
+    def as_args(self) -> dict[str, Any]:
+        """The filters as query-string arguments, for links that keep them."""
+        args: dict[str, Any] = {"tester": self.tester_id, "generator": self.generator}
+        args["age"] = self.age
+        return {key: value for key, value in args.items() if value}
+
+
+@dataclass(frozen=True)
+class Counts:
+    waiting: int  # including lapsed leases: they are back in the queue
+    in_review: int  # live leases only
+    oldest_submitted_at: datetime | None
+
+    def as_json(self, now: datetime) -> dict[str, Any]:
+        oldest = self.oldest_submitted_at
+        return {
+            "waiting": self.waiting,
+            "in_review": self.in_review,
+            "oldest_submitted_at": oldest.isoformat() if oldest else None,
+            "oldest_age_seconds": int((now - oldest).total_seconds()) if oldest else None,
+        }
+
+
+@dataclass(frozen=True)
+class Page:
+    clips: list[Clip]
+    #: Cursors: the id to page after (next) or before (previous); None when there is none.
+    after: int | None
+    before: int | None
+
+
+def _lapsed(now: datetime) -> ColumnElement[bool]:
+    return and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now)
+
+
+def _available_kinds(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    return Clip.status == ClipStatus.WAITING, _lapsed(now)
+
+
+def counts(now: datetime) -> Counts:
+    """How many clips are available and in review, and when the oldest available one came in."""
+    waiting, oldest = db.session.execute(
+        select(func.count(), func.min(Clip.submitted_at)).where(Clip.status == ClipStatus.WAITING)
+    ).one()
+    live, lapsed, oldest_lapsed = db.session.execute(
+        select(
+            func.count().filter(Clip.claim_expires_at > now),
+            func.count().filter(Clip.claim_expires_at <= now),
+            func.min(Clip.submitted_at).filter(Clip.claim_expires_at <= now),
+        ).where(Clip.status == ClipStatus.IN_REVIEW)
+    ).one()
+    candidates = [moment for moment in (oldest, oldest_lapsed) if moment is not None]
+    return Counts(waiting + lapsed, live, min(candidates) if candidates else None)
+
+
+def matching(filters: Filters, now: datetime) -> int:
+    """How many available clips match the filters (only asked when filters are set)."""
+    return sum(
+        db.session.scalar(
+            select(func.count()).select_from(Clip).where(kind, *filters.conditions(now))
+        )
+        or 0
+        for kind in _available_kinds(now)
+    )
+
+
+def _key(clip: Clip) -> tuple[datetime, int]:
+    assert clip.submitted_at is not None  # every available clip passed verification
+    return clip.submitted_at, clip.id
+
+
+def _anchor(clip_id: int | None) -> tuple[datetime, int] | None:
+    if clip_id is None:
+        return None
+    submitted = db.session.scalar(select(Clip.submitted_at).where(Clip.id == clip_id))
+    return (submitted, clip_id) if submitted is not None else None
+
+
+def page(
+    filters: Filters,
+    now: datetime,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    size: int | None = None,
+) -> Page:
+    """One page of available clips, oldest first, after or before a cursor clip (keyset)."""
+    size = size or PAGE_SIZE
+    backwards = before is not None and after is None
+    anchor = _anchor(before if backwards else after)
+    position = tuple_(Clip.submitted_at, Clip.id)
+    found: list[Clip] = []
+    for kind in _available_kinds(now):
+        query = select(Clip).where(kind, *filters.conditions(now))
+        if anchor is not None:
+            query = query.where(position < anchor if backwards else position > anchor)
+        if backwards:
+            query = query.order_by(Clip.submitted_at.desc(), Clip.id.desc())
+        else:
+            query = query.order_by(Clip.submitted_at, Clip.id)
+        found.extend(db.session.scalars(query.limit(size + 1)))
+    found.sort(key=_key, reverse=backwards)
+    more = len(found) > size
+    clips = found[:size]
+    if backwards:
+        clips.reverse()
+        return Page(
+            clips,
+            after=clips[-1].id if clips else None,
+            before=clips[0].id if clips and more else None,
+        )
+    return Page(
+        clips,
+        after=clips[-1].id if clips and more else None,
+        before=clips[0].id if clips and anchor is not None else None,
+    )
+
+
+def neighbours(clip: Clip, now: datetime) -> tuple[Clip | None, Clip | None]:
+    """The available clips just before and just after this one in queue order (for J/K)."""
+    if clip.submitted_at is None:
+        return None, None
+    position = tuple_(Clip.submitted_at, Clip.id)
+    here = (clip.submitted_at, clip.id)
+    earlier: list[Clip] = []
+    later: list[Clip] = []
+    for kind in _available_kinds(now):
+        base = select(Clip).where(kind).limit(1)
+        earlier.extend(
+            db.session.scalars(
+                base.where(position < here).order_by(Clip.submitted_at.desc(), Clip.id.desc())
+            )
+        )
+        later.extend(
+            db.session.scalars(base.where(position > here).order_by(Clip.submitted_at, Clip.id))
+        )
+    return (
+        max(earlier, key=_key) if earlier else None,
+        min(later, key=_key) if later else None,
+    )
+
+
+def being_reviewed(now: datetime) -> list[Clip]:
+    """Clips under a live lease, with who holds them: a handful, one per active reviewer."""
+    return list(
+        db.session.scalars(
+            select(Clip)
+            .where(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at > now)
+            .options(selectinload(Clip.claimed_by))
+            .order_by(Clip.submitted_at, Clip.id)
+        )
+    )
+
+
+def judged_by(reviewer: User, clip_ids: list[int]) -> set[int]:
+    """Which of these clips the reviewer already gave a verdict on (four-eyes review)."""
+    if not clip_ids:
+        return set()
+    return set(
+        db.session.scalars(
+            select(Decision.clip_id).where(
+                Decision.reviewer_id == reviewer.id, Decision.clip_id.in_(clip_ids)
+            )
+        )
+    )
+
+
+def version_history(clip: Clip) -> list[Clip]:
+    """Earlier versions of this clip, newest first, each with its decisions."""
+    versions: list[Clip] = []
+    earlier = clip.previous_version
+    while earlier is not None and len(versions) < 100:  # a guard, not a real limit
+        versions.append(earlier)
+        earlier = earlier.previous_version
+    return versions

@@ -1,0 +1,212 @@
+"""The public side of share links, and making and revoking them."""
+
+from __future__ import annotations
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response as BaseResponse
+
+from approval import sharing
+from approval.clock import utcnow
+from approval.delivery import serve_object
+from approval.extensions import db, limiter, storage
+from approval.models import Clip, ShareLink
+from approval.web import client_address, site_url, storage_origin
+from approval.workflow import InvalidInput, NotFound
+
+from . import bp
+from .forms import PassphraseForm, ShareLinkForm
+
+# A media start is counted once per viewer session within this window, not per range request.
+MEDIA_START_WINDOW_SECONDS = 30 * 60
+
+
+def _share_limit() -> str:
+    return str(current_app.config["SHARE_RATE_LIMIT"])
+
+
+def _passphrase_key() -> str:
+    token = (request.view_args or {}).get("token", "")
+    return f"{sharing.hash_token(token)}:{client_address()}"
+
+
+def _wrong_passphrase(response: BaseResponse) -> bool:
+    return response.status_code != 302
+
+
+public = limiter.shared_limit(_share_limit, scope="share-links")
+
+
+def _unlocked(link: ShareLink) -> bool:
+    return link.passphrase_hash is None or link.id in session.get("share_unlocked", [])
+
+
+@bp.route("/s/<token>", methods=["GET", "POST"])
+@public
+@limiter.limit(
+    "5 per minute", methods=["POST"], key_func=_passphrase_key, deduct_when=_wrong_passphrase,
+    scope="share-passphrase",
+)  # fmt: skip
+def page(token: str) -> BaseResponse | str | tuple[str, int]:
+    """The public page: no account needed; a passphrase first if the link has one."""
+    link = sharing.find_link(token)
+    form = PassphraseForm()
+    if not _unlocked(link):
+        if form.validate_on_submit():
+            if sharing.check_passphrase(link, form.passphrase.data or ""):
+                session["share_unlocked"] = [*session.get("share_unlocked", []), link.id][-20:]
+                return redirect(url_for("share.page", token=token))
+            form.passphrase.errors = ["That passphrase is not right."]
+            return render_template("share/passphrase.html", form=form, token=token), 403
+        return render_template("share/passphrase.html", form=form, token=token)
+    if request.method == "POST":
+        return redirect(url_for("share.page", token=token))
+    sharing.approved_object(link)
+    sharing.count_page_view(link)
+    return render_template(
+        "share/page.html",
+        link=link,
+        clip=link.clip,
+        token=token,
+        page_url=site_url("share.page", token=token),
+        poster_url=site_url("share.poster", token=token),
+        media_url=site_url("share.media", token=token),
+    )
+
+
+def _live_unlocked(token: str) -> ShareLink:
+    link = sharing.find_link(token)
+    if not _unlocked(link):
+        abort(403)
+    return link
+
+
+@bp.get("/s/<token>/media")
+@public
+def media(token: str) -> Response:
+    """The video: 302 to a short-lived storage URL, or the bytes with Range support."""
+    link = _live_unlocked(token)
+    download = request.args.get("download") == "1"
+    if download and not link.allow_download:
+        abort(403)
+    info = sharing.approved_object(link)
+    if request.method == "GET" and _is_media_start():
+        _count_start_once(link)
+    clip = link.clip
+    return serve_object(
+        clip.storage_key,
+        info=info,
+        content_type=clip.content_type,
+        filename=clip.original_filename,
+        attachment=download,
+    )
+
+
+def _is_media_start() -> bool:
+    """A player's first request has no Range or asks from byte 0; seeks ask from elsewhere."""
+    header = request.headers.get("Range", "").replace(" ", "")
+    return not header or header.startswith("bytes=0-")
+
+
+def _count_start_once(link: ShareLink) -> None:
+    counted: dict[str, float] = session.get("share_started", {})
+    now = utcnow().timestamp()
+    key = str(link.id)
+    if now - counted.get(key, 0) < MEDIA_START_WINDOW_SECONDS:
+        return
+    counted = {k: v for k, v in counted.items() if now - v < MEDIA_START_WINDOW_SECONDS}
+    counted[key] = now
+    session["share_started"] = counted
+    sharing.count_media_start(link)
+
+
+@bp.get("/s/<token>/poster")
+@public
+def poster(token: str) -> Response:
+    """The poster frame, through the same checks as the video."""
+    link = _live_unlocked(token)
+    sharing.approved_object(link)
+    clip = link.clip
+    if clip.poster_key is None:
+        abort(404)
+    info = storage().head(clip.poster_key)
+    return serve_object(clip.poster_key, info=info, content_type="image/jpeg")
+
+
+@bp.after_request
+def _public_headers(response: Response) -> Response:
+    """Share pages must not leak their token or be indexed, cached or framed."""
+    if not request.path.startswith("/s/"):
+        return response
+    origin = storage_origin()
+    extra = f" {origin}" if origin else ""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; img-src 'self'{extra}; media-src 'self'{extra}; "
+        "style-src 'self'; script-src 'self'; form-action 'self'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    if response.mimetype == "text/html":
+        response.headers["Cache-Control"] = "private, no-store"
+    if not current_app.config["ALLOW_INDEXING"]:
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# --- management ----------------------------------------------------------------------------------
+
+
+@bp.post("/clips/<int:clip_id>/share-links")
+@login_required
+def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
+    """Make a share link and show its URL, once."""
+    clip = db.session.get(Clip, clip_id)
+    if clip is None or not clip.can_be_seen_by(current_user):
+        raise NotFound("There is no such clip.")
+    form = ShareLinkForm()
+    if not form.validate_on_submit():
+        errors = "; ".join(
+            f"{form[name].label.text}: {' '.join(e)}" for name, e in form.errors.items()
+        )
+        raise InvalidInput(f"The share link was not made. {errors}")
+    link, token = sharing.create_link(
+        clip,
+        current_user,
+        label=form.label.data or "",
+        expires_at=form.expires_at(utcnow()),
+        passphrase=form.passphrase.data or None,
+        allow_download=bool(form.allow_download.data),
+    )
+    db.session.commit()
+    return render_template(
+        "share/created.html", clip=clip, link=link, url=site_url("share.page", token=token)
+    )
+
+
+@bp.post("/share-links/<int:link_id>/revoke")
+@login_required
+def revoke(link_id: int) -> BaseResponse:
+    """Revoke one link; new requests to it get 410 at once."""
+    link = db.session.get(ShareLink, link_id)
+    if link is None:
+        raise NotFound("There is no such share link.")
+    sharing.revoke_link(link, current_user)
+    db.session.commit()
+    ttl = current_app.config["SHARE_URL_TTL"]
+    flash(
+        "The link is revoked: it stops working for every new request now. A video that was "
+        f"already playing may go on for up to {ttl // 60 or 1} minute{'s' if ttl >= 120 else ''}.",
+        "success",
+    )
+    return redirect(url_for("clips.detail", clip_id=link.clip_id))

@@ -1,0 +1,210 @@
+"""Share links: made only for approved clips, looked up by token hash, revoked at once.
+
+A link serves only the bytes that were approved: before any media leaves, the stored object's
+size and ETag are compared with what verification recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from . import audit
+from .clock import utcnow
+from .extensions import db, storage
+from .models import AuditEvent, Clip, ClipStatus, Role, ShareLink, User
+from .passwords import check_secret, hash_secret
+from .storage import ObjectInfo, ObjectNotFound
+from .workflow import InvalidInput, NotAllowed, NotFound, StateConflict, WorkflowError
+
+log = logging.getLogger(__name__)
+
+#: 32 URL-safe characters: 192 bits from `secrets`.
+TOKEN_BYTES = 24
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{20,64}")
+MAX_PASSPHRASE_LENGTH = 200
+MAX_LABEL_LENGTH = 100
+
+
+class LinkGone(WorkflowError):
+    """Revoked, expired, or its clip is no longer approved: 410, saying nothing of the clip."""
+
+    status_code = 410
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def can_manage_links(clip: Clip, user: User) -> bool:
+    """The clip's tester, reviewers and admins may make and revoke its links."""
+    return clip.is_owned_by(user) or user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
+
+
+def create_link(
+    clip: Clip,
+    actor: User,
+    *,
+    label: str = "",
+    expires_at: datetime | None = None,
+    passphrase: str | None = None,
+    allow_download: bool = False,
+) -> tuple[ShareLink, str]:
+    """Make a link for an approved clip; returns it and its token, which is never stored."""
+    if not clip.can_be_seen_by(actor):
+        raise NotFound("There is no such clip.")
+    if not can_manage_links(clip, actor):
+        raise NotAllowed("You cannot share this clip.")
+    if clip.status != ClipStatus.APPROVED:
+        raise StateConflict(
+            f"Only approved clips can be shared; this clip is {clip.status.label}.", clip
+        )
+    now = utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("The expiry must be in the future.")
+    if len(label) > MAX_LABEL_LENGTH:
+        raise InvalidInput(f"The label can be at most {MAX_LABEL_LENGTH} characters.")
+    if passphrase is not None and len(passphrase) > MAX_PASSPHRASE_LENGTH:
+        raise InvalidInput(f"The passphrase can be at most {MAX_PASSPHRASE_LENGTH} characters.")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    link = ShareLink(
+        clip_id=clip.id,
+        token_hash=hash_token(token),
+        label=label.strip(),
+        created_by_id=actor.id,
+        created_at=now,
+        expires_at=expires_at,
+        allow_download=allow_download,
+    )
+    if passphrase:
+        link.passphrase_hash = hash_secret(passphrase)
+    db.session.add(link)
+    db.session.flush()
+    audit.record(
+        "share_link.created",
+        actor=actor,
+        subject_type="share_link",
+        subject_id=link.id,
+        clip=clip,
+        data={
+            "label": link.label,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "passphrase": bool(passphrase),
+            "allow_download": allow_download,
+        },
+    )
+    return link, token
+
+
+def revoke_link(link: ShareLink, actor: User) -> None:
+    """Revoke a link: every new request to it gets 410 from now on."""
+    if not can_manage_links(link.clip, actor) or not link.clip.can_be_seen_by(actor):
+        raise NotFound("There is no such share link.")
+    result = db.session.execute(
+        update(ShareLink)
+        .where(ShareLink.id == link.id, ShareLink.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_by_id=actor.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return  # already revoked: nothing more to do, nothing more to log
+    audit.record(
+        "share_link.revoked",
+        actor=actor,
+        subject_type="share_link",
+        subject_id=link.id,
+        clip=link.clip,
+        data={"label": link.label},
+    )
+
+
+def find_link(token: str) -> ShareLink:
+    """The live link for a token; NotFound for an unknown one, LinkGone for a dead one."""
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise NotFound("There is nothing here.")
+    link = db.session.scalar(select(ShareLink).where(ShareLink.token_hash == hash_token(token)))
+    if link is None:
+        raise NotFound("There is nothing here.")
+    if not is_live(link):
+        raise LinkGone("This clip is no longer available.")
+    return link
+
+
+def is_live(link: ShareLink) -> bool:
+    return (
+        link.revoked_at is None
+        and (link.expires_at is None or link.expires_at > utcnow())
+        and link.clip.status == ClipStatus.APPROVED
+    )
+
+
+def check_passphrase(link: ShareLink, passphrase: str) -> bool:
+    if link.passphrase_hash is None:
+        return True
+    if len(passphrase) > MAX_PASSPHRASE_LENGTH:
+        return False
+    return check_secret(link.passphrase_hash, passphrase)
+
+
+def approved_object(link: ShareLink) -> ObjectInfo:
+    """The stored clip, if it is still exactly the approved bytes; else LinkGone, logged once."""
+    clip = link.clip
+    try:
+        info = storage().head(clip.storage_key)
+    except ObjectNotFound:
+        info = None
+    if info is not None and info.size == clip.size_bytes and info.etag == clip.etag:
+        return info
+    observed = {"size": info.size, "etag": info.etag} if info else {"missing": True}
+    log.warning("clip %s: stored bytes differ from the approved ones: %s", clip.id, observed)
+    _record_integrity_failure(link, observed)
+    raise LinkGone("This clip is no longer available.")
+
+
+def _record_integrity_failure(link: ShareLink, observed: dict[str, Any]) -> None:
+    """One audit event per clip and observed object, so repeated requests do not flood the log."""
+    seen = db.session.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.action == "clip.integrity_failed",
+            AuditEvent.clip_id == link.clip_id,
+            AuditEvent.data.contains(audit.canonical_json(observed)[1:-1]),
+        )
+    )
+    if seen is not None:
+        return
+    audit.record(
+        "clip.integrity_failed",
+        actor=None,
+        subject_type="clip",
+        subject_id=link.clip_id,
+        clip=link.clip,
+        reason="the stored object no longer matches the approved size and ETag",
+        data={"observed": observed, "share_link": link.id},
+    )
+    db.session.commit()
+
+
+def count_page_view(link: ShareLink) -> None:
+    db.session.execute(
+        update(ShareLink)
+        .where(ShareLink.id == link.id)
+        .values(page_views=ShareLink.page_views + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def count_media_start(link: ShareLink) -> None:
+    db.session.execute(
+        update(ShareLink)
+        .where(ShareLink.id == link.id)
+        .values(media_starts=ShareLink.media_starts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()

@@ -1,0 +1,150 @@
+// Review pages. Everything here is an extra: without JavaScript the forms and links still work.
+//
+// Queue page (#review-queue): live counts from /review/counts, J/K to move through the list.
+// Review page (#review-clip): lease renewal while open, keyboard shortcuts, "use current time".
+(function () {
+  "use strict";
+
+  function typingIn(target) {
+    if (!target) return false;
+    var tag = target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+  }
+
+  // Space already means "press" on these; the player's own controls handle it too.
+  function activates(target) {
+    return target === player || /^(BUTTON|A|SUMMARY)$/.test(target.tagName);
+  }
+
+  function plainKey(event) {
+    return !event.ctrlKey && !event.metaKey && !event.altKey && !typingIn(event.target);
+  }
+
+  // --- queue page ---------------------------------------------------------------------------
+
+  var queue = document.getElementById("review-queue");
+  if (queue) {
+    var countsUrl = queue.dataset.countsUrl;
+    var show = function (name, text) {
+      var slot = queue.querySelector('[data-count="' + name + '"]');
+      if (slot) slot.textContent = text;
+    };
+    var ageText = function (seconds) {
+      if (seconds === null) return "—";
+      var units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+      for (var i = 0; i < units.length; i++) {
+        var count = Math.floor(seconds / units[i][1]);
+        if (count >= 1) return count + " " + units[i][0] + (count === 1 ? "" : "s") + " ago";
+      }
+      return "just now";
+    };
+    var refresh = function () {
+      if (document.hidden) return;
+      fetch(countsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (counts) {
+          if (!counts) return;
+          show("waiting", String(counts.waiting));
+          show("in_review", String(counts.in_review));
+          show("oldest", ageText(counts.oldest_age_seconds));
+        })
+        .catch(function () { /* offline for a moment: the next poll tries again */ });
+    };
+    window.setInterval(refresh, 20000);
+    document.addEventListener("visibilitychange", refresh);
+
+    var rows = Array.prototype.slice.call(document.querySelectorAll("tr.queue-row"));
+    var selected = -1;
+    var select = function (index) {
+      if (!rows.length) return;
+      if (selected >= 0) rows[selected].classList.remove("selected");
+      selected = Math.max(0, Math.min(rows.length - 1, index));
+      rows[selected].classList.add("selected");
+      var link = rows[selected].querySelector("a");
+      if (link) link.focus();
+    };
+    document.addEventListener("keydown", function (event) {
+      if (!plainKey(event)) return;
+      if (event.key === "j") { event.preventDefault(); select(selected + 1); }
+      else if (event.key === "k") { event.preventDefault(); select(selected - 1); }
+    });
+  }
+
+  // --- review page --------------------------------------------------------------------------
+
+  var page = document.getElementById("review-clip");
+  if (!page) return;
+  var player = document.getElementById("player");
+  var claimState = document.getElementById("claim-state");
+
+  if (page.dataset.renewUrl) {
+    var every = Math.max(5, parseInt(page.dataset.renewSeconds, 10) || 60) * 1000;
+    var timer = window.setInterval(function () {
+      fetch(page.dataset.renewUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": page.dataset.csrfToken, Accept: "application/json" },
+      })
+        .then(function (response) {
+          if (response.ok) return response.json().then(function (body) {
+            var slot = page.querySelector("[data-claim-expires]");
+            if (slot && body.expires_at) {
+              slot.setAttribute("datetime", body.expires_at);
+              slot.textContent = body.expires_at.slice(11, 16) + " UTC";
+            }
+          });
+          if (response.status === 409 || response.status === 404) {
+            window.clearInterval(timer);
+            if (claimState) {
+              claimState.textContent = "Your claim on this clip has ended (it lapsed or someone " +
+                "else took it). Reload the page to see where it stands.";
+            }
+          }
+          return null;
+        })
+        .catch(function () { /* a lost renewal is retried at the next tick */ });
+    }, every);
+  }
+
+  var useNow = document.getElementById("use-current-time");
+  var timecode = document.getElementById("timecode");
+  if (useNow && timecode && player) {
+    useNow.hidden = false;
+    useNow.addEventListener("click", function () {
+      timecode.value = (Math.round(player.currentTime * 100) / 100).toString();
+      timecode.focus();
+    });
+  }
+
+  var rejectPanel = document.getElementById("reject-panel");
+  var approveForm = document.getElementById("approve-form");
+  var shortcuts = document.getElementById("shortcuts");
+  if (shortcuts) shortcuts.setAttribute("tabindex", "-1");
+
+  document.addEventListener("keydown", function (event) {
+    if (!plainKey(event)) return;
+    var key = event.key;
+    if (key === "j" && page.dataset.nextUrl) {
+      window.location.assign(page.dataset.nextUrl);
+    } else if (key === "k" && page.dataset.prevUrl) {
+      window.location.assign(page.dataset.prevUrl);
+    } else if (key === "a" && approveForm) {
+      event.preventDefault();
+      if (approveForm.requestSubmit) approveForm.requestSubmit(); else approveForm.submit();
+    } else if (key === "r" && rejectPanel) {
+      event.preventDefault();
+      rejectPanel.open = true;
+      var first = rejectPanel.querySelector("select, textarea");
+      if (first) first.focus();
+    } else if (key === " " && player && !activates(event.target)) {
+      event.preventDefault();
+      if (player.paused) player.play().catch(function () { /* not loaded yet */ });
+      else player.pause();
+    } else if (key === "?" && shortcuts) {
+      event.preventDefault();
+      shortcuts.classList.add("highlight");
+      shortcuts.scrollIntoView({ block: "center" });
+      shortcuts.focus();
+    }
+  });
+})();
