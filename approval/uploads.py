@@ -135,12 +135,26 @@ def _serializer() -> URLSafeTimedSerializer:
     )
 
 
-def ticket_for(clip: Clip) -> UploadTicket:
-    """A short-lived ticket to send this clip's bytes: straight to S3, or to the app."""
+def ticket_for(clip: Clip, *, size: int | None = None, sha256: str | None = None) -> UploadTicket:
+    """A short-lived ticket to send this clip's bytes: straight to S3, or to the app.
+
+    A client that hashed its file first (the CLI) gets, where the storage can, a presigned PUT
+    that signs the size and the SHA-256, so the storage itself refuses any other body.
+    """
     if clip.status != ClipStatus.UPLOADING:
         raise StateConflict("This clip's upload is finished; start a new upload.", clip)
     ttl = current_app.config["UPLOAD_TICKET_TTL"]
     limit = current_app.config["MAX_CLIP_BYTES"]
+    if size and sha256 is not None:
+        pinned = storage().presigned_put(
+            clip.storage_key,
+            content_type=clip.content_type,
+            size=size,
+            sha256_hex=sha256.lower(),
+            expires_in=ttl,
+        )
+        if pinned is not None:
+            return pinned
     direct = storage().presigned_post(
         clip.storage_key, content_type=clip.content_type, max_bytes=limit, expires_in=ttl
     )

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from flask import current_app
 from sqlalchemy import select
 
 from approval import uploads, workflow
-from approval.extensions import db, storage
+from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User
 from approval.storage import UploadTicket
 from approval.uploads import UploadRefused, UploadTooLarge
 from approval.web import site_url
-from approval.workflow import StateConflict
 
 from . import pagination, serialize
 from . import schemas as s
@@ -49,23 +47,6 @@ def is_staff(user: User) -> bool:
 
 def _ticket_out(ticket: UploadTicket) -> s.UploadTicket:
     return s.UploadTicket.model_validate(ticket, from_attributes=True)
-
-
-def issue_ticket(clip: Clip, size: int | None, sha256: str | None) -> UploadTicket:
-    """A presigned PUT pinned to size and digest if both are known and S3 can; else as pages get."""
-    if size and sha256 is not None:
-        if clip.status != ClipStatus.UPLOADING:
-            raise StateConflict("This clip's upload is finished; start a new upload.", clip)
-        pinned = storage().presigned_put(
-            clip.storage_key,
-            content_type=clip.content_type,
-            size=size,
-            sha256_hex=sha256.lower(),
-            expires_in=current_app.config["UPLOAD_TICKET_TTL"],
-        )
-        if pinned is not None:
-            return pinned
-    return uploads.ticket_for(clip)
 
 
 def _check_file(body: s.ClipCreate) -> None:
@@ -118,7 +99,7 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
         notes=body.notes,
         previous=previous,
     )
-    ticket = issue_ticket(clip, body.size, body.sha256)
+    ticket = uploads.ticket_for(clip, size=body.size, sha256=body.sha256)
     db.session.commit()
     created = s.ClipCreated(
         id=clip.id,
@@ -137,7 +118,7 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
 def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
     """A fresh upload ticket for a retry, while the clip is still uploading."""
     clip = own_clip(clip_id, user)
-    return Reply(200, _ticket_out(issue_ticket(clip, body.size, body.sha256)))
+    return Reply(200, _ticket_out(uploads.ticket_for(clip, size=body.size, sha256=body.sha256)))
 
 
 @api.route(
