@@ -191,20 +191,19 @@ def _record_integrity_failure(link: ShareLink, observed: dict[str, Any]) -> None
 
 
 def count_page_view(link: ShareLink) -> None:
-    db.session.execute(
-        update(ShareLink)
-        .where(ShareLink.id == link.id)
-        .values(page_views=ShareLink.page_views + 1)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    _increment(link, ShareLink.page_views)
 
 
 def count_media_start(link: ShareLink) -> None:
+    _increment(link, ShareLink.media_starts)
+
+
+def _increment(link: ShareLink, counter: Any) -> None:
+    """Add one in the database itself, so concurrent viewers never lose a count."""
     db.session.execute(
         update(ShareLink)
         .where(ShareLink.id == link.id)
-        .values(media_starts=ShareLink.media_starts + 1)
+        .values({counter: counter + 1})
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

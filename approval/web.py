@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, current_app, has_request_context, request, url_for
 from flask_login import current_user, login_required
 
+from . import audit
 from .clock import utcnow
 from .extensions import storage
 from .formatting import format_size
@@ -141,4 +142,11 @@ def register_web_helpers(app: Flask) -> None:
     def rejection_categories() -> dict[str, Any]:
         return {"categories": dict(current_app.config["REJECTION_CATEGORIES"])}
 
-    app.jinja_env.filters.update(relative_time=relative_time, exact_time=exact_time)
+    app.jinja_env.filters.update(
+        relative_time=relative_time,
+        exact_time=exact_time,
+        # Clip timelines and the admin audit page both speak of events the same way.
+        audit_action=audit.action_label,
+        audit_change=audit.change,
+        audit_details=audit.details,
+    )

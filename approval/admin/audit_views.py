@@ -130,19 +130,3 @@ def audit_export(fmt: str) -> BaseResponse:
         content_type=EXPORT_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-# Pages outside the admin area show events too (a clip's timeline), so these are app-wide.
-@bp.app_template_filter("audit_action")
-def _action_filter(action: str) -> str:
-    return audit.action_label(action)
-
-
-@bp.app_template_filter("audit_change")
-def _change_filter(event: AuditEvent) -> tuple[str, str] | None:
-    return audit.change(event)
-
-
-@bp.app_template_filter("audit_details")
-def _details_filter(event: AuditEvent) -> str:
-    return audit.details(event)
