@@ -72,7 +72,8 @@ def page(token: str) -> BaseResponse | str | tuple[str, int]:
     if request.method == "POST":
         return redirect(url_for("share.page", token=token))
     sharing.approved_object(link)
-    sharing.count_page_view(link)
+    if request.method == "GET":  # a HEAD (link preview probes, monitors) is not a view
+        sharing.count_page_view(link)
     return render_template(
         "share/page.html",
         link=link,
