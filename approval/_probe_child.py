@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import resource
 import sys
 from collections.abc import Callable
 from fractions import Fraction
@@ -26,87 +25,35 @@ if TYPE_CHECKING:
     import av.container
     import av.video
 
+if __package__:
+    from . import _sandbox_child as sandbox
+else:
+    # Started by path under -I: `approval` is not importable here, and must not be, so
+    # the shared confinement is loaded from its file beside this one.
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "_sandbox_child", Path(__file__).with_name("_sandbox_child.py")
+    )
+    if _spec is None or _spec.loader is None:
+        raise ImportError("cannot load _sandbox_child.py")
+    sandbox = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sandbox)
+
 logger = logging.getLogger("approval.probe_child")
 
-# Demuxer options shared by both forced demuxers. Nested opens are refused by
-# NestedOpenRefuser as well; these are the second lock on the same door.
-OPEN_OPTIONS: dict[str, str] = {
-    # No protocol is named "none", so FFmpeg's default opener could reach nothing.
-    "protocol_whitelist": "none",
-    # QuickTime external data references (drefs) must never be resolved.
-    "enable_drefs": "0",
-    "use_absolute_path": "0",
-    "max_streams": "32",
-}
-
-# The only demuxers the parent may ask for, each with FFmpeg's full name for the
-# format_whitelist check (FFmpeg compares the whole comma list).
-DEMUXERS: dict[str, str] = {
-    "mov": "mov,mp4,m4a,3gp,3g2,mj2",
-    "matroska": "matroska,webm",
-}
+# Shared with the render child; re-exported because tests and callers use these names.
+OPEN_OPTIONS = sandbox.OPEN_OPTIONS
+DEMUXERS = sandbox.DEMUXERS
+NestedOpenRefuser = sandbox.NestedOpenRefuser
+confine = sandbox.confine
+near_memory_cap = sandbox.near_memory_cap
 
 POSTER_AT_SECONDS = 0.5
 # Packets and frames we are willing to look at before the poster; bounds work on
 # streams whose timestamps never reach POSTER_AT_SECONDS.
 MAX_POSTER_FRAMES = 600
 DECODER_THREADS = 2
-READ_BUFFER_BYTES = 1 << 18
-# Output files (poster, result, this process's log) never need more than this.
-MAX_OUTPUT_FILE_BYTES = 16 << 20
-MAX_OPEN_FILES = 64
-# A failed allocation leaves the peak address space within one large request of the cap.
-MEMORY_CAP_MARGIN = 64 << 20
-
-_memory_limit: int | None = None
-
-
-class NestedOpenRefuser:
-    """io_open hook for PyAV that refuses every URL a demuxer tries to open."""
-
-    def __init__(self) -> None:
-        self.attempts: list[str] = []
-
-    def __call__(self, url: str, flags: int, options: dict[str, str]) -> BinaryIO:
-        """Record the attempt and refuse it."""
-        self.attempts.append(url)
-        logger.warning("refused nested open of %r", url)
-        raise PermissionError(f"nested open refused: {url}")
-
-
-def _cap(kind: int, soft: int, hard: int | None = None) -> None:
-    # Never try to raise a hard limit the parent already lowered: that fails.
-    hard = soft if hard is None else hard
-    _current_soft, current_hard = resource.getrlimit(kind)
-    if current_hard != resource.RLIM_INFINITY:
-        soft, hard = min(soft, current_hard), min(hard, current_hard)
-    resource.setrlimit(kind, (soft, hard))
-
-
-def confine(memory_limit: int, cpu_seconds: int) -> None:
-    """Apply the resource limits for this probe; call before importing PyAV."""
-    global _memory_limit
-    _memory_limit = memory_limit
-    _cap(resource.RLIMIT_CORE, 0)
-    _cap(resource.RLIMIT_AS, memory_limit)
-    # A backstop only (SIGXCPU, then SIGKILL): the parent's wall clock is the deadline.
-    _cap(resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1)
-    _cap(resource.RLIMIT_FSIZE, MAX_OUTPUT_FILE_BYTES)
-    _cap(resource.RLIMIT_NOFILE, MAX_OPEN_FILES)
-
-
-def near_memory_cap() -> bool:
-    """Tell whether this process came close enough to its address-space cap to fail."""
-    if _memory_limit is None:
-        return False
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmPeak:"):
-                    return int(line.split()[1]) * 1024 > _memory_limit - MEMORY_CAP_MARGIN
-    except (OSError, ValueError):
-        pass
-    return False
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -186,23 +133,12 @@ def probe(
     """
     import av
 
-    demuxer = request["demuxer"]
-    if demuxer not in DEMUXERS:
-        raise ValueError(f"unsupported demuxer {demuxer!r}")
     refuser = refuser or NestedOpenRefuser()
     errors_before = ffmpeg_errors() if ffmpeg_errors else 0
-    options = {**OPEN_OPTIONS, "format_whitelist": DEMUXERS[demuxer]}
     report: dict[str, Any]
     poster: bytes | None = None
     try:
-        container = av.open(
-            source,
-            "r",
-            format=demuxer,
-            container_options=options,
-            io_open=refuser,
-            buffer_size=READ_BUFFER_BYTES,
-        )
+        container = sandbox.open_input(source, request["demuxer"], refuser)
     except MemoryError:
         raise
     except (av.FFmpegError, OSError) as exc:
@@ -339,41 +275,19 @@ def _probe_open(
     return facts, _poster_jpeg(candidate, sar, request["poster_max_width"])
 
 
-def _write_outputs(workdir: Path, report: dict[str, Any], poster: bytes | None) -> None:
-    if poster is not None:
-        (workdir / "poster.jpg").write_bytes(poster)
-    # Written last and renamed into place, so a crash never leaves a half report.
-    partial = workdir / "result.json.part"
-    partial.write_text(json.dumps(report), encoding="utf-8")
-    partial.replace(workdir / "result.json")
-
-
 def main(argv: list[str]) -> int:
     """Entry point: confine, probe the inherited descriptor, write the outputs."""
     request = json.loads(argv[1])
     confine(request["memory_limit"], request["cpu_seconds"])
     workdir = Path(request["workdir"])
-    # Our own log goes to a file of its own: stderr belongs to FFmpeg (see below).
-    logging.basicConfig(
-        level=logging.INFO,
-        filename=workdir / "probe.log",
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    sandbox.start_logging(workdir, "probe.log")
     report: dict[str, Any]
     poster: bytes | None = None
     try:
-        import av.logging
-
-        # FFmpeg's own C logger, errors only, straight to stderr, where probe() counts
-        # them. PyAV's Python log callback would make FFmpeg's decoder threads take the
-        # GIL, which PyAV itself warns does not play well with threads.
-        av.logging.restore_default_callback()
-        av.logging.set_libav_level(av.logging.ERROR)
+        sandbox.ffmpeg_errors_to_stderr()
         with os.fdopen(request["fd"], "rb") as source:
             source.seek(0)
-            report, poster = probe(
-                source, request, ffmpeg_errors=lambda: os.fstat(sys.stderr.fileno()).st_size
-            )
+            report, poster = probe(source, request, ffmpeg_errors=sandbox.stderr_size)
     except MemoryError:
         poster = None
         report = {"status": "memory"}
@@ -381,7 +295,9 @@ def main(argv: list[str]) -> int:
         logger.exception("probe failed")
         # Even importing PyAV fails under a tiny cap; that is memory, not a bad file.
         report = {"status": "memory"} if near_memory_cap() else _damaged("it could not be read")
-    _write_outputs(workdir, report, poster)
+    if poster is not None:
+        (workdir / "poster.jpg").write_bytes(poster)
+    sandbox.write_report(workdir, report)
     return 0
 
 
