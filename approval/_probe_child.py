@@ -81,6 +81,11 @@ def _video_stream(container: av.container.InputContainer) -> av.video.VideoStrea
     return None
 
 
+def _codec_name(context: av.CodecContext | None) -> str | None:
+    # A stream FFmpeg has no decoder for has no context, and then no name worth reporting.
+    return context.codec.canonical_name if context is not None else None
+
+
 def _declared_duration(
     container: av.container.InputContainer, stream: av.video.VideoStream
 ) -> float | None:
@@ -173,9 +178,13 @@ def _probe_open(
     context = stream.codec_context
     codec = context.codec.canonical_name if context is not None else "unknown"
     rate = stream.average_rate or stream.guessed_rate
+    audio = container.streams.audio[0] if container.streams.audio else None
     facts: dict[str, Any] = {
         "status": "ok",
         "codec": codec,
+        # Whether browsers can play the clip as it is turns on these (see renditions).
+        "profile": context.profile if context is not None else None,
+        "audio_codec": _codec_name(audio.codec_context) if audio is not None else None,
         "width": stream.width,
         "height": stream.height,
         "fps": float(rate) if rate else 0.0,
@@ -269,6 +278,7 @@ def _probe_open(
 
     # Decoded pictures are the truth about frame size when a header disagrees.
     facts["width"], facts["height"] = candidate.width, candidate.height
+    facts["pix_fmt"] = candidate.format.name
     facts["duration"] = max(declared, covered)
     facts["checked"] = True
     sar = context.sample_aspect_ratio

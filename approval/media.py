@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -52,7 +52,7 @@ MAX_POSTER_BYTES = 4 << 20
 
 _CONTAINER_LABELS = {"mp4": "MP4", "mov": "MOV", "webm": "WebM", "mkv": "MKV"}
 _CODEC_LABELS = {"h264": "H.264", "hevc": "HEVC", "vp9": "VP9", "av1": "AV1", "vp8": "VP8"}
-_DEMUXER_FOR = {"mp4": "mov", "mov": "mov", "webm": "matroska", "mkv": "matroska"}
+DEMUXER_FOR = {"mp4": "mov", "mov": "mov", "webm": "matroska", "mkv": "matroska"}
 # ISO-BMFF major brands of still images (HEIF/HEIC/AVIF): photos, not clips.
 _IMAGE_BRANDS = frozenset({b"mif1", b"heic", b"heix", b"heim", b"heis", b"avif"})
 
@@ -91,6 +91,12 @@ class MediaFacts:
     duration: float  # seconds
     fps: float  # average frame rate, or FFmpeg's guess when the file has none
     has_audio: bool
+    # How the pictures and sound are encoded, for deciding whether browsers can play the
+    # clip as it is. None when unknown. Left out of ==: they refine the facts above, and
+    # facts made before these were probed should still compare equal to newer ones.
+    pix_fmt: str | None = field(default=None, compare=False)  # of decoded pictures: yuv420p
+    profile: str | None = field(default=None, compare=False)  # FFmpeg's name: High, Main 10
+    audio_codec: str | None = field(default=None, compare=False)  # first audio stream: aac
 
 
 @dataclass(frozen=True)
@@ -243,11 +249,10 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _child_logs(workdir: Path, limit: int = 4000) -> str:
-    """The tails of the child's two logs (FFmpeg's stderr and its own), for our log."""
+def child_logs(workdir: Path, limit: int = 4000) -> str:
+    """The tails of a child's logs (FFmpeg's stderr and its own), for our log."""
     tails = []
-    for name in ("ffmpeg.log", "probe.log"):
-        path = workdir / name
+    for path in sorted(workdir.glob("*.log")):
         try:
             with path.open("rb") as fh:
                 fh.seek(max(0, path.stat().st_size - limit))
@@ -255,11 +260,40 @@ def _child_logs(workdir: Path, limit: int = 4000) -> str:
         except OSError:
             continue
         if text:
-            tails.append(f"[{name}] {text}")
+            tails.append(f"[{path.name}] {text}")
     return "\n".join(tails) or "(no output)"
 
 
-def _run_child(
+def run_child(
+    script: Path, request: dict[str, Any], *, fd: int, workdir: Path, timeout: float
+) -> int | None:
+    """Run a sandboxed child on descriptor `fd`; return its exit status, None if killed late.
+
+    Shared with approval.renditions: both children are confined the same way.
+    """
+    # FFmpeg logs its errors to the child's stderr; the child counts them there.
+    with (workdir / "ffmpeg.log").open("wb") as log:
+        # -I: no user site, no PYTHON* variables, no script directory on sys.path.
+        # The child gets no environment at all: nothing of the app's secrets.
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [sys.executable, "-I", str(script), json.dumps(request)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=(fd,),
+            env={"LC_ALL": "C.UTF-8"},
+            cwd=workdir,
+        )
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            logger.warning("%s killed after %.3g s (pid %d)", script.name, timeout, proc.pid)
+            return None
+
+
+def _run_probe(
     fd: int,
     container: str,
     limits: MediaLimits,
@@ -273,7 +307,7 @@ def _run_child(
         workdir = Path(tmp)
         request = {
             "fd": fd,
-            "demuxer": _DEMUXER_FOR[container],
+            "demuxer": DEMUXER_FOR[container],
             "workdir": str(workdir),
             "memory_limit": memory_limit_bytes,
             # CPU time across two decoder threads can outrun the wall clock.
@@ -284,26 +318,9 @@ def _run_child(
             "duration_limit": limits.max_seconds + DURATION_SLACK_SECONDS,
             "poster_max_width": poster_max_width,
         }
-        # FFmpeg logs its errors to the child's stderr; the child counts them there.
-        with (workdir / "ffmpeg.log").open("wb") as log:
-            # -I: no user site, no PYTHON* variables, no script directory on sys.path.
-            # The child gets no environment at all: nothing of the app's secrets.
-            proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                [sys.executable, "-I", str(CHILD_SCRIPT), json.dumps(request)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                pass_fds=(fd,),
-                env={"LC_ALL": "C.UTF-8"},
-                cwd=workdir,
-            )
-            try:
-                returncode = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                logger.warning("media probe killed after %.3g s (pid %d)", timeout, proc.pid)
-                raise MediaRejected(f"probing took longer than {timeout:g} s") from None
+        returncode = run_child(CHILD_SCRIPT, request, fd=fd, workdir=workdir, timeout=timeout)
+        if returncode is None:
+            raise MediaRejected(f"probing took longer than {timeout:g} s")
         return _collect(workdir, returncode, timeout)
 
 
@@ -314,7 +331,7 @@ def _collect(workdir: Path, returncode: int, timeout: float) -> tuple[dict[str, 
         raise MediaRejected(f"probing took longer than {timeout:g} s")
     if returncode != 0 or not result_path.exists():
         how = _signal_name(-returncode) if returncode < 0 else f"exit status {returncode}"
-        logger.warning("media probe crashed (%s): %s", how, _child_logs(workdir))
+        logger.warning("media probe crashed (%s): %s", how, child_logs(workdir))
         raise _damaged("reading it crashed the video decoder")
     try:
         report = json.loads(result_path.read_text(encoding="utf-8"))
@@ -326,7 +343,7 @@ def _collect(workdir: Path, returncode: int, timeout: float) -> tuple[dict[str, 
     if report.get("refused_opens"):
         logger.warning("clip tried to open other resources: %r", report["refused_opens"])
     if report.get("status") != "ok":
-        logger.info("media probe result %r; log: %s", report, _child_logs(workdir))
+        logger.info("media probe result %r; log: %s", report, child_logs(workdir))
     poster = None
     poster_path = workdir / "poster.jpg"
     if poster_path.exists() and poster_path.stat().st_size <= MAX_POSTER_BYTES:
@@ -353,6 +370,22 @@ def _text(report: dict[str, Any], key: str) -> str | None:
     if isinstance(value, str) and 0 < len(value) <= _MAX_REPORT_TEXT and value.isprintable():
         return value
     return None
+
+
+def _name(report: dict[str, Any], key: str) -> str | None:
+    # Pixel formats, profiles and codecs are short ASCII names ("yuv420p10le", "High 4:2:2",
+    # "HE-AAC"); a child that sends anything else is not to be believed about the rest.
+    value = report.get(key)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= _MAX_CODEC_NAME
+        or not value.isascii()
+        or not value.replace(" ", "").replace(":", "").replace("-", "").replace("_", "").isalnum()
+    ):
+        raise _damaged(_NO_REPORT)
+    return value
 
 
 def _judge(
@@ -407,8 +440,34 @@ def _judge(
         duration=duration,
         fps=_field(report, "fps", float),
         has_audio=_field(report, "has_audio", bool),
+        pix_fmt=_name(report, "pix_fmt"),
+        profile=_name(report, "profile"),
+        audio_codec=_name(report, "audio_codec"),
     )
     return Inspection(facts=facts, poster_jpeg=poster)
+
+
+def check_container(fh: BinaryIO, limits: MediaLimits) -> str:
+    """Sniff an open clip's container and check its top-level structure; return its name.
+
+    Shared with approval.renditions, which must demux only what it has sniffed itself.
+    """
+    info = os.fstat(fh.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaRejected(_container_reason(limits))
+    if info.st_size == 0:
+        raise MediaRejected("file is empty")
+    fh.seek(0)
+    head = fh.read(SNIFF_BYTES)
+    container = sniff_container(head)
+    if container is None or container not in limits.allowed_containers:
+        logger.info("rejected %s: container %r, head %r", fh.name, container, head[:16])
+        raise MediaRejected(_container_reason(limits))
+    if container in ("mp4", "mov"):
+        _check_bmff_boxes(fh, info.st_size)
+    else:
+        _check_matroska_segment(head, info.st_size)
+    return container
 
 
 def inspect_clip(
@@ -421,22 +480,9 @@ def inspect_clip(
 ) -> Inspection:
     """Check an uploaded clip against `limits`; return its facts and poster or raise."""
     with Path(path).open("rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise MediaRejected(_container_reason(limits))
-        if info.st_size == 0:
-            raise MediaRejected("file is empty")
-        head = fh.read(SNIFF_BYTES)
-        container = sniff_container(head)
-        if container is None or container not in limits.allowed_containers:
-            logger.info("rejected %s: container %r, head %r", path, container, head[:16])
-            raise MediaRejected(_container_reason(limits))
-        if container in ("mp4", "mov"):
-            _check_bmff_boxes(fh, info.st_size)
-        else:
-            _check_matroska_segment(head, info.st_size)
+        container = check_container(fh, limits)
         # The child reads this very descriptor, so what was sniffed is what gets probed.
-        report, poster = _run_child(
+        report, poster = _run_probe(
             fh.fileno(),
             container,
             limits,
