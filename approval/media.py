@@ -50,8 +50,8 @@ DURATION_SLACK_SECONDS = 0.05
 MAX_TOP_LEVEL_BOXES = 100_000
 MAX_POSTER_BYTES = 4 << 20
 
-_CONTAINER_LABELS = {"mp4": "MP4", "mov": "MOV", "webm": "WebM", "mkv": "MKV"}
-_CODEC_LABELS = {"h264": "H.264", "hevc": "HEVC", "vp9": "VP9", "av1": "AV1", "vp8": "VP8"}
+CONTAINER_LABELS = {"mp4": "MP4", "mov": "MOV", "webm": "WebM", "mkv": "MKV"}
+CODEC_LABELS = {"h264": "H.264", "hevc": "HEVC", "vp9": "VP9", "av1": "AV1", "vp8": "VP8"}
 DEMUXER_FOR = {"mp4": "mov", "mov": "mov", "webm": "matroska", "mkv": "matroska"}
 # ISO-BMFF major brands of still images (HEIF/HEIC/AVIF): photos, not clips.
 _IMAGE_BRANDS = frozenset({b"mif1", b"heic", b"heix", b"heim", b"heis", b"avif"})
@@ -141,7 +141,7 @@ def _labels(names: Iterable[str], labels: dict[str, str]) -> list[str]:
 
 
 def _container_reason(limits: MediaLimits) -> str:
-    accepted = _spoken_list(_labels(limits.allowed_containers, _CONTAINER_LABELS))
+    accepted = _spoken_list(_labels(limits.allowed_containers, CONTAINER_LABELS))
     return f"file is not a video container we accept ({accepted})"
 
 
@@ -408,7 +408,7 @@ def _judge(
     if not codec.replace("_", "").isalnum():
         raise _damaged(_NO_REPORT)
     if codec not in limits.allowed_codecs:
-        allowed = _spoken_list(_labels(limits.allowed_codecs, _CODEC_LABELS))
+        allowed = _spoken_list(_labels(limits.allowed_codecs, CODEC_LABELS))
         raise MediaRejected(f"video codec {codec} is not allowed; use {allowed}")
 
     width, height = _field(report, "width", int), _field(report, "height", int)
