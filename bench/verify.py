@@ -11,7 +11,10 @@ temporary directory, then measures in one run:
 Prints a table (figure, ours, ceiling, ratio) and appends it to bench/RESULTS.md with the
 date, commit, cores and RAM. Target: verify at most 1.5x its ceiling.
 
-    .venv/bin/python bench/verify.py [--seconds 60] [--no-record]
+    .venv/bin/python bench/verify.py [--seconds 30] [--no-record]
+
+30 s by default: with 60 s clips, making the HEVC source alone takes about four minutes
+on two cores (x265), too long for a routine run.
 """
 
 from __future__ import annotations
@@ -172,7 +175,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
 
