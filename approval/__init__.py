@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -20,8 +19,6 @@ from .config import ConfigError
 from .extensions import csrf, db, limiter, login_manager, migrate
 
 __all__ = ["ConfigError", "create_app"]
-
-log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
