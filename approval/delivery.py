@@ -1,17 +1,26 @@
-"""Sending stored media to a browser: a presigned redirect for S3, ranged streaming for disk.
+"""Sending stored media to a browser: a presigned redirect for S3, Werkzeug's send_file for disk.
 
 Shared by the signed-in clip pages and the public share links, which both decide *whether*
-to serve before calling in here.
+to serve before calling in here. Byte ranges, 206/416, If-Range, ETag and 304 are Werkzeug's;
+this module only says where our answers part from its defaults, and why.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 from flask import Response, current_app, redirect, request
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.utils import send_file
 
 from .extensions import storage
-from .storage import ObjectInfo
+from .storage import ObjectInfo, Storage
+
+#: Every answer from disk may be kept, but only by the browser, and is revalidated each time.
+CACHE_CONTROL = "private, max-age=0, must-revalidate"
 
 
 def content_disposition(kind: str, filename: str | None) -> str:
@@ -43,36 +52,118 @@ def serve_object(
         response = redirect(url, 302)
         response.headers["Cache-Control"] = "private, no-store"
         return response
-    return _ranged(key, info, content_type, disposition)
+    return _send(key, info, content_type, disposition)
 
 
-def _ranged(key: str, info: ObjectInfo, content_type: str, disposition: str) -> Response:
-    """RFC 9110 byte ranges over a stored object, without loading it into memory."""
-    etag = f'"{info.etag}"'
-    headers = {
-        "Accept-Ranges": "bytes",
-        "ETag": etag,
-        "Content-Disposition": disposition,
-        "Cache-Control": "private, max-age=0, must-revalidate",
-    }
-    if request.if_none_match.contains(info.etag) or request.if_none_match.star_tag:
-        return Response(status=304, headers=headers)
-    start, stop = 0, info.size
-    status = 200
-    requested = request.range if "Range" in request.headers else None
-    # An If-Range that no longer matches means "send it all", as does a range we don't serve
-    # (several ranges, or a malformed header, which RFC 9110 lets a server ignore).
-    if requested is not None and request.if_range.etag not in (None, info.etag):
-        requested = None
-    if requested is not None and requested.units == "bytes" and len(requested.ranges) == 1:
-        window = requested.range_for_length(info.size)
-        if window is None:
-            headers["Content-Range"] = f"bytes */{info.size}"
-            return Response(status=416, headers=headers)
-        start, stop = window
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{info.size}"
-    body = storage().read(key, start, stop - 1) if stop > start else iter(())
-    response = Response(body, status=status, headers=headers, mimetype=content_type)
-    response.content_length = stop - start
+def _send(key: str, info: ObjectInfo, content_type: str, disposition: str) -> Response:
+    """Werkzeug's conditional send_file over the stored object, without loading it into memory."""
+    environ = _conditions(info)
+    response = send_file(
+        _StoredFile(storage(), key, info.size),
+        environ,
+        mimetype=content_type,
+        etag=info.etag,
+        # send_file learns the size only from a path; so the condition is applied below.
+        conditional=False,
+        response_class=current_app.response_class,
+    )
+    response.content_length = info.size
+    try:
+        response.make_conditional(environ, accept_ranges=True, complete_length=info.size)
+    except RequestedRangeNotSatisfiable:
+        response.close()
+        response = current_app.response_class(status=416)
+        response.set_etag(info.etag)
+        response.accept_ranges = "bytes"
+        response.headers["Content-Range"] = f"bytes */{info.size}"
+    # The WSGI server adds its own Date; a second one from make_conditional would be a duplicate.
+    response.headers.pop("Date", None)
+    # The same header S3 is told to send, so both backends name the download alike.
+    response.headers["Content-Disposition"] = disposition
+    response.headers["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+def _conditions(info: ObjectInfo) -> dict[str, Any]:
+    """The request as Werkzeug should judge it, where RFC 9110 or our habits differ from it."""
+    environ = dict(request.environ)
+    # With the server's file_wrapper (gunicorn's cannot seek) every range would be read from
+    # byte 0; Werkzeug's own wrapper seeks.
+    environ.pop("wsgi.file_wrapper", None)
+    # If-Match is ignored, as it always was here: Werkzeug would answer 412 and still send a body.
+    environ.pop("HTTP_IF_MATCH", None)
+    wanted = request.range if "HTTP_RANGE" in environ else None
+    if (
+        wanted is None
+        or wanted.units != "bytes"
+        or len(wanted.ranges) != 1
+        # A matching If-None-Match is evaluated before Range (RFC 9110 §13.2.2): 304, not 206.
+        or request.if_none_match.contains_weak(info.etag)
+    ):
+        # Several ranges, other units or a malformed header: RFC 9110 lets a server ignore them
+        # and send it all, where Werkzeug would refuse with 416.
+        environ.pop("HTTP_RANGE", None)
+    elif wanted.ranges[0][0] < -info.size:
+        # A suffix longer than the object means all of it (RFC 9110 §14.1.3), not 416.
+        environ["HTTP_RANGE"] = "bytes=0-"
+    return environ
+
+
+class _StoredFile(io.RawIOBase):
+    """A read-only, seekable file over one stored object, read through the storage interface.
+
+    Werkzeug seeks the file it sends to the start of a range; storage streams from an offset.
+    """
+
+    def __init__(self, store: Storage, key: str, size: int) -> None:
+        super().__init__()
+        self._store, self._key, self._size = store, key, size
+        self._position = 0
+        self._pending = memoryview(b"")
+        # Opened now, so an object gone since its head() fails before a response is committed.
+        self._chunks: Iterator[bytes] | None = self._open(0)
+
+    def _open(self, start: int) -> Iterator[bytes] | None:
+        if start >= self._size:
+            return None
+        return self._store.read(self._key, start, self._size - 1)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        target = max(base + offset, 0)
+        if target != self._position:
+            self._release()
+            self._position = target
+            self._chunks = self._open(target)
+        return self._position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = next(self._chunks, b"") if self._chunks is not None else b""
+            if not chunk:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        self._release()
+        super().close()
+
+    def _release(self) -> None:
+        chunks, self._chunks, self._pending = self._chunks, None, memoryview(b"")
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

@@ -6,7 +6,6 @@ leaves the commit to the caller. A refused operation raises PeopleError and chan
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
@@ -19,16 +18,13 @@ from .clock import utcnow
 from .extensions import db
 from .models import PasswordToken, Role, User, UserRole, normalise_email
 from .passwords import spend_equal_time
+from .token_hash import hash_token
 
 MIN_PASSWORD_LENGTH = 10
 
 
 class PeopleError(ValueError):
     """A request about people that cannot be carried out; the message is for the user."""
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_password_strength(password: str) -> None:

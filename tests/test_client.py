@@ -12,6 +12,7 @@ import io
 import os
 import re
 import stat
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ from tests.conftest import PASSWORD
 
 CLIENT_DIR = Path(cli.__file__).parent
 ALLOWED_IMPORTS = {"requests", "platformdirs", "tqdm"}
+#: What the server needs and the client must not: installing the client alone leaves them out.
+SERVER_PACKAGES = ("flask", "sqlalchemy", "werkzeug", "av", "boto3")
 
 
 @dataclass
@@ -319,6 +322,39 @@ def test_the_client_imports_nothing_of_the_web_app() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert top in ALLOWED_IMPORTS or top in _stdlib(), f"{path.name} imports {name}"
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run code in a new interpreter that imports this checkout, as the console script would."""
+    root = str(CLIENT_DIR.parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_importing_the_client_loads_no_server_package() -> None:
+    """The package's __init__ is lazy, so the client does not pay for Flask and SQLAlchemy."""
+    result = _fresh_python(
+        "import sys, approval.client.cli\n"
+        f"print(sorted(m for m in {SERVER_PACKAGES!r} if m in sys.modules))"
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+def test_the_client_runs_where_no_server_package_is_installed() -> None:
+    """With the server's packages unimportable, as on a machine that has only the client."""
+    result = _fresh_python(
+        "import importlib.abc, sys\n"
+        "class Missing(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name.partition('.')[0] in {SERVER_PACKAGES!r}:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Missing())\n"
+        "from approval.client.cli import main\n"
+        "main(['--help'])\n"
+    )
+    assert (result.returncode, "usage: greenlight" in result.stdout) == (0, True), result.stderr
 
 
 def _stdlib() -> frozenset[str]:
