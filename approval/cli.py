@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -204,6 +205,29 @@ def audit_export(
         file.writelines(chunks)
 
 
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--periodic/--no-periodic",
+    default=False,
+    show_default=True,
+    help="Run the periodic tasks (cleanup, reaper, digest). Exactly one worker per deployment.",
+)
+def worker_command(workers: int, periodic: bool) -> None:
+    """Run a job consumer: verification, renditions, mail and, with --periodic, the schedule."""
+    from . import jobs  # noqa: F401  # registers the tasks with the queue
+    from .jobqueue import huey
+
+    if huey.immediate:
+        raise click.ClickException("GREENLIGHT_QUEUE_IMMEDIATE is on: jobs run in the web process")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    consumer = huey.create_consumer(workers=workers, periodic=periodic, worker_type="thread")
+    consumer.run()
+
+
 def register_cli(app: Flask) -> None:
     for group in (users_cli, audit_cli, demo_cli, storage_cli):
         app.cli.add_command(group)
+    app.cli.add_command(worker_command)

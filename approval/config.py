@@ -87,6 +87,16 @@ def _as_smtp_url(value: Any) -> str:
     return url
 
 
+def _as_queue_url(value: Any) -> str:
+    """sqlite:///PATH (SqliteHuey, one machine) or redis://host:port/db (RedisHuey)."""
+    url = str(value).strip()
+    if not url.startswith(("sqlite:///", "redis://", "rediss://")):
+        raise ValueError(f"use sqlite:///PATH or redis://host:6379/0, got {url!r}")
+    if url.startswith("sqlite:///") and not url.removeprefix("sqlite:///"):
+        raise ValueError("sqlite:/// needs a file path")
+    return url
+
+
 #: Settings that take a GREENLIGHT_ environment override, and how each is parsed.
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "DATABASE_URL": str,
@@ -107,6 +117,9 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "ALLOW_INDEXING": _as_bool,
     "PROXY_HOPS": int,
     "SMTP_URL": _as_smtp_url,
+    "QUEUE_URL": _as_queue_url,
+    "QUEUE_IMMEDIATE": _as_bool,
+    "JOB_LEASE_SECONDS": _as_positive_int,
 }
 
 
@@ -132,6 +145,12 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "ALLOW_INDEXING": False,
         "PROXY_HOPS": 0,
         "SMTP_URL": "",
+        "QUEUE_URL": f"sqlite:///{instance_path / 'queue.db'}",
+        # Tests run jobs in the enqueuing process, at once; a deployment never does.
+        "QUEUE_IMMEDIATE": False,
+        # How long a verification job may hold a clip before the reaper hands it to another
+        # worker (a killed worker's clip is picked up again after at most this).
+        "JOB_LEASE_SECONDS": 900,
         "INVITE_TTL_HOURS": 72,
         "REMEMBER_DAYS": 14,
         "CLOCK": None,

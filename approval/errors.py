@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
 from .formatting import format_size
+from .storage import StorageError
 from .workflow import StateConflict, WorkflowError
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,12 @@ MESSAGES = {
     422: ("Check the input", "Some of what was sent cannot be used; see the details."),
     429: ("Too many attempts", "Too many attempts in a short time. Please wait and try again."),
     500: ("Something went wrong", "An error on our side stopped this request. Nothing changed."),
+    503: ("Unavailable", "A service this needs is not answering. Please try again shortly."),
 }
+
+STORAGE_UNAVAILABLE = (
+    "Clip storage is not answering right now, so nothing was changed. Please try again in a minute."
+)
 
 
 def wants_problem_json() -> bool:
@@ -103,14 +109,37 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(valid_methods)
         return response
 
+    @app.errorhandler(StorageError)
+    def storage_unavailable(exc: StorageError) -> Response:
+        # Storage hung or down: say so and let the client come back; nothing stays half-done.
+        log.warning("storage failed on %s %s: %s", request.method, request.path, exc)
+        _rollback_quietly()
+        response = error_page(503, STORAGE_UNAVAILABLE, "Storage unavailable")
+        response.headers["Retry-After"] = "30"
+        return response
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        _rollback_quietly()
         return error_page(500)
 
     @app.errorhandler(InternalServerError)
     def internal(exc: InternalServerError) -> Response:
+        _rollback_quietly()
         return error_page(500)
+
+
+def _rollback_quietly() -> None:
+    """End a failed transaction so the error page itself (its user loader) can use the session.
+
+    After a killed database connection even the rollback can fail; the page must still render.
+    """
+    try:
+        db.session.rollback()
+    except Exception:
+        log.warning("rollback after an error failed; discarding the session", exc_info=True)
+        db.session.remove()
 
 
 def _custom(exc: HTTPException) -> bool:

@@ -55,6 +55,9 @@ def create_app(
     _configure_login(app)
     _configure_storage(app)
     _check_database(app)
+    from .jobqueue import init_queue
+
+    init_queue(app)
 
     if app.config["PROXY_HOPS"]:
         hops = app.config["PROXY_HOPS"]

@@ -120,6 +120,14 @@ VERIFIED_STATES = (
 DECIDED_STATES = (ClipStatus.APPROVED, ClipStatus.REJECTED, ClipStatus.TAKEN_DOWN)
 
 
+#: What the verification job is doing, as the clip's page says it to its tester.
+PIPELINE_STEPS = {
+    "queued": "waiting for a worker to check the file",
+    "checking": "checking the file",
+    "rendering": "preparing playback",
+}
+
+
 class Verdict(enum.StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
@@ -230,9 +238,29 @@ class Clip(db.Model):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    #: Generated, random object keys; the bucket is private.
+    #: Where upload tickets write (`incoming/…`). Nothing that shows or serves media reads it:
+    #: a ticket used again after completion writes into a key nobody reads.
+    staging_key: Mapped[str | None] = mapped_column(String(200), unique=True, index=True)
+    #: Generated, random object keys only the server writes; the bucket is private. Verification
+    #: takes the staged bytes to `storage_key` once, then checks that copy.
     storage_key: Mapped[str] = mapped_column(String(200), unique=True)
     poster_key: Mapped[str | None] = mapped_column(String(200))
+    poster_size: Mapped[int | None] = mapped_column(BigInteger)
+    poster_etag: Mapped[str | None] = mapped_column(String(200))
+    #: An H.264/AAC MP4 made for clips whose original browsers cannot play; reviewers and the
+    #: public watch it, downloads still give the original.
+    rendition_key: Mapped[str | None] = mapped_column(String(200))
+    rendition_size: Mapped[int | None] = mapped_column(BigInteger)
+    rendition_sha256: Mapped[str | None] = mapped_column(String(64))
+    rendition_etag: Mapped[str | None] = mapped_column(String(200))
+    rendition_codec: Mapped[str | None] = mapped_column(String(20))
+
+    #: The verification job's own state: Huey delivers at most once, so the row says whether a
+    #: job holds the clip (lease), how often it tried, and what last went wrong.
+    pipeline_step: Mapped[str | None] = mapped_column(String(30))
+    job_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    job_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    job_error: Mapped[str | None] = mapped_column(Text)
 
     # Facts recorded by verification. The approval pins these bytes: size, etag and sha256.
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
@@ -240,6 +268,7 @@ class Clip(db.Model):
     etag: Mapped[str | None] = mapped_column(String(200))
     container: Mapped[str | None] = mapped_column(String(20))
     codec: Mapped[str | None] = mapped_column(String(20))
+    pixel_format: Mapped[str | None] = mapped_column(String(32))
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
@@ -323,6 +352,18 @@ class Clip(db.Model):
         ),
     )
 
+    @property
+    def playback_content_type(self) -> str:
+        """The type of what players are given: the rendition's when there is one."""
+        return "video/mp4" if self.rendition_key is not None else self.content_type
+
+    @property
+    def pipeline_label(self) -> str | None:
+        """What verification is doing now, in the tester's words; None when it is not running."""
+        if self.status not in (ClipStatus.VERIFYING,):
+            return None
+        return PIPELINE_STEPS.get(self.pipeline_step or "queued", "checking the file")
+
     def is_owned_by(self, user: User) -> bool:
         return self.tester_id == user.id
 
@@ -356,6 +397,9 @@ class Decision(db.Model):
     category: Mapped[str | None] = mapped_column(String(50))
     reason: Mapped[str | None] = mapped_column(Text)
     timecode: Mapped[float | None] = mapped_column(Float)
+    #: Seconds of the clip the reviewer's player actually played, as the review page reported
+    #: it; NULL from the API and older decisions.
+    played_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     clip: Mapped[Clip] = relationship(back_populates="decisions")

@@ -1,10 +1,10 @@
-"""The outbox: notifications are mailed after their transaction commits, and retried later.
+"""The outbox: notifications are mailed by a job after their transaction commits.
 
-`mail_after_commit` remembers a notification's id on the session. When that session commits,
-an `after_commit` hook mails the remembered rows over a connection of its own, so a slow or
-dead mail server can delay mail but never hold up or undo the decision that wrote them. A
-failed send bumps `email_attempts` and keeps `last_email_error`; `flask inbox send-mail`
-retries later.
+`mail_after_commit` enqueues a `send_mail` job for the notification once the session commits
+(never if it rolls back). The job talks SMTP in the worker, over a database connection of its
+own, so a slow or dead mail server never holds up or undoes the decision that wrote the rows.
+A failed send bumps `email_attempts` and keeps `last_email_error`; the job retries with
+backoff, and a periodic task (or `flask inbox send-mail`) sweeps up anything left.
 
 Each send first claims its row (a conditional UPDATE of `email_attempts`, committed), so two
 senders never mail the same notification twice. The retry command leaves alone rows younger
@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, has_app_context
-from sqlalchemy import event, func, select, update
+from flask import current_app
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from . import mail
 from .clock import utcnow
 from .extensions import db
+from .jobqueue import enqueue_after_commit
 from .models import Notification, User
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,14 @@ DEFAULT_MAX_AGE = timedelta(days=3)
 #: After this many failed attempts a mail is given up (it stays in the inbox).
 MAX_ATTEMPTS = 10
 
-_PENDING = "greenlight_pending_mail"
-
 
 def mail_after_commit(session: Session, notification_id: int) -> None:
     """Mail this notification once the session's transaction commits (never if it rolls back)."""
-    session.info.setdefault(_PENDING, []).append(notification_id)
+    if smtp_settings() is None:
+        return  # in-app only: no job to run
+    from .jobs import send_mail  # jobs imports this module
+
+    enqueue_after_commit(session, send_mail, [notification_id])
 
 
 def smtp_settings() -> mail.SmtpSettings | None:
@@ -86,9 +89,11 @@ class MailReport:
 
 
 def send_pending(
-    ids: list[int] | None = None, *, max_age: timedelta = DEFAULT_MAX_AGE
+    ids: list[int] | None = None, *, max_age: timedelta = DEFAULT_MAX_AGE, retry: bool = False
 ) -> MailReport:
     """Mail unsent notifications: these ids, or every one due a retry. Never raises MailError.
+
+    With ids, only rows never tried are taken, unless `retry` (the job's later attempts).
 
     Runs in a session of its own, so it can be called right after another session committed.
     """
@@ -105,7 +110,11 @@ def send_pending(
             .order_by(Notification.id)
         )
         if ids is not None:
-            query = query.where(Notification.id.in_(ids), Notification.email_attempts == 0)
+            query = query.where(Notification.id.in_(ids))
+            if retry:
+                query = query.where(Notification.email_attempts < MAX_ATTEMPTS)
+            else:
+                query = query.where(Notification.email_attempts == 0)
         else:
             query = query.where(
                 Notification.created_at <= now - RETRY_AFTER,
@@ -183,26 +192,6 @@ def _failed(session: Session, row: Notification, error: str, report: MailReport)
     )
     report.failed += 1
     report.last_error = error
-
-
-# --- the hooks -----------------------------------------------------------------------------------
-
-
-@event.listens_for(Session, "after_commit")
-def _mail_after_commit(session: Session) -> None:
-    """Once the notifications' transaction is committed, mail them; never raise from here."""
-    ids = session.info.pop(_PENDING, None)
-    if not ids or not has_app_context():
-        return
-    try:
-        send_pending(ids)
-    except Exception:  # the commit happened; a mail problem must not turn it into an error
-        log.exception("mailing notifications %s failed; `flask inbox send-mail` retries", ids)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
 
 
 def pending_count() -> int:

@@ -6,7 +6,6 @@ size and ETag are compared with what verification recorded.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import secrets
@@ -17,10 +16,11 @@ from sqlalchemy import select, update
 
 from . import audit
 from .clock import utcnow
-from .extensions import db, storage
-from .models import AuditEvent, Clip, ClipStatus, Role, ShareLink, User
+from .extensions import db
+from .models import Clip, ClipStatus, Role, ShareLink, User
+from .ops.served import Media, MediaChanged, ServedObject, served_object
 from .passwords import check_secret, hash_secret
-from .storage import ObjectInfo, ObjectNotFound
+from .token_hash import hash_token
 from .workflow import InvalidInput, NotAllowed, NotFound, StateConflict, WorkflowError
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,6 @@ class LinkGone(WorkflowError):
     """Revoked, expired, or its clip is no longer approved: 410, saying nothing of the clip."""
 
     status_code = 410
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def can_manage_links(clip: Clip, user: User) -> bool:
@@ -152,42 +148,12 @@ def check_passphrase(link: ShareLink, passphrase: str) -> bool:
     return check_secret(link.passphrase_hash, passphrase)
 
 
-def approved_object(link: ShareLink) -> ObjectInfo:
-    """The stored clip, if it is still exactly the approved bytes; else LinkGone, logged once."""
-    clip = link.clip
+def approved_object(link: ShareLink, kind: Media = Media.PLAYBACK) -> ServedObject:
+    """One of the clip's files, if it is still exactly what was approved; else LinkGone."""
     try:
-        info = storage().head(clip.storage_key)
-    except ObjectNotFound:
-        info = None
-    if info is not None and info.size == clip.size_bytes and info.etag == clip.etag:
-        return info
-    observed = {"size": info.size, "etag": info.etag} if info else {"missing": True}
-    log.warning("clip %s: stored bytes differ from the approved ones: %s", clip.id, observed)
-    _record_integrity_failure(link, observed)
-    raise LinkGone("This clip is no longer available.")
-
-
-def _record_integrity_failure(link: ShareLink, observed: dict[str, Any]) -> None:
-    """One audit event per clip and observed object, so repeated requests do not flood the log."""
-    seen = db.session.scalar(
-        select(AuditEvent.id).where(
-            AuditEvent.action == "clip.integrity_failed",
-            AuditEvent.clip_id == link.clip_id,
-            AuditEvent.data.contains(audit.canonical_json(observed)[1:-1]),
-        )
-    )
-    if seen is not None:
-        return
-    audit.record(
-        "clip.integrity_failed",
-        actor=None,
-        subject_type="clip",
-        subject_id=link.clip_id,
-        clip=link.clip,
-        reason="the stored object no longer matches the approved size and ETag",
-        data={"observed": observed, "share_link": link.id},
-    )
-    db.session.commit()
+        return served_object(link.clip, kind, context={"share_link": link.id})
+    except MediaChanged:
+        raise LinkGone("This clip is no longer available.") from None
 
 
 def count_page_view(link: ShareLink) -> None:

@@ -1,15 +1,14 @@
-"""Uploads: tickets for the browser, bytes through the app, and verification on the server.
+"""Uploads: tickets for the browser, bytes through the app, and handing them to verification.
 
-Nothing here trusts the browser or the storage server: whatever a ticket promised, the stored
-object is measured, hashed and probed before the clip may enter the review queue.
+Every way bytes come in -- a presigned POST or pinned PUT straight to S3, the app's own PUT
+ticket, the no-JavaScript form -- writes only to the clip's staging key. Nothing that shows or
+serves media reads a staging key: when the upload is reported done, the verification job takes
+the staged bytes to a key only the server writes and checks that copy (see ingest.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import tempfile
 import unicodedata
 from datetime import timedelta
 from pathlib import Path
@@ -19,14 +18,16 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from . import media, workflow
+from . import ingest, workflow
 from .clock import utcnow
 from .extensions import db, storage
 from .formatting import format_size
+from .jobqueue import enqueue_after_commit
 from .models import Clip, ClipStatus, User
-from .storage import ObjectNotFound, ObjectTooLarge, StorageError, UploadTicket
+from .ops import verification
+from .storage import ObjectTooLarge, UploadTicket
 from .web import site_url
-from .workflow import NotFound, StateConflict, VerifiedMedia, WorkflowError
+from .workflow import NotFound, StateConflict, WorkflowError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ CONTENT_TYPES = {
     ".mkv": "video/x-matroska",
 }
 MAX_FILENAME_LENGTH = 200
+STAGING_PREFIX = "incoming/"
 
 
 class UploadRefused(WorkflowError):
@@ -84,10 +86,6 @@ def check_declared_size(size: int | None) -> None:
         raise UploadRefused("file is empty")
     if size > limit:
         raise UploadTooLarge(f"file is {format_size(size)}; the limit is {format_size(limit)}")
-
-
-def poster_key_for(clip: Clip) -> str:
-    return clip.storage_key.replace("clips/", "posters/", 1) + ".jpg"
 
 
 def create(
@@ -145,9 +143,10 @@ def ticket_for(clip: Clip, *, size: int | None = None, sha256: str | None = None
         raise StateConflict("This clip's upload is finished; start a new upload.", clip)
     ttl = current_app.config["UPLOAD_TICKET_TTL"]
     limit = current_app.config["MAX_CLIP_BYTES"]
+    staging_key = _staging_key(clip)
     if size and sha256 is not None:
         pinned = storage().presigned_put(
-            clip.storage_key,
+            staging_key,
             content_type=clip.content_type,
             size=size,
             sha256_hex=sha256.lower(),
@@ -156,11 +155,11 @@ def ticket_for(clip: Clip, *, size: int | None = None, sha256: str | None = None
         if pinned is not None:
             return pinned
     direct = storage().presigned_post(
-        clip.storage_key, content_type=clip.content_type, max_bytes=limit, expires_in=ttl
+        staging_key, content_type=clip.content_type, max_bytes=limit, expires_in=ttl
     )
     if direct is not None:
         return direct
-    token = _serializer().dumps({"clip": clip.id, "key": clip.storage_key})
+    token = _serializer().dumps({"clip": clip.id, "key": staging_key})
     return UploadTicket(
         method="PUT",
         url=site_url("clips.receive", clip_id=clip.id, ticket=token),
@@ -179,146 +178,116 @@ def clip_for_ticket(clip_id: int, token: str) -> Clip:
     except BadSignature:
         raise NotFound("There is no such upload.") from None
     clip = db.session.get(Clip, clip_id)
-    if clip is None or payload != {"clip": clip.id, "key": clip.storage_key}:
+    if clip is None or payload != {"clip": clip.id, "key": clip.staging_key}:
         raise NotFound("There is no such upload.")
     return clip
 
 
+def _staging_key(clip: Clip) -> str:
+    if clip.staging_key is None:  # taken by verification already
+        raise StateConflict("This clip's upload is finished; start a new upload.", clip)
+    return clip.staging_key
+
+
 def receive(clip: Clip, stream: BinaryIO) -> None:
-    """Stream the request body into storage in chunks; memory stays flat whatever the size."""
+    """Stream the request body to the staging key in chunks; memory stays flat whatever the size.
+
+    The bytes become visible only if the clip is still `uploading` once the last one arrived:
+    a slow PUT that is overtaken by "upload done" is refused (409) and leaves nothing behind.
+    """
     if clip.status != ClipStatus.UPLOADING:
         raise StateConflict("This clip's upload is finished; start a new upload.", clip)
     limit = current_app.config["MAX_CLIP_BYTES"]
+    clip_id = clip.id
+
+    def still_uploading() -> None:
+        status = db.session.scalar(
+            select(Clip.status).where(Clip.id == clip_id).execution_options(populate_existing=True)
+        )
+        db.session.rollback()  # end the read: the rename below must not wait on a transaction
+        if status != ClipStatus.UPLOADING:
+            raise StateConflict("This clip's upload is finished; start a new upload.", clip)
+
     try:
         storage().put_stream(
-            clip.storage_key, stream, content_type=clip.content_type, max_bytes=limit
+            _staging_key(clip),
+            stream,
+            content_type=clip.content_type,
+            max_bytes=limit,
+            guard=still_uploading,
         )
     except ObjectTooLarge:
         raise UploadTooLarge(f"file is larger than the {format_size(limit)} limit") from None
 
 
-# --- verification --------------------------------------------------------------------------------
+# --- handing over to verification ---------------------------------------------------------------
 
 
 def complete(clip: Clip, actor: User) -> Clip:
-    """The upload is reported done: verify the stored bytes, then queue or fail the clip.
+    """The upload is reported done: the clip shows `verifying` and a job checks its bytes.
 
+    Answers at once; the job is enqueued only when the caller's transaction commits.
     Idempotent: a second report while (or after) the first is handled changes nothing.
-    Commits, because the clip must show `verifying` to others while its bytes are checked.
     """
     if not clip.is_owned_by(actor):
         raise NotFound("There is no such clip.")
     if clip.status != ClipStatus.UPLOADING:
         return clip
     workflow.begin_verification(clip, actor)
-    db.session.commit()
-    try:
-        verified = _verify(clip)
-    except media.MediaRejected as exc:
-        abandon(clip, exc.reason)
-        return clip
-    except StorageError:
-        log.exception("storage failed while verifying clip %s", clip.id)
-        abandon(clip, "the file could not be read back from storage; upload it again")
-        return clip
-    workflow.pass_verification(clip, verified)
-    db.session.commit()
+    from .jobs import verify_clip  # jobs imports this module
+
+    enqueue_after_commit(db.session(), verify_clip, clip.id)
     return clip
 
 
-def abandon(clip: Clip, reason: str) -> None:
-    """Delete whatever bytes the clip left and mark it failed with the reason."""
-    for key in (clip.storage_key, poster_key_for(clip)):
-        try:
-            storage().delete(key)
-        except StorageError:
-            log.exception("could not delete %s of failed clip %s", key, clip.id)
-    workflow.fail_verification(clip, reason)
-    db.session.commit()
+def abandon(clip: Clip, reason: str) -> list[str | None]:
+    """Mark an upload failed with the reason; returns the keys to delete after the commit."""
+    return verification.fail(clip.id, reason)
 
 
-def _verify(clip: Clip) -> VerifiedMedia:
-    """Measure, hash and probe the stored object; raise MediaRejected with the reason."""
-    store = storage()
-    limit = current_app.config["MAX_CLIP_BYTES"]
-    try:
-        before = store.head(clip.storage_key)
-    except ObjectNotFound:
-        raise media.MediaRejected("no file was received; upload it again") from None
-    if before.size == 0:
-        raise media.MediaRejected("file is empty")
-    if before.size > limit:
-        raise media.MediaRejected(
-            f"file is {format_size(before.size)}; the limit is {format_size(limit)}"
-        )
-    if before.content_type and before.content_type != clip.content_type:
-        raise media.MediaRejected(
-            f"the file arrived as {before.content_type}, not the declared {clip.content_type}"
-        )
-    limits = media.MediaLimits(max_seconds=float(current_app.config["MAX_CLIP_SECONDS"]))
-    with tempfile.NamedTemporaryFile(prefix="greenlight-verify-") as local:
-        digest = hashlib.sha256()
-        received = 0
-        for chunk in store.read(clip.storage_key):
-            digest.update(chunk)
-            local.write(chunk)
-            received += len(chunk)
-            if received > limit:
-                raise media.MediaRejected(f"file is larger than the {format_size(limit)} limit")
-        local.flush()
-        sha256 = digest.hexdigest()
-        _refuse_known_rejection(clip, sha256)
-        inspection = media.inspect_clip(Path(local.name), limits)
-    after = store.head(clip.storage_key)
-    if (after.etag, after.size) != (before.etag, before.size) or received != before.size:
-        raise media.MediaRejected("the file changed while it was being checked; upload it again")
-    poster_key = poster_key_for(clip)
-    store.put_stream(poster_key, io.BytesIO(inspection.poster_jpeg), content_type="image/jpeg")
-    facts = inspection.facts
-    return VerifiedMedia(
-        size_bytes=before.size,
-        sha256=sha256,
-        etag=before.etag,
-        container=facts.container,
-        codec=facts.codec,
-        width=facts.width,
-        height=facts.height,
-        duration_seconds=facts.duration,
-        fps=facts.fps,
-        has_audio=facts.has_audio,
-        poster_key=poster_key,
-    )
-
-
-def _refuse_known_rejection(clip: Clip, sha256: str) -> None:
-    """The very same bytes were rejected before: say so instead of queueing them again."""
-    earlier = db.session.scalar(
-        select(Clip)
-        .where(Clip.sha256 == sha256, Clip.status == ClipStatus.REJECTED)
-        .order_by(Clip.id)
-        .limit(1)
-    )
-    if earlier is None:
-        return
-    if earlier.tester_id == clip.tester_id:
-        raise media.MediaRejected(
-            f"this exact file was already rejected as “{earlier.title}”: {earlier.decision_reason}"
-        )
-    raise media.MediaRejected("this exact file was already rejected by a reviewer")
+def delete_objects(keys: list[str | None]) -> None:
+    """Remove a failed upload's bytes (after the commit that failed it)."""
+    ingest.delete_quietly(storage(), keys)
 
 
 def cleanup_abandoned(older_than: timedelta) -> int:
-    """Fail clips whose upload or check never finished (a closed tab, a killed worker)."""
+    """Fail clips whose upload never finished (a closed tab), then delete their partial bytes.
+
+    Clips stuck in `verifying` are not failed here: the reaper gives them to another worker.
+    """
     cutoff = utcnow() - older_than
     stale = db.session.scalars(
-        select(Clip).where(
-            Clip.status.in_([ClipStatus.UPLOADING, ClipStatus.VERIFYING]),
-            Clip.status_changed_at < cutoff,
-        )
+        select(Clip.id).where(Clip.status == ClipStatus.UPLOADING, Clip.status_changed_at < cutoff)
     ).all()
-    for clip in stale:
+    for clip_id in stale:
         try:
-            abandon(clip, "the upload was never finished")
+            keys = verification.fail(clip_id, "the upload was never finished")
+            db.session.commit()
         except StateConflict:
             db.session.rollback()  # it finished after all, in the meantime
+            continue
+        delete_objects(keys)
     return len(stale)
+
+
+def delete_stale_staging() -> int:
+    """Delete staged objects older than a ticket's life that no uploading clip waits for.
+
+    These are bytes sent with a ticket after its upload was completed (or never completed):
+    nobody reads them, and nobody should pay to keep them.
+    """
+    ttl = timedelta(seconds=current_app.config["UPLOAD_TICKET_TTL"])
+    cutoff = utcnow() - ttl
+    store = storage()
+    removed = 0
+    for item in store.list_keys(STAGING_PREFIX):
+        if item.modified >= cutoff:
+            continue
+        waiting = db.session.scalar(
+            select(Clip.id).where(Clip.staging_key == item.key, Clip.status == ClipStatus.UPLOADING)
+        )
+        if waiting is None:
+            store.delete(item.key)
+            removed += 1
+    db.session.rollback()
+    return removed

@@ -80,6 +80,20 @@ class VerifiedMedia:
     fps: float
     has_audio: bool
     poster_key: str | None
+    poster_size: int | None = None
+    poster_etag: str | None = None
+    pixel_format: str | None = None
+    #: Set when the original does not play in browsers as it is; reviewers watch this.
+    rendition_key: str | None = None
+    rendition_size: int | None = None
+    rendition_sha256: str | None = None
+    rendition_etag: str | None = None
+    rendition_codec: str | None = None
+
+
+STEP_QUEUED = "queued"
+STEP_CHECKING = "checking"
+STEP_RENDERING = "rendering"
 
 
 def rejection_categories() -> dict[str, str]:
@@ -223,6 +237,7 @@ def start_upload(
         status_changed_at=utcnow(),
         status_changed_by_id=tester.id,
         storage_key=new_storage_key(),
+        staging_key=new_storage_key("incoming"),
     )
     db.session.add(clip)
     db.session.flush()
@@ -247,6 +262,7 @@ def begin_verification(clip: Clip, actor: User) -> None:
         actor=actor,
         action="clip.upload_completed",
         what="start verification",
+        values={"pipeline_step": STEP_QUEUED},
     )
 
 
@@ -265,8 +281,20 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
         "fps": media.fps,
         "has_audio": media.has_audio,
         "poster_key": media.poster_key,
+        "poster_size": media.poster_size,
+        "poster_etag": media.poster_etag,
+        "pixel_format": media.pixel_format,
+        "rendition_key": media.rendition_key,
+        "rendition_size": media.rendition_size,
+        "rendition_sha256": media.rendition_sha256,
+        "rendition_etag": media.rendition_etag,
+        "rendition_codec": media.rendition_codec,
         "submitted_at": now,
         "failure_reason": None,
+        "pipeline_step": None,
+        "job_lease_until": None,
+        "job_error": None,
+        "staging_key": None,
     }
     _transition(
         clip,
@@ -276,7 +304,12 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
         action="clip.verified",
         what="finish verification",
         values=values,
-        data={"size": media.size_bytes, "width": media.width, "height": media.height},
+        data={
+            "size": media.size_bytes,
+            "width": media.width,
+            "height": media.height,
+            "rendition_sha256": media.rendition_sha256,
+        },
     )
     previous = clip.previous_version
     if previous is not None:
@@ -303,7 +336,12 @@ def fail_verification(clip: Clip, reason: str) -> None:
         what="mark the clip as failed",
         # A version that never reached the queue superseded nothing: let go of the rejected
         # clip, so the tester can upload another version of it (the link is unique).
-        values={"failure_reason": reason, "previous_version_id": None},
+        values={
+            "failure_reason": reason,
+            "previous_version_id": None,
+            "pipeline_step": None,
+            "job_lease_until": None,
+        },
         reason=reason,
         data={"previous_version": clip.previous_version_id} if clip.previous_version_id else None,
     )
@@ -507,6 +545,20 @@ def check_timecode(clip: Clip, timecode: float | None) -> None:
         )
 
 
+def check_played_seconds(played: float | None) -> float | None:
+    """A reported play time is a finite number of seconds from 0; anything else is dropped."""
+    if played is None:
+        return None
+    if not math.isfinite(played) or played < 0:
+        raise InvalidInput("The played time must be a number of seconds from 0.")
+    return round(played, 3)
+
+
+def served_hashes(clip: Clip) -> dict[str, str | None]:
+    """SHA-256 of each file a reviewer or the public is served for this clip."""
+    return {"original": clip.sha256, "rendition": clip.rendition_sha256}
+
+
 def _check_claim(clip: Clip, reviewer: User, now: datetime) -> None:
     """Refuse a verdict unless this reviewer holds a live claim, saying what stands in the way."""
     if clip.claimed_by_id == reviewer.id and clip.claim_is_live(now):
@@ -533,8 +585,13 @@ def decide(
     category: str | None = None,
     reason: str | None = None,
     timecode: float | None = None,
+    played_seconds: float | None = None,
 ) -> Decision:
-    """Record a verdict under a live claim; enough approvals approve, any rejection rejects."""
+    """Record a verdict under a live claim; enough approvals approve, any rejection rejects.
+
+    `played_seconds` is how much of the clip the reviewer's player reported playing (None
+    from the API); the audit event keeps it beside the hashes of every file they were served.
+    """
     if clip.is_owned_by(reviewer):
         raise NotAllowed("You cannot decide on a clip you uploaded.")
     if not reviewer.has_role(Role.REVIEWER):
@@ -548,6 +605,7 @@ def decide(
         check_timecode(clip, timecode)
     else:
         category = timecode = None  # an approval points at nothing in particular
+    played_seconds = check_played_seconds(played_seconds)
 
     now = utcnow()
     # Judge the claim on what the row says now; the UPDATE below re-checks it atomically.
@@ -564,7 +622,14 @@ def decide(
     )
     holds_claim = [Clip.claimed_by_id == reviewer.id, Clip.claim_expires_at > now]
     released = {"claimed_by_id": None, "claim_expires_at": None}
-    data = {"decision": verdict.value, "category": category, "timecode": timecode}
+    data = {
+        "decision": verdict.value,
+        "category": category,
+        "timecode": timecode,
+        "played_seconds": played_seconds,
+        # What the reviewer was shown, so the log proves what was watched and what is shared.
+        "served_sha256": served_hashes(clip),
+    }
     if verdict == Verdict.REJECT:
         _transition(
             clip,
@@ -620,6 +685,7 @@ def decide(
         category=category,
         reason=reason,
         timecode=timecode,
+        played_seconds=played_seconds,
         created_at=now,
     )
     db.session.add(decision)
@@ -635,9 +701,18 @@ def decide_and_claim_next(
     category: str | None = None,
     reason: str | None = None,
     timecode: float | None = None,
+    played_seconds: float | None = None,
 ) -> tuple[Decision, Clip | None]:
     """Decide, then claim the next clip in the same transaction, so the reviewer moves on."""
-    decision = decide(clip, reviewer, verdict, category=category, reason=reason, timecode=timecode)
+    decision = decide(
+        clip,
+        reviewer,
+        verdict,
+        category=category,
+        reason=reason,
+        timecode=timecode,
+        played_seconds=played_seconds,
+    )
     return decision, claim_next(reviewer)
 
 

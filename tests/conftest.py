@@ -179,6 +179,9 @@ def app_factory(
             "SITE_URL": "http://greenlight.test",
             "CLOCK": clock,
             "TESTING": True,
+            # Jobs run at once, in the process that enqueued them (after its commit); the
+            # worker tests start real `flask worker` processes instead.
+            "QUEUE_IMMEDIATE": True,
             # Real scrypt, at a cost that keeps hundreds of sign-ins quick; production keeps
             # werkzeug's default.
             "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",

@@ -184,7 +184,7 @@ def test_an_upload_from_ticket_to_queue(
     put = client.put(ticket["url"].removeprefix(SITE), data=body, headers=ticket["headers"])
     assert put.status_code == 204
     done = client.post(created.get_json()["complete_url"].removeprefix(SITE), headers=as_tester)
-    assert done.status_code == 200
+    assert done.status_code == 202
     clip = done.get_json()
     assert clip["status"] == "waiting"
     media = clip["media"]

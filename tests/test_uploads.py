@@ -128,7 +128,7 @@ def test_direct_upload_reaches_the_queue_with_its_facts(
     browser: FlaskClient, make_video: Callable[..., Path]
 ) -> None:
     response = direct_upload(browser, make_video("clip.mp4", seconds=2.0))
-    assert response.status_code == 200
+    assert response.status_code == 202
     assert response.get_json()["status"] == "waiting"
     clip = db.session.scalars(select(Clip)).one()
     assert (clip.width, clip.height, clip.codec, clip.container) == (1920, 1080, "h264", "mp4")
@@ -155,8 +155,12 @@ def test_ticket_for_s3_is_a_presigned_post_with_size_and_type_conditions(
     ] in conditions
     clip = db.session.get(Clip, started["clip"])
     assert clip is not None
-    assert clip.storage_key in json.dumps(conditions)
-    assert "clip.mp4" not in clip.storage_key
+    # The ticket writes only to the staging key, never to the key that is later served.
+    assert clip.staging_key is not None
+    assert clip.staging_key.startswith("incoming/")
+    assert clip.staging_key in json.dumps(conditions)
+    assert clip.storage_key not in json.dumps(conditions)
+    assert "clip.mp4" not in clip.staging_key
 
 
 def test_plain_form_upload_streams_through_the_app(

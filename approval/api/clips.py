@@ -122,17 +122,19 @@ def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
 
 
 @api.route(
-    "POST", "/clips/<id:clip_id>/complete", tag="clips", replies={200: s.ClipDetail},
+    "POST", "/clips/<id:clip_id>/complete", tag="clips", replies={202: s.ClipDetail},
     roles=TESTER, errors=(422,),
 )  # fmt: skip
 def complete_clip(user: User, clip_id: int) -> Reply:
-    """Report the upload done: the stored bytes are verified now.
+    """Report the upload done: 202 at once, with status `verifying`, while a job checks it.
 
-    200 with the clip once it waits for review; 422 with the reason when the file was refused.
-    Asking again changes nothing and gives the same answer.
+    Poll the clip's URL: it moves to `waiting` (ready for review) or `failed` with the reason.
+    Asking again changes nothing and gives the same answer; asking after the file was refused
+    gives 422 with the reason.
     """
     clip = own_clip(clip_id, user)
-    uploads.complete(clip, user)  # commits: others must see `verifying` while it runs
+    uploads.complete(clip, user)
+    db.session.commit()
     if clip.status == ClipStatus.FAILED:
         raise ApiError(
             422,
@@ -142,7 +144,7 @@ def complete_clip(user: User, clip_id: int) -> Reply:
             current_status=clip.status.value,
             failure_reason=clip.failure_reason,
         )
-    return Reply(200, serialize.clip_detail(clip, user))
+    return Reply(202, serialize.clip_detail(clip, user))
 
 
 @api.route("GET", "/clips", tag="clips", query=s.ClipQuery, replies={200: s.ClipPage})

@@ -182,6 +182,15 @@ class Media(Out):
     container: str | None
     codec: str | None
     has_audio: bool | None
+    rendition: Rendition | None
+    """The H.264 copy reviewers and share links play, when the original does not play in
+    browsers as it is; downloads give the original."""
+
+
+class Rendition(Out):
+    size: int
+    sha256: str
+    codec: str | None
 
 
 class FinalDecision(Out):
@@ -211,6 +220,8 @@ class ClipOut(Out):
     status: ClipStatus
     failure_reason: str | None
     """Why verification refused the file, for `failed` clips."""
+    step: str | None
+    """While `verifying`: what the check is doing now, in words."""
     version: int
     previous_version: int | None
     tester: Person
@@ -237,6 +248,8 @@ class DecisionOut(Out):
     category: str | None
     reason: str | None
     timecode: float | None
+    played_seconds: float | None
+    """How much of the clip the reviewer's player played (null from the API)."""
     reviewer: Person
     created_at: datetime
 

@@ -44,6 +44,15 @@ def _media(clip: Clip) -> s.Media | None:
             "container": clip.container,
             "codec": clip.codec,
             "has_audio": clip.has_audio,
+            "rendition": (
+                {
+                    "size": clip.rendition_size,
+                    "sha256": clip.rendition_sha256,
+                    "codec": clip.rendition_codec,
+                }
+                if clip.rendition_sha256
+                else None
+            ),
         }
     )
 
@@ -79,6 +88,7 @@ def _fields(clip: Clip, viewer: User) -> dict[str, object]:
         "title": clip.title,
         "status": clip.status,
         "failure_reason": clip.failure_reason,
+        "step": clip.pipeline_label,
         "version": clip.version,
         "previous_version": clip.previous_version_id,
         "tester": person(clip.tester),
@@ -109,6 +119,7 @@ def decision_out(decision: Decision) -> s.DecisionOut:
         category=decision.category,
         reason=decision.reason,
         timecode=decision.timecode,
+        played_seconds=decision.played_seconds,
         reviewer=person(decision.reviewer),
         created_at=decision.created_at,
     )

@@ -24,14 +24,15 @@ from werkzeug.wrappers import Response as BaseResponse
 from approval import audit, uploads
 from approval.clock import utcnow
 from approval.delivery import serve_object
-from approval.extensions import csrf, db, storage
+from approval.extensions import csrf, db
 from approval.formatting import format_size
 from approval.forms import ActionForm
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
+from approval.ops.served import Media, served_object
 from approval.share.forms import ShareLinkForm
 from approval.sharing import can_manage_links
-from approval.storage import ObjectNotFound, UploadTicket
+from approval.storage import UploadTicket
 from approval.web import roles_required
 from approval.workflow import WorkflowError, withdraw
 
@@ -113,10 +114,13 @@ def upload() -> BaseResponse | str | tuple[str, int]:
     except uploads.UploadRefused as exc:
         db.session.rollback()
         if clip is not None:  # created, but its bytes were refused: leave nothing behind
-            uploads.abandon(clip, str(exc))
+            leftovers = uploads.abandon(clip, str(exc))
+            db.session.commit()
+            uploads.delete_objects(leftovers)
         form.file.errors = [str(exc)]
         return _upload_page(form, previous, exc.status_code)
     uploads.complete(clip, current_user)
+    db.session.commit()
     return _after_completion(clip)
 
 
@@ -141,9 +145,21 @@ def _details(form: UploadForm | DirectUploadForm) -> dict[str, Any]:
 def _after_completion(clip: Clip) -> BaseResponse:
     if clip.status == ClipStatus.FAILED:
         flash(f"The clip was not accepted: {clip.failure_reason}.", "error")
+    elif clip.status == ClipStatus.VERIFYING:
+        flash("Upload received. The file is being checked; this page follows along.", "success")
     else:
         flash("Your clip is waiting for review.", "success")
     return redirect(url_for("clips.detail", clip_id=clip.id))
+
+
+def _status_json(clip: Clip) -> dict[str, Any]:
+    return {
+        "status": clip.status.value,
+        "label": clip.status.label,
+        "step": clip.pipeline_label,
+        "failure_reason": clip.failure_reason,
+        "clip_url": url_for("clips.detail", clip_id=clip.id),
+    }
 
 
 @bp.post("/direct")
@@ -184,6 +200,7 @@ def receive(clip_id: int) -> tuple[str, int]:
     """Local storage: take the streamed body of a ticketed PUT."""
     clip = uploads.clip_for_ticket(clip_id, request.args.get("ticket", ""))
     # request.stream refuses a declared Content-Length over the limit with 413 before reading.
+    # A PUT after "upload done" (or overtaken by it) gets 409 and stores nothing.
     uploads.receive(clip, request.stream)
     return "", 204
 
@@ -191,17 +208,20 @@ def receive(clip_id: int) -> tuple[str, int]:
 @bp.post("/<int:clip_id>/complete")
 @roles_required(Role.TESTER)
 def complete(clip_id: int) -> Response | BaseResponse:
-    """The transfer is done: verify now and answer with the outcome."""
+    """The transfer is done: answer at once (202) while a job checks the bytes."""
     clip = _own_clip(clip_id)
     uploads.complete(clip, current_user)
+    db.session.commit()
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(
-            status=clip.status.value,
-            label=clip.status.label,
-            failure_reason=clip.failure_reason,
-            clip_url=url_for("clips.detail", clip_id=clip.id),
-        )
+        return jsonify(_status_json(clip)), 202
     return _after_completion(clip)
+
+
+@bp.get("/<int:clip_id>/status")
+@login_required
+def status(clip_id: int) -> Response:
+    """Where the clip is now; the clip page and My clips poll this while it is verifying."""
+    return jsonify(_status_json(_visible_clip(clip_id)))
 
 
 @bp.get("/<int:clip_id>")
@@ -242,29 +262,28 @@ def withdraw_clip(clip_id: int) -> BaseResponse:
 @bp.get("/<int:clip_id>/media")
 @login_required
 def media(clip_id: int) -> Response:
-    """The clip's video for its tester, reviewers and admins."""
+    """What the player shows (the rendition, if one was made) for tester, reviewers, admins."""
     clip = _visible_clip(clip_id)
-    return _serve(clip, clip.storage_key, clip.content_type, clip.original_filename)
+    kind = Media.ORIGINAL if request.args.get("original") == "1" else Media.PLAYBACK
+    return _serve(clip, kind)
 
 
 @bp.get("/<int:clip_id>/poster")
 @login_required
 def poster(clip_id: int) -> Response:
     """The clip's poster frame."""
-    clip = _visible_clip(clip_id)
-    if clip.poster_key is None:
-        abort(404)
-    return _serve(clip, clip.poster_key, "image/jpeg", None)
+    return _serve(_visible_clip(clip_id), Media.POSTER)
 
 
-def _serve(clip: Clip, key: str, content_type: str, filename: str | None) -> Response:
-    if clip.status not in VERIFIED_STATES:
-        abort(404)
-    try:
-        info = storage().head(key)
-    except ObjectNotFound:
-        abort(404)
-    return serve_object(key, info=info, content_type=content_type, filename=filename)
+def _serve(clip: Clip, kind: Media) -> Response:
+    served = served_object(clip, kind)
+    return serve_object(
+        served.key,
+        info=served.info,
+        content_type=served.content_type,
+        filename=served.filename,
+        attachment=kind is Media.ORIGINAL,
+    )
 
 
 @bp.cli.command("cleanup")
@@ -273,3 +292,5 @@ def cleanup(older_than_hours: int) -> None:
     """Fail uploads abandoned for longer than this, and delete their partial bytes."""
     count = uploads.cleanup_abandoned(timedelta(hours=older_than_hours))
     click.echo(f"{count} abandoned upload{'s' if count != 1 else ''} cleaned up")
+    staged = uploads.delete_stale_staging()
+    click.echo(f"{staged} stale staged object{'s' if staged != 1 else ''} deleted")

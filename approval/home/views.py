@@ -10,6 +10,7 @@ from sqlalchemy import text
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.extensions import db, limiter, storage
+from approval.jobqueue import queue_health
 from approval.models import Role
 from approval.storage import StorageError
 
@@ -33,7 +34,7 @@ def index() -> BaseResponse:
 @bp.get("/healthz")
 @limiter.exempt
 def healthz() -> tuple[Response, int]:
-    """{"database": "ok", "storage": "ok"} with 200, or 503 naming what failed."""
+    """{"database": "ok", "storage": "ok", "queue": "ok", …} with 200, or 503 naming what failed."""
     report: dict[str, str] = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -49,4 +50,8 @@ def healthz() -> tuple[Response, int]:
         log.warning("health check: storage failed: %s", exc)
         report["storage"] = "unreachable"
     healthy = all(value == "ok" for value in report.values())
-    return jsonify(report), 200 if healthy else 503
+    # The queue is reported, and counts when unreachable (uploads could not be verified); an
+    # old or missing worker heartbeat is shown, not failed on: the web itself still works.
+    queue = queue_health()
+    healthy = healthy and queue["queue"] == "ok"
+    return jsonify({**report, **queue}), 200 if healthy else 503

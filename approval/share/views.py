@@ -19,8 +19,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from approval import sharing
 from approval.clock import utcnow
 from approval.delivery import serve_object
-from approval.extensions import db, limiter, storage
+from approval.extensions import db, limiter
 from approval.models import Clip, ShareLink
+from approval.ops.served import Media
 from approval.web import client_address, site_url, storage_origin
 from approval.workflow import InvalidInput, NotFound
 
@@ -100,15 +101,16 @@ def media(token: str) -> Response:
     download = request.args.get("download") == "1"
     if download and not link.allow_download:
         abort(403)
-    info = sharing.approved_object(link)
+    # Players get what the reviewer watched (the rendition, if one was made); downloads the
+    # original. Both are checked against what was approved.
+    served = sharing.approved_object(link, Media.ORIGINAL if download else Media.PLAYBACK)
     if request.method == "GET" and _is_media_start():
         _count_start_once(link)
-    clip = link.clip
     return serve_object(
-        clip.storage_key,
-        info=info,
-        content_type=clip.content_type,
-        filename=clip.original_filename,
+        served.key,
+        info=served.info,
+        content_type=served.content_type,
+        filename=served.filename,
         attachment=download,
     )
 
@@ -137,11 +139,8 @@ def poster(token: str) -> Response:
     """The poster frame, through the same checks as the video."""
     link = _live_unlocked(token)
     sharing.approved_object(link)
-    clip = link.clip
-    if clip.poster_key is None:
-        abort(404)
-    info = storage().head(clip.poster_key)
-    return serve_object(clip.poster_key, info=info, content_type="image/jpeg")
+    served = sharing.approved_object(link, Media.POSTER)
+    return serve_object(served.key, info=served.info, content_type=served.content_type)
 
 
 @bp.after_request

@@ -6,11 +6,14 @@ import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .base import (
+    InstallGuard,
+    ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     ObjectTooLarge,
     Storage,
     StorageError,
+    StoredObject,
     UploadTicket,
     validate_key,
 )
@@ -18,13 +21,16 @@ from .local import LocalStorage
 from .s3 import ADDRESSING_STYLES, S3Storage, validate_bucket
 
 __all__ = [
+    "InstallGuard",
     "LocalStorage",
+    "ObjectExists",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectTooLarge",
     "S3Storage",
     "Storage",
     "StorageError",
+    "StoredObject",
     "UploadTicket",
     "storage_from_url",
     "validate_key",

@@ -56,6 +56,24 @@ class ObjectTooLarge(StorageError):
     """put_stream read more than max_bytes; nothing was stored."""
 
 
+class ObjectExists(StorageError):
+    """take() found its destination already there; it never overwrites."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One entry of a listing."""
+
+    key: str
+    size: int
+    modified: datetime  # tz-aware UTC
+
+
+#: Called by put_stream once every byte is written and before the object becomes visible; it
+#: raises to refuse the object (nothing is stored), e.g. when the upload is no longer wanted.
+InstallGuard = Callable[[], None]
+
+
 def validate_key(key: str) -> str:
     """Return key unchanged if it is a safe relative object key, else raise ValueError."""
     if not isinstance(key, str) or not key:
@@ -189,8 +207,24 @@ class Storage(ABC):
         *,
         content_type: str,
         max_bytes: int | None = None,
+        guard: InstallGuard | None = None,
     ) -> ObjectInfo:
-        """Store the stream's bytes under key in bounded memory; raise ObjectTooLarge past max."""
+        """Store the stream's bytes under key in bounded memory; raise ObjectTooLarge past max.
+
+        `guard`, if given, runs after the last byte is written and before the object appears.
+        """
+
+    @abstractmethod
+    def take(self, source: str, dest: str) -> ObjectInfo:
+        """Move source's bytes to dest, which must not exist; raise ObjectExists or ObjectNotFound.
+
+        Atomic per object: dest holds one complete version of source, never a mix, whatever
+        is written to source meanwhile. Afterwards source is gone.
+        """
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with prefix (a folder path ending in "/")."""
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo:

@@ -10,17 +10,21 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from .base import (
     READ_CHUNK,
     ClosingIterator,
+    InstallGuard,
+    ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     ObjectTooLarge,
     Storage,
     StorageError,
+    StoredObject,
     UploadTicket,
     check_disposition,
     check_expires_in,
@@ -121,6 +125,7 @@ class LocalStorage(Storage):
         *,
         content_type: str,
         max_bytes: int | None = None,
+        guard: InstallGuard | None = None,
     ) -> ObjectInfo:
         """Copy stream into key via a temp file and an atomic rename; raise ObjectTooLarge."""
         path = self._path(key)
@@ -147,6 +152,8 @@ class LocalStorage(Storage):
                     os.fsync(out.fileno())
                 except OSError as exc:
                     raise StorageError(f"storage {self.url}: writing {key!r}: {exc}") from exc
+            if guard is not None:
+                guard()
             self._install(tmp_name, path, key)
             self._write_meta(meta_path, content_type, key)
         except BaseException:
@@ -155,6 +162,44 @@ class LocalStorage(Storage):
             raise
         log.debug("stored %s (%d bytes) in %s", key, total, self.url)
         return self.head(key)
+
+    def take(self, source: str, dest: str) -> ObjectInfo:
+        """Hard-link source to dest (which fails if dest exists), then unlink source.
+
+        The link names the inode that source named at that instant; a later PUT to source
+        installs a new inode by rename and never touches what dest now holds.
+        """
+        src, dst = self._path(source), self._path(dest)
+        content_type = self._read_meta(source)
+        try:
+            os.makedirs(dst.parent, mode=0o700, exist_ok=True)
+            os.link(src, dst)
+        except FileExistsError as exc:
+            raise ObjectExists(f"storage {self.url}: {dest!r} already exists") from exc
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFound(f"storage {self.url}: no object {source!r}") from exc
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: taking {source!r}: {exc}") from exc
+        _fsync_dir(dst.parent)
+        if content_type is not None:
+            self._write_meta(self._path(dest, META_DIR), content_type, dest)
+        self.delete(source)
+        return self.head(dest)
+
+    def list_keys(self, prefix: str) -> Iterator[StoredObject]:
+        """Walk the folder for prefix; bookkeeping folders (names starting with '.') are skipped."""
+        base = self._path(prefix.rstrip("/"))
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = Path(folder) / name
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue  # deleted while we walked
+                key = path.relative_to(self.root).as_posix()
+                modified = datetime.fromtimestamp(st.st_mtime, UTC)
+                yield StoredObject(key=key, size=st.st_size, modified=modified)
 
     def _copy(self, stream: BinaryIO, out: BinaryIO, key: str, max_bytes: int | None) -> int:
         total = 0

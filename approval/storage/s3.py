@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import math
 import re
@@ -18,11 +19,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .base import (
     READ_CHUNK,
     ClosingIterator,
+    InstallGuard,
+    ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     ObjectTooLarge,
     Storage,
     StorageError,
+    StoredObject,
     UploadTicket,
     check_disposition,
     check_expires_in,
@@ -44,10 +48,12 @@ ADDRESSING_STYLES = ("path", "virtual", "auto")
 PART_SIZE = 8 << 20
 MAX_PARTS = 10_000
 
-# Main client: fail over quickly on a dead endpoint but give slow part uploads room.
-CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 60
-MAX_ATTEMPTS = 3
+# Main client: a request that finds storage hung or down must answer 503 within ~15 s, so
+# two attempts of at most 3 s to connect and 6 s to hear back (a stopped server accepts the
+# TCP connection, then says nothing). Reads stream, so a large object is no slower for it.
+CONNECT_TIMEOUT = 3
+READ_TIMEOUT = 6
+MAX_ATTEMPTS = 2
 # Health client: /healthz must answer in seconds, so one attempt with tight timeouts.
 HEALTH_CONNECT_TIMEOUT = 2
 HEALTH_READ_TIMEOUT = 5
@@ -266,6 +272,7 @@ class S3Storage(Storage):
         *,
         content_type: str,
         max_bytes: int | None = None,
+        guard: InstallGuard | None = None,
     ) -> ObjectInfo:
         """Upload stream to key part by part; raise ObjectTooLarge past max_bytes."""
         validate_key(key)
@@ -281,6 +288,8 @@ class S3Storage(Storage):
         body, eof = reader.fill(part_size)
         if eof:
             # Small enough for one request: no multipart upload to clean up on failure.
+            if guard is not None:
+                guard()
             try:
                 self._client.put_object(
                     Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
@@ -288,12 +297,18 @@ class S3Storage(Storage):
             except (BotoCoreError, ClientError) as exc:
                 raise self._error(f"uploading {key!r}", exc) from exc
         else:
-            self._put_multipart(key, content_type, reader, body, part_size)
+            self._put_multipart(key, content_type, reader, body, part_size, guard)
         log.debug("stored %s (%d bytes) in %s", key, reader.total, self.url)
         return self.head(key)
 
     def _put_multipart(
-        self, key: str, content_type: str, reader: _BoundedReader, body: bytes, part_size: int
+        self,
+        key: str,
+        content_type: str,
+        reader: _BoundedReader,
+        body: bytes,
+        part_size: int,
+        guard: InstallGuard | None,
     ) -> None:
         try:
             upload_id = self._client.create_multipart_upload(
@@ -324,6 +339,8 @@ class S3Storage(Storage):
                 if eof:
                     break
                 body, eof = reader.fill(part_size)
+            if guard is not None:
+                guard()  # the object appears only on completion, so refusing now stores nothing
             try:
                 self._client.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -350,6 +367,47 @@ class S3Storage(Storage):
                 self.url,
                 exc,
             )
+
+    def take(self, source: str, dest: str) -> ObjectInfo:
+        """Server-side copy (boto3's managed copy: multipart above its threshold), then delete.
+
+        S3 copies one complete version of source, so a write to source during the copy lands
+        either wholly before it (and is what dest holds) or after it (and is never read).
+        """
+        validate_key(source)
+        validate_key(dest)
+        with contextlib.suppress(ObjectNotFound):
+            self.head(dest)
+            raise ObjectExists(f"storage {self.url}: {dest!r} already exists")
+        extra: dict[str, str] = {}
+        content_type = self.head(source).content_type
+        if content_type:
+            # Said outright: a multipart copy starts a fresh upload that inherits nothing.
+            extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"}
+        try:
+            self._client.copy(
+                {"Bucket": self.bucket, "Key": source}, self.bucket, dest, ExtraArgs=extra
+            )
+        except ClientError as exc:
+            if _status(exc) == 404:
+                raise ObjectNotFound(f"storage {self.url}: no object {source!r}") from exc
+            raise self._error(f"copying {source!r} to {dest!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"copying {source!r} to {dest!r}", exc) from exc
+        self.delete(source)
+        return self.head(dest)
+
+    def list_keys(self, prefix: str) -> Iterator[StoredObject]:
+        """Page through ListObjectsV2 under prefix."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield StoredObject(
+                        key=item["Key"], size=int(item["Size"]), modified=item["LastModified"]
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"listing {prefix!r}", exc) from exc
 
     def head(self, key: str) -> ObjectInfo:
         """Return size, etag and content type of key; raise ObjectNotFound if absent."""
