@@ -23,11 +23,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed-run
 
+# The web server and one job worker (with the periodic tasks); Ctrl-C stops both.
 run: $(VENV)/.installed-run
 	$(FLASK) db upgrade
 	$(FLASK) storage init
 	$(FLASK) demo seed
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(FLASK) worker --workers 2 --periodic & \
+	  $(FLASK) run --host 127.0.0.1 --port 5000
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

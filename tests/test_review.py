@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -453,7 +454,10 @@ def test_review_page_has_no_inline_script(
     clip = claimed_by(reviewer, make_clip)
     page = text(client.get(f"/review/{clip.id}"))
     scripts = re.findall(r"<script[^>]*>", page)
-    assert scripts == ['<script src="/static/js/review.js" defer>']
+    assert scripts == [
+        '<script src="/static/js/player.js" defer>',
+        '<script src="/static/js/review.js" defer>',
+    ]
     assert not re.search(r"\son[a-z]+=", page)  # no event-handler attributes either
 
 
@@ -586,6 +590,53 @@ def test_approve_approves_and_opens_the_next_clip(
         f"/review/{following.id}",
         ClipStatus.IN_REVIEW,
     )
+
+
+def test_approval_logs_what_the_player_played_and_the_served_hashes(
+    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+) -> None:
+    clip = claimed_by(reviewer, make_clip)
+    post_form(f"/review/{clip.id}/approve", {"played_seconds": "1.75"}, page=f"/review/{clip.id}")
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clip.approved")).one()
+    decision = db.session.scalars(select(Decision).where(Decision.clip_id == clip.id)).one()
+    assert (decision.played_seconds, json.loads(event.data)["played_seconds"]) == (1.75, 1.75)
+
+
+def test_approval_event_names_the_hash_of_every_served_file(
+    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+) -> None:
+    clip = claimed_by(reviewer, make_clip)
+    post_form(f"/review/{clip.id}/approve", page=f"/review/{clip.id}")
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clip.approved")).one()
+    assert json.loads(event.data)["served_sha256"] == {"original": clip.sha256, "rendition": None}
+
+
+@pytest.mark.parametrize("played", ["soon", "nan", "-3", "inf"])
+def test_a_bad_played_time_is_refused_and_changes_nothing(
+    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm, played: str
+) -> None:
+    clip = claimed_by(reviewer, make_clip)
+    events = db.session.scalar(select(func.count()).select_from(AuditEvent))
+    response = post_form(
+        f"/review/{clip.id}/approve", {"played_seconds": played}, page=f"/review/{clip.id}"
+    )
+    after = db.session.scalar(select(func.count()).select_from(AuditEvent))
+    assert (response.status_code, status_of(clip), after) == (
+        422,
+        ClipStatus.IN_REVIEW,
+        events,
+    )
+    assert "played time" in text(response)
+
+
+def test_approve_waits_for_the_player_on_the_review_page(
+    client: FlaskClient, reviewer: User, make_clip: MakeClip
+) -> None:
+    clip = claimed_by(reviewer, make_clip)
+    page = text(client.get(f"/review/{clip.id}"))
+    assert 'id="approve-button"' in page
+    assert 'name="played_seconds"' in page
+    assert 'id="player-error"' in page
 
 
 def test_the_last_decision_returns_to_the_queue_with_a_message(

@@ -169,7 +169,9 @@ def release(clip_id: int) -> BaseResponse:
 def approve(clip_id: int) -> BaseResponse:
     """Approve the clip, then open the next one."""
     clip = db.get_or_404(Clip, clip_id)
-    _, upcoming = workflow.decide_and_claim_next(clip, current_user, Verdict.APPROVE)
+    _, upcoming = workflow.decide_and_claim_next(
+        clip, current_user, Verdict.APPROVE, played_seconds=_played_seconds()
+    )
     db.session.commit()
     flash(f"“{clip.title}”: {_outcome(clip)}.", "success")
     return _open(upcoming)
@@ -190,10 +192,22 @@ def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
         category=form.category.data,
         reason=form.reason.data,
         timecode=form.timecode.data,
+        played_seconds=_played_seconds(),
     )
     db.session.commit()
     flash(f"“{clip.title}”: rejected.", "success")
     return _open(upcoming)
+
+
+def _played_seconds() -> float | None:
+    """How much of the clip the page's player played, as the page reported it (or None)."""
+    raw = request.form.get("played_seconds", "").strip()
+    if not raw:
+        return None  # no JavaScript, or nothing reported
+    try:
+        return float(raw)
+    except ValueError:
+        raise workflow.InvalidInput("The played time must be a number of seconds from 0.") from None
 
 
 def _outcome(clip: Clip) -> str:

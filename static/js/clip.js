@@ -34,3 +34,25 @@
     });
   });
 })();
+
+// A clip being checked: poll its status and reload once it moves on (clip page, My clips).
+(function () {
+  "use strict";
+  var watched = document.querySelectorAll("[data-status-url][data-status='verifying']");
+  if (!watched.length) return;
+  var poll = function () {
+    if (document.hidden) return;
+    watched.forEach(function (slot) {
+      fetch(slot.dataset.statusUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (body) {
+          if (!body) return;
+          if (body.status !== "verifying") { window.location.reload(); return; }
+          var step = slot.querySelector("[data-step]");
+          if (step && body.step) step.textContent = body.step;
+        })
+        .catch(function () { /* offline for a moment: the next poll tries again */ });
+    });
+  };
+  window.setInterval(poll, 2000);
+})();

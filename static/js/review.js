@@ -118,6 +118,37 @@
 
   var rejectPanel = document.getElementById("reject-panel");
   var approveForm = document.getElementById("approve-form");
+  var approveButton = document.getElementById("approve-button");
+
+  // Approve waits until the player has the clip: nobody approves what did not load. The
+  // decision also carries how much of the clip this player actually played.
+  if (approveButton && player) {
+    var hint = document.getElementById("approve-hint");
+    var loaded = function () {
+      approveButton.disabled = false;
+      if (hint) hint.hidden = true;
+    };
+    if (player.readyState >= 2) loaded();
+    else {
+      approveButton.disabled = true;
+      if (hint) hint.hidden = false;
+      player.addEventListener("loadeddata", loaded, { once: true });
+    }
+    player.addEventListener("greenlight:unplayable", function () {
+      approveButton.disabled = true;
+      if (hint) hint.textContent = "The clip did not play, so it cannot be approved here.";
+    });
+  }
+  var playedSeconds = function () {
+    var total = 0;
+    for (var i = 0; player && i < player.played.length; i++) {
+      total += player.played.end(i) - player.played.start(i);
+    }
+    return Math.round(total * 1000) / 1000;
+  };
+  document.querySelectorAll("input[data-played]").forEach(function (input) {
+    input.form.addEventListener("submit", function () { input.value = String(playedSeconds()); });
+  });
   var shortcuts = document.getElementById("shortcuts");
   if (shortcuts) shortcuts.setAttribute("tabindex", "-1");
 
@@ -128,9 +159,10 @@
       window.location.assign(page.dataset.nextUrl);
     } else if (key === "k" && page.dataset.prevUrl) {
       window.location.assign(page.dataset.prevUrl);
-    } else if (key === "a" && approveForm) {
+    } else if (key === "a" && approveForm && !(approveButton && approveButton.disabled)) {
       event.preventDefault();
-      if (approveForm.requestSubmit) approveForm.requestSubmit(); else approveForm.submit();
+      if (approveForm.requestSubmit) approveForm.requestSubmit(approveButton || undefined);
+      else approveForm.submit();
     } else if (key === "r" && rejectPanel) {
       event.preventDefault();
       rejectPanel.open = true;

@@ -156,8 +156,9 @@
     bar.value = 100;
     statusLine.textContent = "Uploaded. Checking the file…";
     request("POST", session.complete_url, null, function (status, body) {
-      if (status === 200 && body && body.status !== "failed") {
-        statusLine.textContent = "Accepted: " + body.label + ".";
+      // 202: the upload is taken; a job checks it now and the clip page follows along.
+      if ((status === 202 || status === 200) && body && body.status !== "failed") {
+        statusLine.textContent = "Received: " + (body.step || body.label) + ".";
         window.location.assign(body.clip_url);
       } else if (body && body.status === "failed") {
         // The clip is closed; a new submit starts a new one.
