@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 from huey import MemoryHuey
 from huey.storage import RedisStorage, SqliteStorage
+from redis import ConnectionPool
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -49,7 +50,9 @@ def queue_storage(url: str) -> SqliteStorage | RedisStorage:
     if url.startswith("sqlite:///"):
         return SqliteStorage(name=QUEUE_NAME, filename=url.removeprefix("sqlite:///"), timeout=10)
     # Short socket timeouts: a dead Redis must fail an enqueue quickly, not hang a request.
-    return RedisStorage(name=QUEUE_NAME, url=url, socket_connect_timeout=3, socket_timeout=5)
+    # Huey takes a URL or connection options, not both, so the options go on a pool.
+    pool = ConnectionPool.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+    return RedisStorage(name=QUEUE_NAME, connection_pool=pool)
 
 
 def job_app() -> Flask:
