@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from approval.extensions import db
 from approval.extensions import storage as app_storage
@@ -218,3 +218,33 @@ def test_a_storage_failure_in_the_api_is_a_503_problem(
     )
     assert (response.status_code, response.mimetype) == (503, "application/problem+json")
     assert db.session.scalar(select(func.count()).select_from(Clip)) == 0
+
+
+def test_the_error_page_survives_a_killed_connection(
+    app_factory: Callable[..., Flask], make_user: Callable[..., User]
+) -> None:
+    """A killed connection leaves the session needing a rollback; the 500 page must still
+    render for a signed-in person (its user loader queries the same session)."""
+    broken = app_factory(PROPAGATE_EXCEPTIONS=False)
+
+    @broken.get("/test-broken-flush")
+    def broken_flush() -> str:
+        # As if the connection was killed before anything had loaded the signed-in user: the
+        # error page's user loader is then the first to query the broken session.
+        g.pop("_login_user", None)
+        db.session.connection().invalidate()
+        db.session.execute(text("SELECT 1"))
+        return "not reached"
+
+    with broken.app_context():
+        person = make_user(Role.TESTER)
+        client = broken.test_client()
+        client.post(
+            "/login",
+            data={"email": person.email, "password": PASSWORD, "csrf_token": csrf_token(client)},
+        )
+        response = client.get("/test-broken-flush")
+    assert (response.status_code, "Something went wrong" in response.get_data(as_text=True)) == (
+        500,
+        True,
+    )
