@@ -216,13 +216,14 @@ def audit_export(
 def worker_command(workers: int, periodic: bool) -> None:
     """Run a job consumer: verification, renditions, mail and, with --periodic, the schedule."""
     from . import jobs  # noqa: F401  # registers the tasks with the queue
-    from .jobqueue import huey
+    from .jobqueue import beat_while_consuming, huey
 
     if huey.immediate:
         raise click.ClickException("GREENLIGHT_QUEUE_IMMEDIATE is on: jobs run in the web process")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    beat_while_consuming()
     consumer = huey.create_consumer(workers=workers, periodic=periodic, worker_type="thread")
     consumer.run()
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from huey import MemoryHuey
+from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
 from huey.storage import RedisStorage, SqliteStorage
 from redis import ConnectionPool
 from sqlalchemy import event
@@ -84,6 +85,23 @@ def _forget_rolled_back(session: Session) -> None:
 def record_heartbeat() -> None:
     """Say that a worker is alive now (healthz reports the age)."""
     huey.storage.put_data(HEARTBEAT_KEY, str(time.time()).encode())
+
+
+def beat_while_consuming() -> None:
+    """Make this process's consumer beat when it starts and after every task it runs.
+
+    The periodic heartbeat task runs only on the one consumer with --periodic; without this,
+    workers that only verify and mail would never show in /healthz.
+    """
+
+    def beat(*_: Any, **__: Any) -> None:
+        try:
+            record_heartbeat()
+        except Exception:  # a missed beat must never fail the task it follows
+            log.warning("could not record the worker heartbeat", exc_info=True)
+
+    huey.on_startup("greenlight-heartbeat")(beat)
+    huey.signal(SIGNAL_COMPLETE, SIGNAL_ERROR)(beat)
 
 
 def queue_health() -> dict[str, Any]:
