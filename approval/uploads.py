@@ -178,7 +178,13 @@ def clip_for_ticket(clip_id: int, token: str) -> Clip:
     except BadSignature:
         raise NotFound("There is no such upload.") from None
     clip = db.session.get(Clip, clip_id)
-    if clip is None or payload != {"clip": clip.id, "key": clip.staging_key}:
+    if clip is None or not isinstance(payload, dict) or payload.get("clip") != clip.id:
+        raise NotFound("There is no such upload.")
+    if clip.status != ClipStatus.UPLOADING:
+        # A ticket we signed for this clip, used after its upload was done: verification has
+        # forgotten the staging key by now, so say what happened (409), not "no such upload".
+        raise StateConflict("This clip's upload is finished; start a new upload.", clip)
+    if payload.get("key") != clip.staging_key:
         raise NotFound("There is no such upload.")
     return clip
 
@@ -198,7 +204,11 @@ def receive(clip: Clip, stream: BinaryIO) -> None:
     if clip.status != ClipStatus.UPLOADING:
         raise StateConflict("This clip's upload is finished; start a new upload.", clip)
     limit = current_app.config["MAX_CLIP_BYTES"]
-    clip_id = clip.id
+    clip_id, staging_key, content_type = clip.id, _staging_key(clip), clip.content_type
+    # End the read that found the clip: no transaction stays open while the body streams in,
+    # and the check below must see a completion that committed meanwhile (on SQLite an open
+    # read keeps its old snapshot).
+    db.session.rollback()
 
     def still_uploading() -> None:
         status = db.session.scalar(
@@ -210,9 +220,9 @@ def receive(clip: Clip, stream: BinaryIO) -> None:
 
     try:
         storage().put_stream(
-            _staging_key(clip),
+            staging_key,
             stream,
-            content_type=clip.content_type,
+            content_type=content_type,
             max_bytes=limit,
             guard=still_uploading,
         )
