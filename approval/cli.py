@@ -224,7 +224,11 @@ def worker_command(workers: int, periodic: bool) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     beat_while_consuming()
-    consumer = huey.create_consumer(workers=workers, periodic=periodic, worker_type="thread")
+    # SqliteHuey is polled: Huey's default backs off to 10 s between empty looks, which a
+    # tester waiting on "checking the file" would feel. A poll a second costs next to nothing.
+    consumer = huey.create_consumer(
+        workers=workers, periodic=periodic, worker_type="thread", max_delay=1.0
+    )
     consumer.run()
 
 
