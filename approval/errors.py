@@ -67,8 +67,12 @@ def error_page(status: int, detail: str | None = None, title: str | None = None)
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(WorkflowError)
     def workflow_error(exc: WorkflowError) -> Response:
-        # The refused step may have written part of its work; none of it may stay.
-        db.session.rollback()
+        # The refused step may have written part of its work; none of it may stay -- except a
+        # refusal that logged why (a changed file), whose audit event is the point.
+        if exc.keeps_evidence:
+            db.session.commit()
+        else:
+            db.session.rollback()
         titles = {
             403: "Not allowed",
             404: "Not found",

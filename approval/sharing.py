@@ -153,7 +153,9 @@ def approved_object(link: ShareLink, kind: Media = Media.PLAYBACK) -> ServedObje
     try:
         return served_object(link.clip, kind, context={"share_link": link.id})
     except MediaChanged:
-        raise LinkGone("This clip is no longer available.") from None
+        gone = LinkGone("This clip is no longer available.")
+        gone.keeps_evidence = True  # the integrity event is committed with the refusal
+        raise gone from None
 
 
 def count_page_view(link: ShareLink) -> None:

@@ -38,6 +38,8 @@ class WorkflowError(Exception):
     """A refused step; the message is meant for the person who asked."""
 
     status_code = 400
+    #: True when the refusal wrote an audit event that must be committed, not rolled back.
+    keeps_evidence = False
 
 
 class NotAllowed(WorkflowError):

@@ -27,6 +27,8 @@ class MediaChanged(WorkflowError):
     """The stored object is not the one verification pinned; nobody is served it."""
 
     status_code = 410
+    #: The refusal's audit event must outlive the refusal: the error handler commits it.
+    keeps_evidence = True
 
 
 class Media(enum.Enum):
@@ -86,8 +88,8 @@ def served_object(
 def record_integrity_failure(clip: Clip, observed: dict[str, Any], context: dict[str, Any]) -> None:
     """One audit event per clip and observed object, so repeated requests do not flood the log.
 
-    Committed at once, on purpose: the request is refused right after, and its rollback must
-    not take the evidence with it.
+    Flushed only; the request is refused right after, and its error handler commits this event
+    (MediaChanged.keeps_evidence) where other refusals roll back.
     """
     seen = db.session.scalar(
         select(AuditEvent.id).where(
@@ -107,4 +109,3 @@ def record_integrity_failure(clip: Clip, observed: dict[str, Any], context: dict
         reason="the stored object no longer matches the verified size and ETag",
         data={"observed": observed, **context},
     )
-    db.session.commit()
