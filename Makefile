@@ -28,9 +28,10 @@ run: $(VENV)/.installed-run
 	$(FLASK) db upgrade
 	$(FLASK) storage init
 	$(FLASK) demo seed
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(FLASK) worker --workers 2 --periodic & \
-	  $(FLASK) run --host 127.0.0.1 --port 5000
+	@$(FLASK) worker --workers 2 --periodic & worker=$$!; \
+	  $(FLASK) run --host 127.0.0.1 --port 5000 & web=$$!; \
+	  trap 'kill $$worker $$web 2>/dev/null; wait' INT TERM; \
+	  wait $$web; kill $$worker 2>/dev/null; wait
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
