@@ -31,7 +31,7 @@ from approval.models import Clip, ClipStatus, Role, User, Verdict
 from approval.people import create_user
 from approval.workflow import VerifiedMedia
 
-pytest_plugins = ["tests.plugins.storage", "tests.plugins.media"]
+pytest_plugins = ["tests.plugins.storage", "tests.plugins.media", "tests.plugins.workers"]
 
 PG_URL = os.environ.get("GREENLIGHT_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

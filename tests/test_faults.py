@@ -33,7 +33,7 @@ from approval.models import AuditEvent, Clip, ClipStatus, Notification, Role, Sh
 from approval.workflow import Verdict
 from tests.conftest import FAKE_MEDIA, csrf_token
 from tests.plugins.storage import TEST_REGION, make_s3_url, unique_bucket_name
-from tests.test_worker import (
+from tests.plugins.workers import (
     VERIFY_BOUND,
     Processes,
     Workers,
@@ -71,15 +71,6 @@ class MotoProcess:
 
 
 # --- fixtures ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    try:
-        yield started
-    finally:
-        started.close()
 
 
 @pytest.fixture
