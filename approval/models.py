@@ -120,11 +120,15 @@ VERIFIED_STATES = (
 DECIDED_STATES = (ClipStatus.APPROVED, ClipStatus.REJECTED, ClipStatus.TAKEN_DOWN)
 
 
-#: What the verification job is doing, as the clip's page says it to its tester.
+#: What the verification job is doing (`Clip.pipeline_step`), and how the clip's page says it.
+#: ingest.py, a plain library, reports the last two by these same names.
+STEP_QUEUED = "queued"
+STEP_CHECKING = "checking"
+STEP_RENDERING = "rendering"
 PIPELINE_STEPS = {
-    "queued": "waiting for a worker to check the file",
-    "checking": "checking the file",
-    "rendering": "preparing playback",
+    STEP_QUEUED: "waiting for a worker to check the file",
+    STEP_CHECKING: "checking the file",
+    STEP_RENDERING: "preparing playback",
 }
 
 
@@ -360,9 +364,9 @@ class Clip(db.Model):
     @property
     def pipeline_label(self) -> str | None:
         """What verification is doing now, in the tester's words; None when it is not running."""
-        if self.status not in (ClipStatus.VERIFYING,):
+        if self.status != ClipStatus.VERIFYING:
             return None
-        return PIPELINE_STEPS.get(self.pipeline_step or "queued", "checking the file")
+        return PIPELINE_STEPS.get(self.pipeline_step or STEP_QUEUED, PIPELINE_STEPS[STEP_CHECKING])
 
     def is_owned_by(self, user: User) -> bool:
         return self.tester_id == user.id

@@ -31,7 +31,16 @@ from sqlalchemy.orm import lazyload
 from . import audit, notifications
 from .clock import utcnow
 from .extensions import db
-from .models import DECIDED_STATES, Clip, ClipStatus, Decision, Role, User, Verdict
+from .models import (
+    DECIDED_STATES,
+    STEP_QUEUED,
+    Clip,
+    ClipStatus,
+    Decision,
+    Role,
+    User,
+    Verdict,
+)
 
 
 class WorkflowError(Exception):
@@ -91,11 +100,6 @@ class VerifiedMedia:
     rendition_sha256: str | None = None
     rendition_etag: str | None = None
     rendition_codec: str | None = None
-
-
-STEP_QUEUED = "queued"
-STEP_CHECKING = "checking"
-STEP_RENDERING = "rendering"
 
 
 def rejection_categories() -> dict[str, str]:

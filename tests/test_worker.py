@@ -20,8 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from approval import jobs
-from approval.models import ClipStatus, Role
-from approval.workflow import STEP_RENDERING
+from approval.models import STEP_RENDERING, ClipStatus, Role
 from tests.conftest import IN_CI
 from tests.plugins.workers import (
     LEASE_SECONDS,

@@ -21,7 +21,7 @@ from approval.clock import utcnow
 from approval.extensions import db
 from approval.ingest import IngestPlan, IngestResult, derived_key
 from approval.media import MediaRejected
-from approval.models import Clip, ClipStatus
+from approval.models import STEP_CHECKING, Clip, ClipStatus
 
 #: A transient failure is retried after 30 s, then twice as long each time, at most an hour.
 FIRST_RETRY_SECONDS = 30
@@ -43,7 +43,7 @@ def start_attempt(
         .values(
             job_lease_until=now + timedelta(seconds=lease_seconds),
             job_attempts=Clip.job_attempts + 1,
-            pipeline_step=workflow.STEP_CHECKING,
+            pipeline_step=STEP_CHECKING,
         )
         .execution_options(synchronize_session=False)
     )

@@ -138,7 +138,7 @@ def _count_start_once(link: ShareLink) -> None:
 def poster(token: str) -> Response:
     """The poster frame, through the same checks as the video."""
     link = _live_unlocked(token)
-    sharing.approved_object(link)
+    sharing.approved_object(link)  # a link whose video changed shows nothing of it, poster neither
     served = sharing.approved_object(link, Media.POSTER)
     return serve_object(served.key, info=served.info, content_type=served.content_type)
 
