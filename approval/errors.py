@@ -7,6 +7,7 @@ import logging
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
@@ -32,6 +33,9 @@ MESSAGES = {
     503: ("Unavailable", "A service this needs is not answering. Please try again shortly."),
 }
 
+DATABASE_UNAVAILABLE = (
+    "The database is not answering right now, so nothing was changed. Please try again in a minute."
+)
 STORAGE_UNAVAILABLE = (
     "Clip storage is not answering right now, so nothing was changed. Please try again in a minute."
 )
@@ -119,6 +123,16 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("storage failed on %s %s: %s", request.method, request.path, exc)
         _rollback_quietly()
         response = error_page(503, STORAGE_UNAVAILABLE, "Storage unavailable")
+        response.headers["Retry-After"] = "30"
+        return response
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError) -> Response:
+        # The database went away (restart, failover, killed connection): nothing was changed,
+        # and the same request a little later will most likely work.
+        log.warning("database failed on %s %s: %s", request.method, request.path, exc)
+        _rollback_quietly()
+        response = error_page(503, DATABASE_UNAVAILABLE, "Database unavailable")
         response.headers["Retry-After"] = "30"
         return response
 

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
 
 from approval.extensions import db
 from approval.extensions import storage as app_storage
@@ -248,3 +249,18 @@ def test_the_error_page_survives_a_killed_connection(
         500,
         True,
     )
+
+
+def test_a_database_that_went_away_is_a_503_page_saying_so(
+    app_factory: Callable[..., Flask],
+) -> None:
+    broken = app_factory(PROPAGATE_EXCEPTIONS=False)
+
+    @broken.get("/test-database-gone")
+    def database_gone() -> str:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+
+    with broken.app_context():
+        response = broken.test_client().get("/test-database-gone")
+    assert (response.status_code, response.headers.get("Retry-After")) == (503, "30")
+    assert "database is not answering" in response.get_data(as_text=True)
