@@ -13,11 +13,12 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from approval.ops.people import PeopleError, create_user, issue_password_link, set_active, set_roles
+
 from . import audit
 from .admin.views import password_link_url
 from .extensions import db, storage
 from .models import Role, User
-from .people import PeopleError, create_user, issue_password_link, set_active, set_roles
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])
 

@@ -10,10 +10,11 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from approval.ops.workflow import StateConflict, WorkflowError
+
 from .extensions import db
 from .formatting import format_size
 from .storage import StorageError
-from .workflow import StateConflict, WorkflowError
 
 log = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ def reap_stalled_verifications() -> None:
 @huey.periodic_task(crontab(minute="17"))
 def cleanup() -> None:
     """Close uploads abandoned for a day and delete staged objects nobody will read."""
-    from . import uploads
+    from approval.ops import uploads
 
     with _job_context():
         uploads.cleanup_abandoned(timedelta(hours=24))
@@ -173,7 +173,7 @@ def retry_mail() -> None:
 @huey.periodic_task(crontab(minute="0", hour="7"))
 def queue_digest() -> None:
     """The reviewers' daily digest of the queue."""
-    from . import notifications
+    from approval.ops import notifications
 
     with _job_context():
         notifications.queue_digest()

@@ -60,7 +60,7 @@ app = create_app(instance_path={instance!r})
 #: Makes the tester's API token with the Python API (there is no `flask tokens` command).
 MINT_SCRIPT = """\
 from bench_app import app
-from approval import tokens
+from approval.ops import tokens
 from approval.extensions import db
 from approval.models import User
 

@@ -24,12 +24,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
-from approval import create_app, workflow
+from approval import create_app
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import Clip, ClipStatus, Role, User, Verdict
-from approval.people import create_user
-from approval.workflow import VerifiedMedia
+from approval.ops import workflow
+from approval.ops.people import create_user
+from approval.ops.workflow import VerifiedMedia
 
 pytest_plugins = ["tests.plugins.storage", "tests.plugins.media", "tests.plugins.workers"]
 

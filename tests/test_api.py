@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from approval import tokens
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
-from approval.people import set_active
+from approval.ops import tokens
+from approval.ops.people import set_active
 from tests.conftest import FrozenClock, csrf_token
 
 MakeUser = Callable[..., User]

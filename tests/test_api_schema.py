@@ -29,13 +29,13 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 from werkzeug.serving import make_server
 
-from approval import tokens
 from approval.api import api
 from approval.api.openapi import build
 from approval.api.registry import Reply, render
 from approval.api.schemas import Me
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User
+from approval.ops import tokens
 from tests.conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -25,10 +25,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from approval import audit, workflow
+from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
-from approval.people import create_user, record_failed_sign_in, set_active, set_roles
+from approval.ops import workflow
+from approval.ops.people import create_user, record_failed_sign_in, set_active, set_roles
 from tests.conftest import FrozenClock, csrf_token
 
 Login = Callable[..., Any]

@@ -25,10 +25,10 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from approval import tokens, workflow
 from approval.client import cli, config, transfer, uploading
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User, Verdict
+from approval.ops import tokens, workflow
 from approval.storage import storage_from_url
 from tests.conftest import PASSWORD
 

@@ -21,10 +21,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from approval import audit, workflow
+from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
-from approval.workflow import StateConflict
+from approval.ops import workflow
+from approval.ops.workflow import StateConflict
 from tests.conftest import FAKE_MEDIA
 
 MakeUser = Callable[..., User]

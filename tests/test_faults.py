@@ -25,12 +25,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from approval import jobs, sharing, workflow
+from approval import jobs
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, Notification, Role, ShareLink, User
-from approval.workflow import Verdict
+from approval.ops import sharing, workflow
+from approval.ops.workflow import Verdict
 from tests.conftest import FAKE_MEDIA, csrf_token
 from tests.plugins.storage import TEST_REGION, make_s3_url, unique_bucket_name
 from tests.plugins.workers import (

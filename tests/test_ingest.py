@@ -21,11 +21,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from approval import sharing, tokens, uploads
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
+from approval.ops import sharing, tokens, uploads
 from approval.storage import LocalStorage, ObjectNotFound, S3Storage
 from tests.conftest import PASSWORD, FrozenClock, csrf_token
 from tests.plugins.storage import s3_client_for

@@ -26,9 +26,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from approval import mail, notifications, outbox, workflow
+from approval import mail, outbox
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Notification, Role, User, Verdict
+from approval.ops import notifications, workflow
 from tests.conftest import FrozenClock
 
 MakeUser = Callable[..., User]

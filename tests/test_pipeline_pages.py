@@ -205,7 +205,7 @@ def test_a_storage_failure_in_the_api_is_a_503_problem(
     make_clip: Callable[..., Clip],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from approval import tokens
+    from approval.ops import tokens
 
     tester = make_user(Role.TESTER)
     _, token = tokens.create(tester, name="script", actor=tester)

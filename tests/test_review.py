@@ -18,11 +18,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 from werkzeug.serving import make_server
 
-from approval import workflow
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
-from approval.review import queue as reads
+from approval.ops import queue as reads
+from approval.ops import workflow
 from tests.conftest import FAKE_MEDIA, PASSWORD, FrozenClock, csrf_token
 
 MakeUser = Callable[..., User]

@@ -13,10 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from approval import sharing, workflow
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, ShareLink, User
+from approval.ops import sharing, workflow
 from tests.conftest import FrozenClock, csrf_token
 
 MakeUser = Callable[..., User]

@@ -13,10 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
-from approval import tokens
 from approval.extensions import db
 from approval.models import ApiToken, AuditEvent, Role, User
-from approval.people import set_active, set_roles
+from approval.ops import tokens
+from approval.ops.people import set_active, set_roles
 from tests.conftest import FrozenClock, csrf_token
 
 MakeUser = Callable[..., User]

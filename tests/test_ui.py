@@ -16,9 +16,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from approval import workflow
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User, Verdict
+from approval.ops import workflow
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]

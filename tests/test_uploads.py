@@ -15,10 +15,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from approval import workflow
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User, Verdict
+from approval.ops import workflow
 from approval.storage import LocalStorage, S3Storage
 from tests.conftest import FrozenClock, csrf_token
 from tests.plugins.storage import s3_client_for

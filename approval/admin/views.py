@@ -7,11 +7,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval import workflow
 from approval.extensions import db
 from approval.forms import ActionForm
 from approval.models import Clip, Role, User
-from approval.people import PeopleError, create_user, issue_password_link, set_active, set_roles
+from approval.ops import workflow
+from approval.ops.people import PeopleError, create_user, issue_password_link, set_active, set_roles
 from approval.web import roles_required, site_url
 
 from . import bp

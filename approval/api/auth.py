@@ -13,9 +13,9 @@ from flask import g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from approval import tokens
 from approval.extensions import csrf
 from approval.models import Role, User
+from approval.ops import tokens
 
 from .problems import ApiError
 

@@ -10,11 +10,11 @@ from pathlib import PurePosixPath
 
 from sqlalchemy import select
 
-from approval import uploads, workflow
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User
+from approval.ops import uploads, workflow
+from approval.ops.uploads import UploadRefused, UploadTooLarge
 from approval.storage import UploadTicket
-from approval.uploads import UploadRefused, UploadTooLarge
 from approval.web import site_url
 
 from . import pagination, serialize

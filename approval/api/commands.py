@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from approval import tokens
 from approval.extensions import db
 from approval.models import User
+from approval.ops import tokens
 from approval.web import exact_time
 
 tokens_cli = click.Group("tokens", help="Personal API tokens: create, list, revoke.")

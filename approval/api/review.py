@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from approval import workflow
 from approval.extensions import db
 from approval.models import Role, User, Verdict
+from approval.ops import workflow
 
 from . import review_schemas as rs
 from . import schemas as s

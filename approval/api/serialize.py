@@ -14,7 +14,7 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.sharing import can_manage_links, is_live
+from approval.ops.sharing import can_manage_links, is_live
 from approval.web import site_url
 
 from . import review_schemas as rs

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from approval import sharing
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import ShareLink, User
+from approval.ops import sharing
 from approval.web import site_url
 
 from . import review_schemas as rs

@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from approval.people import MIN_PASSWORD_LENGTH
+from approval.ops.people import MIN_PASSWORD_LENGTH
 
 
 class LoginForm(FlaskForm):

@@ -10,10 +10,10 @@ from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from approval import tokens
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.forms import ActionForm
+from approval.ops import tokens
 
 from . import bp
 

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from approval.extensions import db, limiter
 from approval.models import normalise_email
-from approval.people import (
+from approval.ops.people import (
     PeopleError,
     authenticate,
     check_password_strength,

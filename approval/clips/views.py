@@ -21,7 +21,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval import audit, uploads
+from approval import audit
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import csrf, db
@@ -29,12 +29,13 @@ from approval.formatting import format_size
 from approval.forms import ActionForm
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
+from approval.ops import uploads
 from approval.ops.served import Media, served_object
+from approval.ops.sharing import can_manage_links
+from approval.ops.workflow import WorkflowError, withdraw
 from approval.share.forms import ShareLinkForm
-from approval.sharing import can_manage_links
 from approval.storage import UploadTicket
 from approval.web import roles_required
-from approval.workflow import WorkflowError, withdraw
 
 from . import bp
 from .forms import DirectUploadForm, UploadForm

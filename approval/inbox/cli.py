@@ -7,8 +7,9 @@ from datetime import timedelta
 import click
 from flask import current_app
 
-from approval import notifications, outbox
+from approval import outbox
 from approval.extensions import db
+from approval.ops import notifications
 
 from . import bp
 

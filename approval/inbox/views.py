@@ -10,9 +10,9 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval import notifications
 from approval.extensions import db
 from approval.forms import ActionForm
+from approval.ops import notifications
 
 from . import bp
 from .forms import DigestForm

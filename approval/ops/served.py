@@ -17,8 +17,8 @@ from sqlalchemy import select
 from approval import audit
 from approval.extensions import db, storage
 from approval.models import VERIFIED_STATES, AuditEvent, Clip
+from approval.ops.workflow import NotFound, WorkflowError
 from approval.storage import ObjectInfo, ObjectNotFound
-from approval.workflow import NotFound, WorkflowError
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, update
 
-from approval import workflow
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.ingest import IngestPlan, IngestResult, derived_key
 from approval.media import MediaRejected
 from approval.models import STEP_CHECKING, Clip, ClipStatus
+from approval.ops import workflow
 
 #: A transient failure is retried after 30 s, then twice as long each time, at most an hour.
 FIRST_RETRY_SECONDS = 30

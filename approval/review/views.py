@@ -15,14 +15,14 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval import workflow
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, User, UserRole, Verdict
+from approval.ops import queue as reads
+from approval.ops import workflow
 from approval.web import roles_required
 
 from . import bp
-from . import queue as reads
 from .forms import QueueFilterForm, RejectForm
 
 #: How often the open review page renews its lease; a lost request or two does no harm.

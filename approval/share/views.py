@@ -16,14 +16,14 @@ from flask import (
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval import sharing
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import db, limiter
 from approval.models import Clip, ShareLink
+from approval.ops import sharing
 from approval.ops.served import Media
+from approval.ops.workflow import InvalidInput, NotFound
 from approval.web import client_address, site_url, storage_origin
-from approval.workflow import InvalidInput, NotFound
 
 from . import bp
 from .forms import PassphraseForm, ShareLinkForm

@@ -25,7 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from approval.extensions import db
 from approval.models import Clip, Role, User
-from approval.people import create_user
+from approval.ops.people import create_user
 from tests.conftest import PASSWORD
 from tests.plugins.storage import TEST_REGION, make_s3_url, unique_bucket_name
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from approval import sharing, uploads, workflow
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
+from approval.ops import sharing, uploads, workflow
 
 from .conftest import Site
 

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
-from . import outbox
-from .clock import utcnow
-from .extensions import db
-from .models import Clip, ClipStatus, Notification, Role, User, UserRole
+from approval import outbox
+from approval.clock import utcnow
+from approval.extensions import db
+from approval.models import Clip, ClipStatus, Notification, Role, User, UserRole
 
 #: Notification kinds, with how the inbox names them.
 KINDS = {

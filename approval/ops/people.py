@@ -13,12 +13,12 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from . import audit
-from .clock import utcnow
-from .extensions import db
-from .models import PasswordToken, Role, User, UserRole, normalise_email
-from .passwords import spend_equal_time
-from .token_hash import hash_token
+from approval import audit
+from approval.clock import utcnow
+from approval.extensions import db
+from approval.models import PasswordToken, Role, User, UserRole, normalise_email
+from approval.passwords import spend_equal_time
+from approval.token_hash import hash_token
 
 MIN_PASSWORD_LENGTH = 10
 

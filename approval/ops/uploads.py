@@ -18,16 +18,16 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from . import ingest, workflow
-from .clock import utcnow
-from .extensions import db, storage
-from .formatting import format_size
-from .jobqueue import enqueue_after_commit
-from .models import Clip, ClipStatus, User
-from .ops import verification
-from .storage import ObjectTooLarge, UploadTicket
-from .web import site_url
-from .workflow import NotFound, StateConflict, WorkflowError
+from approval import ingest
+from approval.clock import utcnow
+from approval.extensions import db, storage
+from approval.formatting import format_size
+from approval.jobqueue import enqueue_after_commit
+from approval.models import Clip, ClipStatus, User
+from approval.ops import verification, workflow
+from approval.ops.workflow import NotFound, StateConflict, WorkflowError
+from approval.storage import ObjectTooLarge, UploadTicket
+from approval.web import site_url
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def complete(clip: Clip, actor: User) -> Clip:
     if clip.status != ClipStatus.UPLOADING:
         return clip
     workflow.begin_verification(clip, actor)
-    from .jobs import verify_clip  # jobs imports this module
+    from approval.jobs import verify_clip  # jobs imports this module
 
     enqueue_after_commit(db.session(), verify_clip, clip.id)
     return clip

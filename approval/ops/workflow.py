@@ -28,10 +28,10 @@ from flask import current_app
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import lazyload
 
-from . import audit, notifications
-from .clock import utcnow
-from .extensions import db
-from .models import (
+from approval import audit
+from approval.clock import utcnow
+from approval.extensions import db
+from approval.models import (
     DECIDED_STATES,
     STEP_QUEUED,
     Clip,
@@ -41,6 +41,7 @@ from .models import (
     User,
     Verdict,
 )
+from approval.ops import notifications
 
 
 class WorkflowError(Exception):

@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from . import audit
-from .clock import utcnow
-from .extensions import db
-from .models import Clip, ClipStatus, Role, ShareLink, User
-from .ops.served import Media, MediaChanged, ServedObject, served_object
-from .passwords import check_secret, hash_secret
-from .token_hash import hash_token
-from .workflow import InvalidInput, NotAllowed, NotFound, StateConflict, WorkflowError
+from approval import audit
+from approval.clock import utcnow
+from approval.extensions import db
+from approval.models import Clip, ClipStatus, Role, ShareLink, User
+from approval.ops.served import Media, MediaChanged, ServedObject, served_object
+from approval.ops.workflow import InvalidInput, NotAllowed, NotFound, StateConflict, WorkflowError
+from approval.passwords import check_secret, hash_secret
+from approval.token_hash import hash_token
 
 log = logging.getLogger(__name__)
 

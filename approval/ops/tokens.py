@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
-from . import audit
-from .clock import utcnow
-from .extensions import db
-from .models import ApiToken, Role, User
-from .token_hash import hash_token
+from approval import audit
+from approval.clock import utcnow
+from approval.extensions import db
+from approval.models import ApiToken, Role, User
+from approval.token_hash import hash_token
 
 #: Every token starts with this, so secret scanners and people can tell what it is.
 TOKEN_PREFIX = "glt_"  # noqa: S105  # a public marker, not a secret
