@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,12 +15,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from approval.ops.people import PeopleError, create_user, issue_password_link, set_active, set_roles
+from approval.ops.errors import Refused
+from approval.ops.people import create_user, issue_password_link, set_active, set_roles
 
 from . import audit
-from .admin.views import password_link_url
 from .extensions import db, storage
 from .models import Role, User
+from .web import password_link_url
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])
 
@@ -29,17 +32,23 @@ storage_cli = AppGroup("storage", help="Set up clip storage.")
 audit_cli = AppGroup("audit", help="Check and export the decision log.")
 
 
-def _user_or_fail(email: str) -> User:
+def user_or_fail(email: str) -> User:
+    """The account with this email, or a CLI error naming it."""
     user = User.by_email(email)
     if user is None:
         raise click.ClickException(f"no account for {email}")
     return user
 
 
-def _commit_or_fail(error: PeopleError | None) -> None:
-    if error is not None:
+@contextmanager
+def committed() -> Iterator[None]:
+    """A command's unit of work: commit once when the block ends; a refusal rolls back and
+    is printed as the command's error."""
+    try:
+        yield
+    except Refused as exc:
         db.session.rollback()
-        raise click.ClickException(str(error))
+        raise click.ClickException(exc.message) from None
     db.session.commit()
 
 
@@ -51,13 +60,9 @@ def _commit_or_fail(error: PeopleError | None) -> None:
 def users_create(email: str, roles: tuple[str, ...], name: str, password_stdin: bool) -> None:
     """Create an account; without --password-stdin, print a one-time set-password link."""
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    try:
+    with committed():
         user = create_user(email, name, [Role(r) for r in roles], actor=None, password=password)
         token = None if password_stdin else issue_password_link(user, actor=None)
-    except PeopleError as exc:
-        _commit_or_fail(exc)
-        return
-    _commit_or_fail(None)
     click.echo(f"created {user.email} ({', '.join(sorted(roles))})")
     if token is not None:
         click.echo(f"set-password link (valid 72 h, use once): {password_link_url(token)}")
@@ -69,12 +74,9 @@ def users_create(email: str, roles: tuple[str, ...], name: str, password_stdin: 
 @click.option("--remove", "remove", type=ROLE_CHOICE, multiple=True)
 def users_roles(email: str, add: tuple[str, ...], remove: tuple[str, ...]) -> None:
     """Grant and withdraw roles."""
-    user = _user_or_fail(email)
-    try:
+    user = user_or_fail(email)
+    with committed():
         set_roles(user, add=[Role(r) for r in add], remove=[Role(r) for r in remove], actor=None)
-    except PeopleError as exc:
-        _commit_or_fail(exc)
-    _commit_or_fail(None)
     click.echo(f"{user.email}: {', '.join(sorted(user.roles))}")
 
 
@@ -82,12 +84,9 @@ def users_roles(email: str, add: tuple[str, ...], remove: tuple[str, ...]) -> No
 @click.argument("email")
 def users_deactivate(email: str) -> None:
     """Deactivate an account: its sessions and tokens stop working at once."""
-    user = _user_or_fail(email)
-    try:
+    user = user_or_fail(email)
+    with committed():
         set_active(user, False, actor=None)
-    except PeopleError as exc:
-        _commit_or_fail(exc)
-    _commit_or_fail(None)
     click.echo(f"{user.email} deactivated")
 
 
@@ -95,9 +94,9 @@ def users_deactivate(email: str) -> None:
 @click.argument("email")
 def users_activate(email: str) -> None:
     """Reactivate a deactivated account."""
-    user = _user_or_fail(email)
-    set_active(user, True, actor=None)
-    _commit_or_fail(None)
+    user = user_or_fail(email)
+    with committed():
+        set_active(user, True, actor=None)
     click.echo(f"{user.email} active")
 
 

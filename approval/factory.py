@@ -65,9 +65,9 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    from . import admin, auth, clips, home, inbox, review, share
+    from . import admin, auth, clips, home, inbox, review, share, unit_of_work
     from .cli import register_cli
-    from .errors import register_error_handlers
+    from .error_pages import register_error_handlers
     from .web import register_web_helpers
 
     for blueprint in (home.bp, auth.bp, admin.bp, clips.bp, review.bp, share.bp, inbox.bp):
@@ -78,6 +78,7 @@ def create_app(
     register_error_handlers(app)
     register_web_helpers(app)
     register_cli(app)
+    unit_of_work.install(app)  # last: it wraps every view registered above
     return app
 
 

@@ -23,6 +23,7 @@ from .extensions import db, storage
 from .jobqueue import huey, job_app, record_heartbeat
 from .media import MediaRejected
 from .ops import verification
+from .ops.errors import StateConflict
 from .storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,24 @@ def cleanup() -> None:
     from approval.ops import uploads
 
     with _job_context():
-        uploads.cleanup_abandoned(timedelta(hours=24))
+        cleanup_abandoned(timedelta(hours=24))
         uploads.delete_stale_staging()
+
+
+def cleanup_abandoned(older_than: timedelta) -> int:
+    """Fail each upload left unfinished, one commit each, then delete its partial bytes."""
+    from approval.ops import uploads
+
+    stale = uploads.abandoned_uploads(older_than)
+    for clip_id in stale:
+        try:
+            keys = uploads.abandon_upload(clip_id)
+            db.session.commit()
+        except StateConflict:
+            db.session.rollback()  # it finished after all, in the meantime
+            continue
+        ingest.delete_quietly(storage(), keys)
+    return len(stale)
 
 
 @huey.periodic_task(crontab(minute="*/10"))

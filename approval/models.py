@@ -371,13 +371,6 @@ class Clip(db.Model):
     def is_owned_by(self, user: User) -> bool:
         return self.tester_id == user.id
 
-    def can_be_decided_by(self, user: User) -> bool:
-        """Reviewers may decide clips of others only: separation of duties."""
-        return user.has_role(Role.REVIEWER) and not self.is_owned_by(user)
-
-    def can_be_seen_by(self, user: User) -> bool:
-        return self.is_owned_by(user) or user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
-
     def claim_is_live(self, now: datetime) -> bool:
         return (
             self.status == ClipStatus.IN_REVIEW

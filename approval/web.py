@@ -8,15 +8,17 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, has_request_context, request, url_for
+from flask import Flask, abort, current_app, flash, has_request_context, request, url_for
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
 
 from . import audit
 from .clock import utcnow
-from .extensions import storage
+from .extensions import db, storage
 from .formatting import format_size
 from .media import format_duration
 from .models import VERIFIED_STATES, ClipStatus, Role
+from .ops.errors import Refused
 from .storage import StorageError
 
 P = ParamSpec("P")
@@ -39,6 +41,39 @@ def roles_required(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorator
 
 
+def undo_refused(exc: Refused) -> int:
+    """Roll back whatever the refused step began; returns the status to answer with.
+
+    Views that render a refusal their own way (on a form, in JSON) call this, or show_refusal;
+    a refusal they let through is rolled back by the error handler instead.
+    """
+    db.session.rollback()
+    return exc.status_code
+
+
+def show_refusal(
+    exc: Refused, form: FlaskForm | None = None, *, default_field: str | None = None
+) -> int:
+    """Undo what the refused step began and show why; returns the status to answer with.
+
+    Each field the refusal names gets its message on the form (or `default_field` when the
+    form has no such field); without a form, or a field to put it on, the message is flashed.
+    """
+    status = undo_refused(exc)
+    placed = False
+    if form is not None:
+        for name, message in (exc.errors or {default_field or "": exc.message}).items():
+            field = form._fields.get(name) or form._fields.get(default_field or "")
+            if field is not None:
+                field.errors = (
+                    [*field.errors, message] if isinstance(field.errors, list) else [message]
+                )
+                placed = True
+    if not placed:
+        flash(exc.message, "error")
+    return status
+
+
 def safe_next(target: str | None) -> str | None:
     """`target` if it is a path on this site, else None (no open redirects)."""
     if not target or not target.startswith("/") or target.startswith("//"):
@@ -59,6 +94,11 @@ def site_url(endpoint: str, **values: Any) -> str:
         with current_app.test_request_context():
             path = url_for(endpoint, **values)
     return str(current_app.config["SITE_URL"]) + path
+
+
+def password_link_url(token: str) -> str:
+    """The absolute set-password URL, built from SITE_URL so the CLI can print it too."""
+    return site_url("auth.set_password", token=token)
 
 
 def client_address() -> str | None:

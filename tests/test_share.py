@@ -160,7 +160,7 @@ def test_reviewers_and_admins_may_share(approved: Clip, make_user: MakeUser, rol
 
 def test_creation_and_revocation_are_audited(approved: Clip, tester: User) -> None:
     link, _ = sharing.create_link(approved, tester, label="x")
-    sharing.revoke_link(link, tester)
+    sharing.revoke_link(link.id, tester)
     db.session.commit()
     actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions[-2:] == ["share_link.created", "share_link.revoked"]
@@ -230,7 +230,7 @@ def test_revoked_link_is_410_and_neutral(
     link, token = sharing.create_link(approved, tester)
     db.session.commit()
     assert anonymous.get(f"/s/{token}").status_code == 200
-    sharing.revoke_link(link, tester)
+    sharing.revoke_link(link.id, tester)
     db.session.commit()
     for path in (f"/s/{token}", f"/s/{token}/media", f"/s/{token}/poster"):
         response = anonymous.get(path)

@@ -11,16 +11,12 @@ from approval.extensions import db
 from approval.forms import ActionForm
 from approval.models import Clip, Role, User
 from approval.ops import workflow
-from approval.ops.people import PeopleError, create_user, issue_password_link, set_active, set_roles
-from approval.web import roles_required, site_url
+from approval.ops.errors import Refused
+from approval.ops.people import create_user, issue_password_link, set_active, set_roles
+from approval.web import password_link_url, roles_required, show_refusal
 
 from . import bp
 from .forms import InviteForm, RolesForm, TakedownForm
-
-
-def password_link_url(token: str) -> str:
-    """The absolute set-password URL, built from SITE_URL so the CLI can print it too."""
-    return site_url("auth.set_password", token=token)
 
 
 @bp.get("/people")
@@ -52,15 +48,13 @@ def invite() -> BaseResponse | tuple[str, int] | str:
             actor=current_user,
         )
         token = issue_password_link(user, actor=current_user)
-    except PeopleError as exc:
-        db.session.rollback()
-        form.email.errors = [str(exc)]
+    except Refused as exc:
+        status = show_refusal(exc, form, default_field="email")
         users = db.session.scalars(select(User).order_by(User.email)).all()
         page = render_template(
             "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
         )
-        return page, 409
-    db.session.commit()
+        return page, status
     return render_template("admin/invited.html", user=user, link=password_link_url(token))
 
 
@@ -83,11 +77,9 @@ def change_roles(user_id: int) -> BaseResponse | tuple[str, int]:
         wanted = {Role(value) for value in form.roles.data or []}
         try:
             set_roles(user, add=wanted, remove=user.roles - wanted, actor=current_user)
-        except PeopleError as exc:
-            db.session.rollback()
-            form.roles.errors = [str(exc)]
+        except Refused as exc:
+            show_refusal(exc, form, default_field="roles")
         else:
-            db.session.commit()
             flash(f"Roles of {user.email} saved.", "success")
             return redirect(url_for("admin.person", user_id=user.id))
     page = render_template("admin/person.html", user=user, form=form, action_form=ActionForm())
@@ -102,11 +94,9 @@ def toggle_active(user_id: int) -> BaseResponse:
     if ActionForm().validate_on_submit():
         try:
             set_active(user, not user.active, actor=current_user)
-        except PeopleError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        except Refused as exc:
+            show_refusal(exc)
         else:
-            db.session.commit()
             state = "reactivated" if user.active else "deactivated"
             flash(f"{user.email} is {state}.", "success")
     return redirect(url_for("admin.person", user_id=user.id))
@@ -121,11 +111,9 @@ def new_password_link(user_id: int) -> BaseResponse | str:
         return redirect(url_for("admin.person", user_id=user.id))
     try:
         token = issue_password_link(user, actor=current_user)
-    except PeopleError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
+    except Refused as exc:
+        show_refusal(exc)
         return redirect(url_for("admin.person", user_id=user.id))
-    db.session.commit()
     return render_template("admin/invited.html", user=user, link=password_link_url(token))
 
 
@@ -139,6 +127,5 @@ def take_down(clip_id: int) -> BaseResponse:
         flash("Give a reason for the takedown.", "error")
         return redirect(url_for("clips.detail", clip_id=clip.id))
     workflow.take_down(clip, current_user, form.reason.data or "")
-    db.session.commit()
     flash("The clip is taken down. Its share links no longer work.", "success")
     return redirect(url_for("clips.detail", clip_id=clip.id))

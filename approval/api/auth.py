@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFError
 from approval.extensions import csrf
 from approval.models import Role, User
 from approval.ops import tokens
+from approval.ops.errors import NotAuthenticated
 
 from .problems import ApiError
 
@@ -43,8 +44,8 @@ def authenticate() -> User:
             )
         try:
             user = tokens.authenticate(raw.strip())
-        except tokens.TokenRefused as exc:
-            raise _unauthorised(str(exc), invalid_token=True) from None
+        except NotAuthenticated as exc:
+            raise _unauthorised(exc.message, invalid_token=True) from None
         # Flask-Login's per-request slot: current_user is the token's owner for this request,
         # and the session (which might name someone else) is never read.
         g._login_user = user

@@ -6,69 +6,26 @@ workflow.withdraw); a view validates, calls one of them, commits once and replie
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from sqlalchemy import select
 
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User
-from approval.ops import uploads, workflow
-from approval.ops.uploads import UploadRefused, UploadTooLarge
+from approval.ops import access, uploads, workflow
 from approval.storage import UploadTicket
+from approval.unit_of_work import AfterCommit
 from approval.web import site_url
 
 from . import pagination, serialize
 from . import schemas as s
 from .blueprint import api
-from .problems import ApiError, field_error
+from .problems import ApiError
 from .registry import Reply
 
 TESTER = (Role.TESTER,)
 
 
-def visible_clip(clip_id: int, user: User) -> Clip:
-    """The clip if this caller may see it; 404 otherwise, so others' ids reveal nothing."""
-    clip = db.session.get(Clip, clip_id)
-    if clip is None or not clip.can_be_seen_by(user):
-        raise ApiError(404, f"There is no clip {clip_id} that you can see.", title="Not found")
-    return clip
-
-
-def own_clip(clip_id: int, user: User) -> Clip:
-    clip = db.session.get(Clip, clip_id)
-    if clip is None or not clip.is_owned_by(user):
-        raise ApiError(404, f"You have no clip {clip_id}.", title="Not found")
-    return clip
-
-
-def is_staff(user: User) -> bool:
-    return user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
-
-
 def _ticket_out(ticket: UploadTicket) -> s.UploadTicket:
     return s.UploadTicket.model_validate(ticket, from_attributes=True)
-
-
-def _check_file(body: s.ClipCreate) -> None:
-    """Refuse, field by field, what uploads.create would refuse about the file."""
-    filename = uploads.clean_filename(body.filename)
-    try:
-        content_type = uploads.content_type_for(filename)
-    except UploadRefused as exc:
-        raise field_error(422, "filename", str(exc)) from None
-    if body.content_type is not None and body.content_type != content_type:
-        suffix = PurePosixPath(filename).suffix.lower()
-        raise field_error(
-            422,
-            "content_type",
-            f"a {suffix} file is stored as {content_type}; send that or leave content_type out",
-        )
-    try:
-        uploads.check_declared_size(body.size)
-    except UploadTooLarge as exc:
-        raise field_error(413, "size", str(exc), title="Too large") from None
-    except UploadRefused as exc:
-        raise field_error(422, "size", str(exc)) from None
 
 
 @api.route(
@@ -82,12 +39,6 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
     app), then POST to complete_url. Declaring `sha256` gets a PUT whose signature pins the
     size and digest, so S3 itself refuses any other bytes.
     """
-    _check_file(body)
-    previous = None
-    if body.previous is not None:
-        previous = db.session.get(Clip, body.previous)
-        if previous is None or not previous.is_owned_by(user):
-            raise field_error(422, "previous", f"you have no clip {body.previous}")
     clip = uploads.create(
         user,
         title=body.title,
@@ -97,10 +48,10 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
         generator=body.generator,
         generator_version=body.generator_version,
         notes=body.notes,
-        previous=previous,
+        content_type=body.content_type,
+        previous_id=body.previous,
     )
     ticket = uploads.ticket_for(clip, size=body.size, sha256=body.sha256)
-    db.session.commit()
     created = s.ClipCreated(
         id=clip.id,
         status=clip.status,
@@ -117,7 +68,7 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
 )  # fmt: skip
 def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
     """A fresh upload ticket for a retry, while the clip is still uploading."""
-    clip = own_clip(clip_id, user)
+    clip = access.own_clip(clip_id, user)
     return Reply(200, _ticket_out(uploads.ticket_for(clip, size=body.size, sha256=body.sha256)))
 
 
@@ -125,26 +76,29 @@ def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
     "POST", "/clips/<id:clip_id>/complete", tag="clips", replies={202: s.ClipDetail},
     roles=TESTER, errors=(422,),
 )  # fmt: skip
-def complete_clip(user: User, clip_id: int) -> Reply:
+def complete_clip(user: User, clip_id: int) -> AfterCommit:
     """Report the upload done: 202 at once, with status `verifying`, while a job checks it.
 
     Poll the clip's URL: it moves to `waiting` (ready for review) or `failed` with the reason.
     Asking again changes nothing and gives the same answer; asking after the file was refused
     gives 422 with the reason.
     """
-    clip = own_clip(clip_id, user)
+    clip = access.own_clip(clip_id, user)
     uploads.complete(clip, user)
-    db.session.commit()
-    if clip.status == ClipStatus.FAILED:
-        raise ApiError(
-            422,
-            f"The clip was not accepted: {clip.failure_reason}.",
-            title="Upload refused",
-            clip=clip.id,
-            current_status=clip.status.value,
-            failure_reason=clip.failure_reason,
-        )
-    return Reply(202, serialize.clip_detail(clip, user))
+
+    def answer() -> Reply:
+        if clip.status == ClipStatus.FAILED:
+            raise ApiError(
+                422,
+                f"The clip was not accepted: {clip.failure_reason}.",
+                title="Upload refused",
+                clip=clip.id,
+                current_status=clip.status.value,
+                failure_reason=clip.failure_reason,
+            )
+        return Reply(202, serialize.clip_detail(clip, user))
+
+    return AfterCommit(answer)
 
 
 @api.route("GET", "/clips", tag="clips", query=s.ClipQuery, replies={200: s.ClipPage})
@@ -153,7 +107,7 @@ def list_clips(user: User, query: s.ClipQuery) -> Reply:
     scope = "clips"
     key = pagination.decode(scope, query.cursor)
     statement = select(Clip)
-    if not is_staff(user):
+    if not access.is_staff(user):
         statement = statement.where(Clip.tester_id == user.id)
     if query.tester is not None:
         statement = statement.where(Clip.tester_id == query.tester)
@@ -176,7 +130,7 @@ def list_clips(user: User, query: s.ClipQuery) -> Reply:
 @api.route("GET", "/clips/<id:clip_id>", tag="clips", replies={200: s.ClipDetail})
 def get_clip(user: User, clip_id: int) -> Reply:
     """One clip: status, media facts, decisions, and the share links the caller may manage."""
-    return Reply(200, serialize.clip_detail(visible_clip(clip_id, user), user))
+    return Reply(200, serialize.clip_detail(access.visible_clip(clip_id, user), user))
 
 
 @api.route(
@@ -185,9 +139,8 @@ def get_clip(user: User, clip_id: int) -> Reply:
 )  # fmt: skip
 def withdraw_clip(user: User, clip_id: int) -> Reply:
     """Withdraw one's own clip while it still waits for review."""
-    clip = own_clip(clip_id, user)
+    clip = access.own_clip(clip_id, user)
     workflow.withdraw(clip, user)
-    db.session.commit()
     return Reply(200, serialize.clip_detail(clip, user))
 
 

@@ -5,19 +5,13 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
+from approval.cli import committed, user_or_fail
 from approval.extensions import db
 from approval.models import User
 from approval.ops import tokens
 from approval.web import exact_time
 
 tokens_cli = click.Group("tokens", help="Personal API tokens: create, list, revoke.")
-
-
-def _user_or_fail(email: str) -> User:
-    user = User.by_email(email)
-    if user is None:
-        raise click.ClickException(f"no account for {email}")
-    return user
 
 
 @tokens_cli.command("create")
@@ -32,13 +26,9 @@ def _user_or_fail(email: str) -> User:
 )
 def tokens_create(email: str, name: str, days: int | None) -> None:
     """Make a token for EMAIL and print it; it is shown only this once."""
-    user = _user_or_fail(email)
-    try:
+    user = user_or_fail(email)
+    with committed():
         token, raw = tokens.create(user, name=name, expires_in_days=days, actor=None)
-    except tokens.TokenError as exc:
-        db.session.rollback()
-        raise click.ClickException(str(exc)) from None
-    db.session.commit()
     expiry = f"expires {exact_time(token.expires_at)}" if token.expires_at else "never expires"
     click.echo(f"token {token.id} “{token.name}” for {user.email}, {expiry}:", err=True)
     click.echo(raw)
@@ -49,7 +39,7 @@ def tokens_create(email: str, name: str, days: int | None) -> None:
 @click.argument("email")
 def tokens_list(email: str) -> None:
     """List EMAIL's tokens with their state and when each was last used."""
-    user = _user_or_fail(email)
+    user = user_or_fail(email)
     rows = tokens.for_user(user)
     if not rows:
         click.echo(f"{user.email} has no API tokens")
@@ -67,11 +57,8 @@ def tokens_list(email: str) -> None:
 @click.argument("token_id", type=int)
 def tokens_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID (as listed): it stops working with the next request."""
-    try:
+    with committed():
         token = tokens.find(token_id)
-    except tokens.TokenError as exc:
-        raise click.ClickException(str(exc)) from None
-    changed = tokens.revoke(token, actor=None)
-    db.session.commit()
+        changed = tokens.revoke(token, actor=None)
     owner = db.session.scalar(select(User.email).where(User.id == token.user_id))
     click.echo(f"token {token.id} of {owner} {'revoked' if changed else 'was already revoked'}")

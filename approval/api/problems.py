@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from approval.errors import problem
+from approval.error_pages import problem
 from approval.formatting import format_size
 
 M = TypeVar("M", bound=BaseModel)

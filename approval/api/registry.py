@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from werkzeug.routing import BaseConverter, ValidationError
 
 from approval.models import Role
+from approval.unit_of_work import AfterCommit
 
 from . import auth
 from .problems import json_response, parse_body, parse_query
@@ -138,11 +139,13 @@ def _errors_for(
     return tuple(sorted(implied))
 
 
-def _handler(operation: Operation, view: Callable[..., Reply]) -> Callable[..., Response]:
+def _handler(
+    operation: Operation, view: Callable[..., Reply]
+) -> Callable[..., Response | AfterCommit]:
     takes = inspect.signature(view).parameters
 
     @wraps(view)
-    def handler(**path: Any) -> Response:
+    def handler(**path: Any) -> Response | AfterCommit:
         kwargs: dict[str, Any] = dict(path)
         if not operation.public:
             user = auth.authenticate()
@@ -154,7 +157,11 @@ def _handler(operation: Operation, view: Callable[..., Reply]) -> Callable[..., 
             kwargs["query"] = query
         if operation.body is not None:
             kwargs["body"] = parse_body(operation.body)
-        return render(operation, view(**kwargs))
+        reply = view(**kwargs)
+        if isinstance(reply, AfterCommit):
+            build = reply.build
+            return AfterCommit(lambda: render(operation, build()))  # type: ignore[arg-type]
+        return render(operation, reply)
 
     return handler
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from approval.extensions import db
 from approval.models import Role, User, Verdict
-from approval.ops import workflow
+from approval.ops import access, workflow
 
 from . import review_schemas as rs
 from . import schemas as s
 from . import serialize
 from .blueprint import api
-from .clips import visible_clip
-from .problems import ApiError, field_error
 from .registry import Reply
 
 REVIEWER = (Role.REVIEWER,)
@@ -24,7 +21,6 @@ REVIEWER = (Role.REVIEWER,)
 def claim_next(user: User) -> Reply:
     """Claim the oldest clip nobody is reviewing (or the one already held); 204 when none wait."""
     clip = workflow.claim_next(user)
-    db.session.commit()
     if clip is None:
         return Reply(204)
     return Reply(200, serialize.clip_detail(clip, user))
@@ -36,9 +32,8 @@ def claim_next(user: User) -> Reply:
 )  # fmt: skip
 def claim_clip(user: User, clip_id: int) -> Reply:
     """Claim this particular clip (one claim at a time; never one's own)."""
-    clip = visible_clip(clip_id, user)
+    clip = access.visible_clip(clip_id, user)
     workflow.claim(clip, user)
-    db.session.commit()
     return Reply(200, serialize.clip_detail(clip, user))
 
 
@@ -48,9 +43,8 @@ def claim_clip(user: User, clip_id: int) -> Reply:
 )  # fmt: skip
 def renew_claim(user: User, clip_id: int) -> Reply:
     """Extend one's live claim on the clip, as the open review page does."""
-    clip = visible_clip(clip_id, user)
+    clip = access.visible_clip(clip_id, user)
     expires = workflow.renew_claim(clip, user)
-    db.session.commit()
     return Reply(200, rs.ClaimRenewed(clip=clip.id, expires_at=expires))
 
 
@@ -60,28 +54,9 @@ def renew_claim(user: User, clip_id: int) -> Reply:
 )  # fmt: skip
 def release_clip(user: User, clip_id: int) -> Reply:
     """Give a claimed clip back to the queue without deciding."""
-    clip = visible_clip(clip_id, user)
+    clip = access.visible_clip(clip_id, user)
     workflow.release(clip, user)
-    db.session.commit()
     return Reply(200, serialize.clip_detail(clip, user))
-
-
-def _check_verdict(body: rs.DecisionCreate) -> None:
-    """A rejection needs a known category and a reason; say which is missing, field by field."""
-    if body.decision != "reject":
-        return
-    categories = workflow.rejection_categories()
-    errors = []
-    if body.category is None:
-        errors.append({"field": "category", "message": "required to reject"})
-    elif body.category not in categories:
-        errors.append({"field": "category", "message": f"use one of {', '.join(categories)}"})
-    if not (body.reason or "").strip():
-        errors.append({"field": "reason", "message": "required to reject; the tester reads it"})
-    if errors:
-        listed = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ApiError(422, f"The rejection is incomplete: {listed}.", title="Check the input",
-                       errors=errors)  # fmt: skip
 
 
 @api.route(
@@ -94,20 +69,14 @@ def decide(user: User, clip_id: int, body: rs.DecisionCreate) -> Reply:
     409 when the clip was decided meanwhile (the reply names the decision that won) or the
     claim lapsed. With claim_next, the next clip is claimed in the same step.
     """
-    _check_verdict(body)
-    clip = visible_clip(clip_id, user)
+    clip = access.visible_clip(clip_id, user)
     verdict = Verdict(body.decision)
-    try:
-        workflow.check_timecode(clip, body.timecode if verdict == Verdict.REJECT else None)
-    except workflow.InvalidInput as exc:
-        raise field_error(422, "timecode", str(exc)) from None
     options = {"category": body.category, "reason": body.reason, "timecode": body.timecode}
     upcoming = None
     if body.claim_next:
         decision, upcoming = workflow.decide_and_claim_next(clip, user, verdict, **options)
     else:
         decision = workflow.decide(clip, user, verdict, **options)
-    db.session.commit()
     result = rs.DecisionResult(
         clip=serialize.clip_detail(clip, user),
         decision=serialize.decision_out(decision),

@@ -9,12 +9,12 @@ from approval.models import (
     Clip,
     ClipStatus,
     Decision,
-    Role,
     ShareLink,
     User,
     Verdict,
 )
-from approval.ops.sharing import can_manage_links, is_live
+from approval.ops import access
+from approval.ops.sharing import is_live
 from approval.web import site_url
 
 from . import review_schemas as rs
@@ -71,8 +71,11 @@ def _decision(clip: Clip) -> s.FinalDecision | None:
 
 
 def _claim(clip: Clip, viewer: User) -> s.Claim | None:
-    staff = viewer.has_role(Role.REVIEWER) or viewer.has_role(Role.ADMIN)
-    if not staff or clip.status != ClipStatus.IN_REVIEW or clip.claimed_by is None:
+    if (
+        not access.is_staff(viewer)
+        or clip.status != ClipStatus.IN_REVIEW
+        or clip.claimed_by is None
+    ):
         return None
     assert clip.claim_expires_at is not None
     return s.Claim(reviewer=person(clip.claimed_by), expires_at=clip.claim_expires_at)
@@ -142,7 +145,7 @@ def share_link_out(link: ShareLink) -> s.ShareLinkOut:
 
 
 def clip_detail(clip: Clip, viewer: User) -> s.ClipDetail:
-    links = clip.share_links if can_manage_links(clip, viewer) else []
+    links = clip.share_links if access.can_see(clip, viewer) else []
     return s.ClipDetail.model_validate(
         {
             **_fields(clip, viewer),

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from approval.clock import utcnow
-from approval.extensions import db
-from approval.models import ShareLink, User
-from approval.ops import sharing
+from approval.models import User
+from approval.ops import access, sharing
 from approval.web import site_url
 
 from . import review_schemas as rs
 from .blueprint import api
-from .clips import visible_clip
-from .problems import ApiError
 from .registry import Reply
 
 
@@ -23,7 +20,7 @@ from .registry import Reply
 )  # fmt: skip
 def create_share_link(user: User, clip_id: int, body: rs.ShareLinkCreate) -> Reply:
     """Make a public link to an approved clip; its URL appears only in this reply."""
-    clip = visible_clip(clip_id, user)
+    clip = access.visible_clip(clip_id, user)
     expires_at = utcnow() + timedelta(seconds=body.expires_in) if body.expires_in else None
     link, token = sharing.create_link(
         clip,
@@ -33,7 +30,6 @@ def create_share_link(user: User, clip_id: int, body: rs.ShareLinkCreate) -> Rep
         passphrase=body.passphrase,
         allow_download=body.allow_download,
     )
-    db.session.commit()
     created = rs.ShareLinkCreated(
         id=link.id,
         url=site_url("share.page", token=token),
@@ -49,9 +45,5 @@ def create_share_link(user: User, clip_id: int, body: rs.ShareLinkCreate) -> Rep
 @api.route("DELETE", "/share-links/<id:link_id>", tag="sharing", replies={204: None})
 def revoke_share_link(user: User, link_id: int) -> Reply:
     """Revoke a link: every new request to it gets 410 from now on. Revoking twice is fine."""
-    link = db.session.get(ShareLink, link_id)
-    if link is None or not sharing.can_manage_links(link.clip, user):
-        raise ApiError(404, f"There is no share link {link_id} that you manage.", title="Not found")
-    sharing.revoke_link(link, user)
-    db.session.commit()
+    sharing.revoke_link(link_id, user)
     return Reply(204)

@@ -11,9 +11,10 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from approval.clock import utcnow
-from approval.extensions import db
 from approval.forms import ActionForm
 from approval.ops import tokens
+from approval.ops.errors import NotFound, Refused
+from approval.web import show_refusal
 
 from . import bp
 
@@ -71,11 +72,9 @@ def create_token() -> BaseResponse | tuple[str, int]:
             expires_in_days=form.expires_in_days(),
             actor=current_user,
         )
-    except tokens.TokenError as exc:
-        db.session.rollback()
-        form.name.errors = [str(exc)]
+    except Refused as exc:
+        show_refusal(exc, form, default_field="name")
         return _page(form, status=400)
-    db.session.commit()
     html, status = _page(TokenForm(formdata=None), new_token=raw)
     response = BaseResponse(html, status=status, mimetype="text/html")
     # The token is in this page only: no cache, no back-button copy.
@@ -89,10 +88,9 @@ def revoke_token(token_id: int) -> BaseResponse:
     """Revoke one of one's own tokens; it stops working with the next request."""
     try:
         token = tokens.find(token_id, owner=current_user)
-    except tokens.TokenError:
+    except NotFound:
         flash("There is no such token.", "error")
         return redirect(url_for("auth.tokens_page"))
     tokens.revoke(token, actor=current_user)
-    db.session.commit()
     flash(f"The token “{token.name}” is revoked; it stops working at once.", "success")
     return redirect(url_for("auth.tokens_page"))

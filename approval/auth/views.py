@@ -15,17 +15,17 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval.extensions import db, limiter
+from approval.extensions import limiter
 from approval.models import normalise_email
+from approval.ops.errors import Refused
 from approval.ops.people import (
-    PeopleError,
     authenticate,
     check_password_strength,
     find_password_link,
     record_failed_sign_in,
     redeem_password_link,
 )
-from approval.web import client_address, safe_next
+from approval.web import client_address, safe_next, show_refusal
 
 from . import bp
 from .forms import AccountForm, ChangePasswordForm, LoginForm, SetPasswordForm
@@ -64,10 +64,8 @@ def login() -> BaseResponse | str:
             # A fresh session at sign-in: nothing from before (CSRF token included) carries over.
             session.clear()
             login_user(user, remember=bool(form.remember.data))
-            db.session.commit()
             return redirect(target or url_for("home.index"))
         record_failed_sign_in(form.email.data or "", client_address())
-        db.session.commit()
         form.password.errors = [SIGN_IN_FAILED]
     return render_template("auth/login.html", form=form)
 
@@ -86,17 +84,15 @@ def set_password(token: str) -> BaseResponse | tuple[str, int] | str:
     """Choose a password through a one-time link from an admin."""
     try:
         link = find_password_link(token)
-    except PeopleError as exc:
-        return render_template("auth/link_invalid.html", message=str(exc)), 410
+    except Refused as exc:
+        return render_template("auth/link_invalid.html", message=exc.message), 410
     form = SetPasswordForm()
     if form.validate_on_submit():
         try:
             user = redeem_password_link(token, form.password.data or "")
-        except PeopleError as exc:
-            db.session.rollback()
-            form.password.errors = [str(exc)]
+        except Refused as exc:
+            show_refusal(exc, form, default_field="password")
         else:
-            db.session.commit()
             session.clear()
             login_user(user)
             flash("Your password is set. Welcome to Greenlight.", "success")
@@ -112,7 +108,6 @@ def account() -> BaseResponse | str:
     if form.validate_on_submit():
         current_user.display_name = (form.display_name.data or "").strip()
         current_user.show_name_publicly = bool(form.show_name_publicly.data)
-        db.session.commit()
         flash("Your profile is saved.", "success")
         return redirect(url_for("auth.account"))
     return render_template("auth/account.html", form=form, password_form=ChangePasswordForm())
@@ -129,11 +124,10 @@ def change_password() -> BaseResponse | str:
         else:
             try:
                 check_password_strength(password_form.password.data or "")
-            except PeopleError as exc:
-                password_form.password.errors = [str(exc)]
+            except Refused as exc:
+                show_refusal(exc, password_form, default_field="password")
             else:
                 current_user.set_password(password_form.password.data or "")
-                db.session.commit()
                 flash("Your password is changed.", "success")
                 return redirect(url_for("auth.account"))
     form = AccountForm(obj=current_user, formdata=None)

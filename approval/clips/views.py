@@ -8,7 +8,6 @@ from typing import Any
 import click
 from flask import (
     Response,
-    abort,
     current_app,
     flash,
     jsonify,
@@ -21,7 +20,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval import audit
+from approval import audit, jobs
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import csrf, db
@@ -29,33 +28,19 @@ from approval.formatting import format_size
 from approval.forms import ActionForm
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import uploads
+from approval.ops import access, uploads
+from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
-from approval.ops.sharing import can_manage_links
-from approval.ops.workflow import WorkflowError, withdraw
+from approval.ops.workflow import withdraw
 from approval.share.forms import ShareLinkForm
 from approval.storage import UploadTicket
-from approval.web import roles_required
+from approval.unit_of_work import AfterCommit
+from approval.web import roles_required, show_refusal, undo_refused
 
 from . import bp
 from .forms import DirectUploadForm, UploadForm
 
 PAGE_SIZE = 20
-
-
-def _visible_clip(clip_id: int) -> Clip:
-    """The clip if this user may see it; 404 otherwise, so ids of others reveal nothing."""
-    clip = db.session.get(Clip, clip_id)
-    if clip is None or not clip.can_be_seen_by(current_user):
-        abort(404)
-    return clip
-
-
-def _own_clip(clip_id: int) -> Clip:
-    clip = db.session.get(Clip, clip_id)
-    if clip is None or not clip.is_owned_by(current_user):
-        abort(404)
-    return clip
 
 
 def _ticket_json(clip: Clip, ticket: UploadTicket) -> dict[str, Any]:
@@ -75,7 +60,7 @@ def _ticket_json(clip: Clip, ticket: UploadTicket) -> dict[str, Any]:
 
 
 def _previous(previous_id: int | None) -> Clip | None:
-    return _own_clip(previous_id) if previous_id is not None else None
+    return access.own_clip(previous_id, current_user) if previous_id is not None else None
 
 
 @bp.get("/")
@@ -105,24 +90,17 @@ def upload() -> BaseResponse | str | tuple[str, int]:
     if not file or not file.filename:
         form.file.errors = ["Choose a video file."]
         return _upload_page(form, previous, 400)
-    clip = None
     try:
-        clip = uploads.create(
-            current_user, filename=file.filename, previous=previous, **_details(form)
+        clip = uploads.upload_whole(
+            current_user,
+            file.stream,
+            filename=file.filename,
+            previous_id=previous.id if previous is not None else None,
+            **_details(form),
         )
-        db.session.commit()
-        uploads.receive(clip, file.stream)
-    except uploads.UploadRefused as exc:
-        db.session.rollback()
-        if clip is not None:  # created, but its bytes were refused: leave nothing behind
-            leftovers = uploads.abandon(clip, str(exc))
-            db.session.commit()
-            uploads.delete_objects(leftovers)
-        form.file.errors = [str(exc)]
-        return _upload_page(form, previous, exc.status_code)
-    uploads.complete(clip, current_user)
-    db.session.commit()
-    return _after_completion(clip)
+    except Refused as exc:
+        return _upload_page(form, previous, show_refusal(exc, form, default_field="file"))
+    return AfterCommit(lambda: _after_completion(clip))
 
 
 def _upload_page(form: UploadForm, previous: Clip | None, status: int = 200) -> tuple[str, int]:
@@ -176,14 +154,12 @@ def start_direct() -> tuple[Response, int]:
             current_user,
             filename=form.filename.data or "",
             size=form.size.data,
-            previous=previous,
+            previous_id=previous.id if previous is not None else None,
             **_details(form),
         )
         ticket = uploads.ticket_for(clip)
-    except WorkflowError as exc:
-        db.session.rollback()
-        return jsonify(errors={"file": [str(exc)]}), exc.status_code
-    db.session.commit()
+    except Refused as exc:
+        return jsonify(errors={"file": [exc.message]}), undo_refused(exc)
     return jsonify(_ticket_json(clip, ticket)), 201
 
 
@@ -191,7 +167,7 @@ def start_direct() -> tuple[Response, int]:
 @roles_required(Role.TESTER)
 def ticket(clip_id: int) -> Response:
     """A fresh ticket for a retry after a failed or cancelled transfer."""
-    clip = _own_clip(clip_id)
+    clip = access.own_clip(clip_id, current_user)
     return jsonify(_ticket_json(clip, uploads.ticket_for(clip)))
 
 
@@ -210,26 +186,25 @@ def receive(clip_id: int) -> tuple[str, int]:
 @roles_required(Role.TESTER)
 def complete(clip_id: int) -> Response | BaseResponse:
     """The transfer is done: answer at once (202) while a job checks the bytes."""
-    clip = _own_clip(clip_id)
+    clip = access.own_clip(clip_id, current_user)
     uploads.complete(clip, current_user)
-    db.session.commit()
     if request.accept_mimetypes.best == "application/json":
-        return jsonify(_status_json(clip)), 202
-    return _after_completion(clip)
+        return AfterCommit(lambda: (jsonify(_status_json(clip)), 202))
+    return AfterCommit(lambda: _after_completion(clip))
 
 
 @bp.get("/<int:clip_id>/status")
 @login_required
 def status(clip_id: int) -> Response:
     """Where the clip is now; the clip page and My clips poll this while it is verifying."""
-    return jsonify(_status_json(_visible_clip(clip_id)))
+    return jsonify(_status_json(access.visible_clip(clip_id, current_user)))
 
 
 @bp.get("/<int:clip_id>")
 @login_required
 def detail(clip_id: int) -> str:
     """One clip: player, status, reasons, versions, share links and its own timeline."""
-    clip = _visible_clip(clip_id)
+    clip = access.visible_clip(clip_id, current_user)
     versions = []
     earlier = clip.previous_version
     while earlier is not None:
@@ -242,7 +217,6 @@ def detail(clip_id: int) -> str:
         events=audit.clip_timeline(clip.id),
         action_form=ActionForm(),
         playable=clip.status in VERIFIED_STATES,
-        can_share=can_manage_links(clip, current_user),
         links=clip.share_links,
         share_form=ShareLinkForm(),
         now=utcnow(),
@@ -253,9 +227,8 @@ def detail(clip_id: int) -> str:
 @roles_required(Role.TESTER)
 def withdraw_clip(clip_id: int) -> BaseResponse:
     """Withdraw a clip that is still waiting for review."""
-    clip = _own_clip(clip_id)
+    clip = access.own_clip(clip_id, current_user)
     withdraw(clip, current_user)
-    db.session.commit()
     flash("The clip is withdrawn.", "success")
     return redirect(url_for("clips.detail", clip_id=clip.id))
 
@@ -264,7 +237,7 @@ def withdraw_clip(clip_id: int) -> BaseResponse:
 @login_required
 def media(clip_id: int) -> Response:
     """What the player shows (the rendition, if one was made) for tester, reviewers, admins."""
-    clip = _visible_clip(clip_id)
+    clip = access.visible_clip(clip_id, current_user)
     kind = Media.ORIGINAL if request.args.get("original") == "1" else Media.PLAYBACK
     return _serve(clip, kind)
 
@@ -273,7 +246,7 @@ def media(clip_id: int) -> Response:
 @login_required
 def poster(clip_id: int) -> Response:
     """The clip's poster frame."""
-    return _serve(_visible_clip(clip_id), Media.POSTER)
+    return _serve(access.visible_clip(clip_id, current_user), Media.POSTER)
 
 
 def _serve(clip: Clip, kind: Media) -> Response:
@@ -291,7 +264,7 @@ def _serve(clip: Clip, kind: Media) -> Response:
 @click.option("--older-than-hours", default=24, show_default=True, type=click.IntRange(min=1))
 def cleanup(older_than_hours: int) -> None:
     """Fail uploads abandoned for longer than this, and delete their partial bytes."""
-    count = uploads.cleanup_abandoned(timedelta(hours=older_than_hours))
+    count = jobs.cleanup_abandoned(timedelta(hours=older_than_hours))
     click.echo(f"{count} abandoned upload{'s' if count != 1 else ''} cleaned up")
     staged = uploads.delete_stale_staging()
     click.echo(f"{staged} stale staged object{'s' if staged != 1 else ''} deleted")

@@ -10,7 +10,6 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval.extensions import db
 from approval.forms import ActionForm
 from approval.ops import notifications
 
@@ -42,7 +41,6 @@ def mark_read(notification_id: int) -> BaseResponse:
     """Mark one notification read."""
     if ActionForm().validate_on_submit():
         notifications.mark_read(current_user, notification_id)
-        db.session.commit()
     return redirect(url_for("inbox.index"))
 
 
@@ -52,7 +50,6 @@ def mark_all_read() -> BaseResponse:
     """Mark every notification read."""
     if ActionForm().validate_on_submit():
         count = notifications.mark_read(current_user)
-        db.session.commit()
         flash(
             f"{count} notification{'s' if count != 1 else ''} marked as read."
             if count
@@ -74,7 +71,6 @@ def preferences() -> BaseResponse:
         except ValueError as exc:
             flash(str(exc), "error")
         else:
-            db.session.commit()
             flash(
                 "You will get the daily queue digest." if wanted else "No more queue digests.",
                 "success",

@@ -1,7 +1,7 @@
 """Operations on people: create, invite, roles, deactivate, passwords, sign-in.
 
 Pages and the CLI call these; each writes its audit event in the caller's transaction and
-leaves the commit to the caller. A refused operation raises PeopleError and changes nothing.
+leaves the commit to the caller. A refused operation raises a refusal and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,21 +17,20 @@ from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import PasswordToken, Role, User, UserRole, normalise_email
+from approval.ops.errors import Gone, InvalidInput, NotAllowed, NotFound, Refused, StateConflict
 from approval.passwords import spend_equal_time
 from approval.token_hash import hash_token
 
 MIN_PASSWORD_LENGTH = 10
 
 
-class PeopleError(ValueError):
-    """A request about people that cannot be carried out; the message is for the user."""
-
-
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise PeopleError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+        raise InvalidInput(
+            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.", "password"
+        )
     if len(password) > 1024:
-        raise PeopleError("The password must be at most 1024 characters long.")
+        raise InvalidInput("The password must be at most 1024 characters long.", "password")
 
 
 def create_user(
@@ -46,9 +45,9 @@ def create_user(
     email = normalise_email(email)
     roles = frozenset(roles)
     if not roles:
-        raise PeopleError("Give the account at least one role.")
+        raise InvalidInput("Give the account at least one role.", "roles")
     if User.by_email(email) is not None:
-        raise PeopleError(f"An account for {email} already exists.")
+        raise StateConflict(f"An account for {email} already exists.", field="email")
     if password is not None:
         check_password_strength(password)
     user = User(email=email, display_name=display_name.strip() or email, active=True)
@@ -70,7 +69,7 @@ def create_user(
 def issue_password_link(user: User, *, actor: User | None) -> str:
     """Make a one-time set-password token (valid INVITE_TTL_HOURS); returns the raw token once."""
     if not user.active:
-        raise PeopleError("This account is deactivated; reactivate it first.")
+        raise StateConflict("This account is deactivated; reactivate it first.")
     now = utcnow()
     # A new link replaces any older unused one.
     db.session.execute(
@@ -93,18 +92,18 @@ def issue_password_link(user: User, *, actor: User | None) -> str:
 
 
 def find_password_link(token: str) -> PasswordToken:
-    """The live link for this token, or PeopleError saying why it cannot be used."""
+    """The live link for this token, or a refusal saying why it cannot be used."""
     link = db.session.scalar(
         select(PasswordToken).where(PasswordToken.token_hash == hash_token(token))
     )
     if link is None:
-        raise PeopleError("This link is not valid. Ask an admin for a new one.")
+        raise NotFound("This link is not valid. Ask an admin for a new one.")
     if link.used_at is not None:
-        raise PeopleError("This link has already been used. Ask an admin for a new one.")
+        raise Gone("This link has already been used. Ask an admin for a new one.")
     if link.expires_at <= utcnow():
-        raise PeopleError("This link has expired. Ask an admin for a new one.")
+        raise Gone("This link has expired. Ask an admin for a new one.")
     if not link.user.active:
-        raise PeopleError("This account is deactivated.")
+        raise Gone("This account is deactivated.")
     return link
 
 
@@ -119,7 +118,7 @@ def redeem_password_link(token: str, password: str) -> User:
         .values(used_at=utcnow())
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
-        raise PeopleError("This link has already been used. Ask an admin for a new one.")
+        raise Gone("This link has already been used. Ask an admin for a new one.")
     link.user.set_password(password)
     audit.record("user.password_set", actor=link.user, subject_type="user", subject_id=link.user_id)
     return link.user
@@ -132,7 +131,7 @@ def set_roles(
     before = user.roles
     after = (before | frozenset(add)) - frozenset(remove)
     if not after:
-        raise PeopleError("An account needs at least one role; deactivate it instead.")
+        raise InvalidInput("An account needs at least one role; deactivate it instead.", "roles")
     if after == before:
         return user
     if Role.ADMIN in before and Role.ADMIN not in after:
@@ -156,7 +155,7 @@ def set_active(user: User, active: bool, *, actor: User | None) -> User:
         return user
     if not active:
         if actor is not None and actor.id == user.id:
-            raise PeopleError("You cannot deactivate your own account.")
+            raise NotAllowed("You cannot deactivate your own account.")
         if Role.ADMIN in user.roles:
             _keep_an_admin(user)
     user.active = active
@@ -177,7 +176,7 @@ def _keep_an_admin(leaving: User) -> None:
         .where(UserRole.role == Role.ADMIN, User.active.is_(True), User.id != leaving.id)
     )
     if not others:
-        raise PeopleError("At least one active admin must remain.")
+        raise Refused("At least one active admin must remain.", "roles")
 
 
 def authenticate(email: str, password: str) -> User | None:

@@ -17,16 +17,15 @@ from sqlalchemy import select
 from approval import audit
 from approval.extensions import db, storage
 from approval.models import VERIFIED_STATES, AuditEvent, Clip
-from approval.ops.workflow import NotFound, WorkflowError
+from approval.ops.errors import Gone, NotFound
 from approval.storage import ObjectInfo, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 
-class MediaChanged(WorkflowError):
+class MediaChanged(Gone):
     """The stored object is not the one verification pinned; nobody is served it."""
 
-    status_code = 410
     #: The refusal's audit event must outlive the refusal: the error handler commits it.
     keeps_evidence = True
 

@@ -17,9 +17,10 @@ from sqlalchemy import select, update
 from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
-from approval.models import Clip, ClipStatus, Role, ShareLink, User
+from approval.models import Clip, ClipStatus, ShareLink, User
+from approval.ops import access
+from approval.ops.errors import Gone, InvalidInput, NotFound, StateConflict
 from approval.ops.served import Media, MediaChanged, ServedObject, served_object
-from approval.ops.workflow import InvalidInput, NotAllowed, NotFound, StateConflict, WorkflowError
 from approval.passwords import check_secret, hash_secret
 from approval.token_hash import hash_token
 
@@ -32,17 +33,6 @@ MAX_PASSPHRASE_LENGTH = 200
 MAX_LABEL_LENGTH = 100
 
 
-class LinkGone(WorkflowError):
-    """Revoked, expired, or its clip is no longer approved: 410, saying nothing of the clip."""
-
-    status_code = 410
-
-
-def can_manage_links(clip: Clip, user: User) -> bool:
-    """The clip's tester, reviewers and admins may make and revoke its links."""
-    return clip.is_owned_by(user) or user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
-
-
 def create_link(
     clip: Clip,
     actor: User,
@@ -53,10 +43,8 @@ def create_link(
     allow_download: bool = False,
 ) -> tuple[ShareLink, str]:
     """Make a link for an approved clip; returns it and its token, which is never stored."""
-    if not clip.can_be_seen_by(actor):
+    if not access.can_see(clip, actor):
         raise NotFound("There is no such clip.")
-    if not can_manage_links(clip, actor):
-        raise NotAllowed("You cannot share this clip.")
     if clip.status != ClipStatus.APPROVED:
         raise StateConflict(
             f"Only approved clips can be shared; this clip is {clip.status.label}.", clip
@@ -65,9 +53,11 @@ def create_link(
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("The expiry must be in the future.")
     if len(label) > MAX_LABEL_LENGTH:
-        raise InvalidInput(f"The label can be at most {MAX_LABEL_LENGTH} characters.")
+        raise InvalidInput(f"The label can be at most {MAX_LABEL_LENGTH} characters.", "label")
     if passphrase is not None and len(passphrase) > MAX_PASSPHRASE_LENGTH:
-        raise InvalidInput(f"The passphrase can be at most {MAX_PASSPHRASE_LENGTH} characters.")
+        raise InvalidInput(
+            f"The passphrase can be at most {MAX_PASSPHRASE_LENGTH} characters.", "passphrase"
+        )
     token = secrets.token_urlsafe(TOKEN_BYTES)
     link = ShareLink(
         clip_id=clip.id,
@@ -98,10 +88,11 @@ def create_link(
     return link, token
 
 
-def revoke_link(link: ShareLink, actor: User) -> None:
-    """Revoke a link: every new request to it gets 410 from now on."""
-    if not can_manage_links(link.clip, actor) or not link.clip.can_be_seen_by(actor):
-        raise NotFound("There is no such share link.")
+def revoke_link(link_id: int, actor: User) -> ShareLink:
+    """Revoke a link: every new request to it gets 410 from now on. Revoking twice is fine."""
+    link = db.session.get(ShareLink, link_id)
+    if link is None or not access.can_see(link.clip, actor):
+        raise NotFound(f"There is no share link {link_id} that you manage.")
     result = db.session.execute(
         update(ShareLink)
         .where(ShareLink.id == link.id, ShareLink.revoked_at.is_(None))
@@ -109,7 +100,7 @@ def revoke_link(link: ShareLink, actor: User) -> None:
         .execution_options(synchronize_session="fetch")
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return  # already revoked: nothing more to do, nothing more to log
+        return link  # already revoked: nothing more to do, nothing more to log
     audit.record(
         "share_link.revoked",
         actor=actor,
@@ -118,17 +109,18 @@ def revoke_link(link: ShareLink, actor: User) -> None:
         clip=link.clip,
         data={"label": link.label},
     )
+    return link
 
 
 def find_link(token: str) -> ShareLink:
-    """The live link for a token; NotFound for an unknown one, LinkGone for a dead one."""
+    """The live link for a token; NotFound for an unknown one, Gone for a dead one."""
     if not _TOKEN_SHAPE.fullmatch(token):
         raise NotFound("There is nothing here.")
     link = db.session.scalar(select(ShareLink).where(ShareLink.token_hash == hash_token(token)))
     if link is None:
         raise NotFound("There is nothing here.")
     if not is_live(link):
-        raise LinkGone("This clip is no longer available.")
+        raise Gone("This clip is no longer available.")
     return link
 
 
@@ -149,11 +141,11 @@ def check_passphrase(link: ShareLink, passphrase: str) -> bool:
 
 
 def approved_object(link: ShareLink, kind: Media = Media.PLAYBACK) -> ServedObject:
-    """One of the clip's files, if it is still exactly what was approved; else LinkGone."""
+    """One of the clip's files, if it is still exactly what was approved; else Gone."""
     try:
         return served_object(link.clip, kind, context={"share_link": link.id})
     except MediaChanged:
-        gone = LinkGone("This clip is no longer available.")
+        gone = Gone("This clip is no longer available.")
         gone.keeps_evidence = True  # the integrity event is committed with the refusal
         raise gone from None
 
@@ -174,4 +166,3 @@ def _increment(link: ShareLink, counter: Any) -> None:
         .values({counter: counter + 1})
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()

@@ -2,8 +2,8 @@
 
 A token acts with its owner's roles at the moment of use, so a role change or a deactivation
 takes effect on the very next request. Like the other operations, these write their audit event
-in the caller's transaction and leave the commit to the caller; the one exception is the
-last-used stamp, which `authenticate` commits itself at most once a minute per token.
+in the caller's transaction and leave the commit to the caller, the last-used stamp (written at
+most once a minute per token) included.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import ApiToken, Role, User
+from approval.ops.errors import InvalidInput, NotAllowed, NotAuthenticated, NotFound, StateConflict
 from approval.token_hash import hash_token
 
 #: Every token starts with this, so secret scanners and people can tell what it is.
@@ -33,14 +34,6 @@ MAX_EXPIRY_DAYS = 3650
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
-class TokenError(Exception):
-    """A token operation that cannot be carried out; the message is for the person who asked."""
-
-
-class TokenRefused(TokenError):
-    """The presented token does not authenticate anyone; the message says why."""
-
-
 def _describe_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -51,15 +44,17 @@ def create(
     """Make a token for `user`; returns the row and the raw token, which is never stored."""
     name = name.strip()
     if not name:
-        raise TokenError("Give the token a name, so you can tell it apart later.")
+        raise InvalidInput("Give the token a name, so you can tell it apart later.", "name")
     if len(name) > MAX_NAME_LENGTH:
-        raise TokenError(f"The name can be at most {MAX_NAME_LENGTH} characters.")
+        raise InvalidInput(f"The name can be at most {MAX_NAME_LENGTH} characters.", "name")
     if not user.active:
-        raise TokenError("This account is deactivated; its tokens would not work.")
+        raise StateConflict("This account is deactivated; its tokens would not work.")
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
-        raise TokenError(f"A token expires after 1 to {MAX_EXPIRY_DAYS} days, or never.")
+        raise InvalidInput(
+            f"A token expires after 1 to {MAX_EXPIRY_DAYS} days, or never.", "expires_in_days"
+        )
     if actor is not None and actor.id != user.id and not actor.has_role(Role.ADMIN):
-        raise TokenError("You can only make tokens for yourself.")
+        raise NotAllowed("You can only make tokens for yourself.")
     now = utcnow()
     raw = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     token = ApiToken(
@@ -88,34 +83,34 @@ def create(
 
 
 def authenticate(raw: str) -> User:
-    """The active owner of a live token, stamping its last use; TokenRefused says what is wrong."""
+    """The active owner of a live token, stamping its last use; else NotAuthenticated."""
     if not _TOKEN_SHAPE.fullmatch(raw):
-        raise TokenRefused(
+        raise NotAuthenticated(
             "This is not a Greenlight API token (they start with glt_); copy the whole token."
         )
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(raw)))
     if token is None:
-        raise TokenRefused("This API token is unknown; it may be mistyped or deleted.")
+        raise NotAuthenticated("This API token is unknown; it may be mistyped or deleted.")
     now = utcnow()
     if token.revoked_at is not None:
-        raise TokenRefused(
+        raise NotAuthenticated(
             f"This API token ({token.prefix}…) was revoked on {_describe_time(token.revoked_at)}; "
             "create a new one on your account page."
         )
     if token.expires_at is not None and token.expires_at <= now:
-        raise TokenRefused(
+        raise NotAuthenticated(
             f"This API token ({token.prefix}…) expired on {_describe_time(token.expires_at)}; "
             "create a new one on your account page."
         )
     user = token.user
     if not user.active:
-        raise TokenRefused("The account this API token belongs to is deactivated.")
+        raise NotAuthenticated("The account this API token belongs to is deactivated.")
     _stamp_last_use(token, now)
     return user
 
 
 def _stamp_last_use(token: ApiToken, now: datetime) -> None:
-    """Record the use, at most once per LAST_USED_PRECISION, in its own short transaction."""
+    """Record the use, at most once per LAST_USED_PRECISION; the request's commit keeps it."""
     if token.last_used_at is not None and token.last_used_at > now - LAST_USED_PRECISION:
         return
     # Conditional, so concurrent requests with one token write the row once between them.
@@ -131,9 +126,6 @@ def _stamp_last_use(token: ApiToken, now: datetime) -> None:
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
     )
-    # Committed now: a read-only request never commits, and on SQLite the write lock must not
-    # be held for the rest of the request.
-    db.session.commit()
     if result.rowcount:  # type: ignore[attr-defined]
         token.last_used_at = now
 
@@ -150,17 +142,17 @@ def for_user(user: User) -> list[ApiToken]:
 
 
 def find(token_id: int, *, owner: User | None = None) -> ApiToken:
-    """The token with this id (of `owner`, if given); TokenError when there is none."""
+    """The token with this id (of `owner`, if given); NotFound when there is none."""
     token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
     if token is None or (owner is not None and token.user_id != owner.id):
-        raise TokenError(f"There is no API token {token_id}.")
+        raise NotFound(f"There is no API token {token_id}.")
     return token
 
 
 def revoke(token: ApiToken, *, actor: User | None) -> bool:
     """Revoke a token for good; False when it already was (nothing more is logged)."""
     if actor is not None and actor.id != token.user_id and not actor.has_role(Role.ADMIN):
-        raise TokenError(f"There is no API token {token.id}.")
+        raise NotFound(f"There is no API token {token.id}.")
     result = db.session.execute(
         update(ApiToken)
         .where(ApiToken.id == token.id, ApiToken.revoked_at.is_(None))

@@ -18,14 +18,13 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from approval import ingest
 from approval.clock import utcnow
 from approval.extensions import db, storage
 from approval.formatting import format_size
 from approval.jobqueue import enqueue_after_commit
 from approval.models import Clip, ClipStatus, User
-from approval.ops import verification, workflow
-from approval.ops.workflow import NotFound, StateConflict, WorkflowError
+from approval.ops import access, verification, workflow
+from approval.ops.errors import InvalidInput, NotFound, StateConflict, TooLarge
 from approval.storage import ObjectTooLarge, UploadTicket
 from approval.web import site_url
 
@@ -43,16 +42,6 @@ MAX_FILENAME_LENGTH = 200
 STAGING_PREFIX = "incoming/"
 
 
-class UploadRefused(WorkflowError):
-    """The upload cannot go ahead; the message says why in the uploader's words."""
-
-    status_code = 422
-
-
-class UploadTooLarge(UploadRefused):
-    status_code = 413
-
-
 def clean_filename(name: str) -> str:
     """The last path part, without control characters, at most 200 characters, extension kept."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
@@ -67,12 +56,13 @@ def clean_filename(name: str) -> str:
 
 
 def content_type_for(filename: str) -> str:
-    """The storage content type for this filename, or UploadRefused naming what is accepted."""
+    """The storage content type for this filename, or a refusal naming what is accepted."""
     suffix = Path(filename).suffix.lower()
     if suffix not in CONTENT_TYPES:
         shown = f"files ending in {suffix}" if suffix else "files without an extension"
-        raise UploadRefused(
-            f"{shown.capitalize()} are not accepted; upload an MP4, MOV, WebM or MKV video."
+        raise InvalidInput(
+            f"{shown.capitalize()} are not accepted; upload an MP4, MOV, WebM or MKV video.",
+            "filename",
         )
     return CONTENT_TYPES[suffix]
 
@@ -83,9 +73,9 @@ def check_declared_size(size: int | None) -> None:
     if size is None:
         return
     if size <= 0:
-        raise UploadRefused("file is empty")
+        raise InvalidInput("file is empty", "size")
     if size > limit:
-        raise UploadTooLarge(f"file is {format_size(size)}; the limit is {format_size(limit)}")
+        raise TooLarge(f"file is {format_size(size)}; the limit is {format_size(limit)}", "size")
 
 
 def create(
@@ -98,12 +88,28 @@ def create(
     generator: str = "",
     generator_version: str = "",
     notes: str = "",
-    previous: Clip | None = None,
+    content_type: str | None = None,
+    previous_id: int | None = None,
 ) -> Clip:
-    """Check what can be checked before any byte moves, then create the clip in `uploading`."""
+    """Check what can be checked before any byte moves, then create the clip in `uploading`.
+
+    `content_type`, when the client declares one, must be what the filename is stored as.
+    """
     filename = clean_filename(filename)
-    content_type = content_type_for(filename)
+    stored_as = content_type_for(filename)
+    if content_type is not None and content_type != stored_as:
+        suffix = Path(filename).suffix.lower()
+        raise InvalidInput(
+            f"a {suffix} file is stored as {stored_as}; send that or leave content_type out",
+            "content_type",
+        )
     check_declared_size(size)
+    previous = None
+    if previous_id is not None:
+        try:
+            previous = access.own_clip(previous_id, tester)
+        except NotFound:
+            raise InvalidInput(f"you have no clip {previous_id}", "previous") from None
     return workflow.start_upload(
         tester,
         title=title.strip(),
@@ -112,7 +118,7 @@ def create(
         generator_version=generator_version.strip(),
         notes=notes,
         filename=filename,
-        content_type=content_type,
+        content_type=stored_as,
         previous=previous,
     )
 
@@ -174,7 +180,7 @@ def clip_for_ticket(clip_id: int, token: str) -> Clip:
     try:
         payload = _serializer().loads(token, max_age=current_app.config["UPLOAD_TICKET_TTL"])
     except SignatureExpired:
-        raise UploadRefused("This upload ticket has expired; start the upload again.") from None
+        raise InvalidInput("This upload ticket has expired; start the upload again.") from None
     except BadSignature:
         raise NotFound("There is no such upload.") from None
     clip = db.session.get(Clip, clip_id)
@@ -227,7 +233,32 @@ def receive(clip: Clip, stream: BinaryIO) -> None:
             guard=still_uploading,
         )
     except ObjectTooLarge:
-        raise UploadTooLarge(f"file is larger than the {format_size(limit)} limit") from None
+        raise TooLarge(f"file is larger than the {format_size(limit)} limit", "file") from None
+
+
+def upload_whole(
+    tester: User,
+    stream: BinaryIO,
+    *,
+    filename: str,
+    previous_id: int | None = None,
+    **details: str,
+) -> Clip:
+    """The no-JavaScript form: create the clip, store the file it came with, hand it on.
+
+    The form parser has already spooled the file, so this is a local copy; it runs inside the
+    request's transaction, and a refusal anywhere leaves neither the row nor any bytes (what
+    a failed commit could leave staged, `delete_stale_staging` sweeps).
+    """
+    clip = create(tester, filename=filename, previous_id=previous_id, **details)
+    limit = current_app.config["MAX_CLIP_BYTES"]
+    try:
+        storage().put_stream(
+            _staging_key(clip), stream, content_type=clip.content_type, max_bytes=limit
+        )
+    except ObjectTooLarge:
+        raise TooLarge(f"file is larger than the {format_size(limit)} limit", "file") from None
+    return complete(clip, tester)
 
 
 # --- handing over to verification ---------------------------------------------------------------
@@ -250,34 +281,24 @@ def complete(clip: Clip, actor: User) -> Clip:
     return clip
 
 
-def abandon(clip: Clip, reason: str) -> list[str | None]:
-    """Mark an upload failed with the reason; returns the keys to delete after the commit."""
-    return verification.fail(clip.id, reason)
+def abandoned_uploads(older_than: timedelta) -> list[int]:
+    """Clips whose upload never finished (a closed tab), for the cleanup job to fail.
 
-
-def delete_objects(keys: list[str | None]) -> None:
-    """Remove a failed upload's bytes (after the commit that failed it)."""
-    ingest.delete_quietly(storage(), keys)
-
-
-def cleanup_abandoned(older_than: timedelta) -> int:
-    """Fail clips whose upload never finished (a closed tab), then delete their partial bytes.
-
-    Clips stuck in `verifying` are not failed here: the reaper gives them to another worker.
+    Clips stuck in `verifying` are not among them: the reaper gives them to another worker.
     """
     cutoff = utcnow() - older_than
-    stale = db.session.scalars(
-        select(Clip.id).where(Clip.status == ClipStatus.UPLOADING, Clip.status_changed_at < cutoff)
-    ).all()
-    for clip_id in stale:
-        try:
-            keys = verification.fail(clip_id, "the upload was never finished")
-            db.session.commit()
-        except StateConflict:
-            db.session.rollback()  # it finished after all, in the meantime
-            continue
-        delete_objects(keys)
-    return len(stale)
+    return list(
+        db.session.scalars(
+            select(Clip.id).where(
+                Clip.status == ClipStatus.UPLOADING, Clip.status_changed_at < cutoff
+            )
+        )
+    )
+
+
+def abandon_upload(clip_id: int) -> list[str | None]:
+    """Fail one abandoned upload; returns the keys to delete once that is committed."""
+    return verification.fail(clip_id, "the upload was never finished")
 
 
 def delete_stale_staging() -> int:

@@ -42,39 +42,7 @@ from approval.models import (
     Verdict,
 )
 from approval.ops import notifications
-
-
-class WorkflowError(Exception):
-    """A refused step; the message is meant for the person who asked."""
-
-    status_code = 400
-    #: True when the refusal wrote an audit event that must be committed, not rolled back.
-    keeps_evidence = False
-
-
-class NotAllowed(WorkflowError):
-    status_code = 403
-
-
-class NotFound(WorkflowError):
-    status_code = 404
-
-
-class InvalidInput(WorkflowError):
-    status_code = 422
-
-
-class StateConflict(WorkflowError):
-    """The clip is not in a state this step accepts, usually because someone acted first."""
-
-    status_code = 409
-
-    def __init__(self, message: str, clip: Clip) -> None:
-        super().__init__(message)
-        self.clip_id = clip.id
-        self.status = clip.status
-        self.changed_at = clip.status_changed_at
-        self.changed_by = clip.status_changed_by_id
+from approval.ops.errors import InvalidInput, NotAllowed, NotFound, StateConflict
 
 
 @dataclass(frozen=True)
@@ -545,11 +513,27 @@ def check_timecode(clip: Clip, timecode: float | None) -> None:
     if timecode is None:
         return
     if not math.isfinite(timecode) or timecode < 0:
-        raise InvalidInput("The timecode must be a number of seconds from 0.")
+        raise InvalidInput("The timecode must be a number of seconds from 0.", "timecode")
     if clip.duration_seconds is not None and timecode > clip.duration_seconds:
         raise InvalidInput(
-            f"The timecode must lie within the clip (0 to {clip.duration_seconds:g} seconds)."
+            f"The timecode must lie within the clip (0 to {clip.duration_seconds:g} seconds).",
+            "timecode",
         )
+
+
+def _check_rejection(category: str | None, reason: str | None) -> None:
+    """A rejection needs a known category and a reason; say which is missing, field by field."""
+    categories = rejection_categories()
+    errors = {}
+    if category is None:
+        errors["category"] = "required to reject"
+    elif category not in categories:
+        errors["category"] = f"use one of {', '.join(categories)}"
+    if reason is None:
+        errors["reason"] = "required to reject; the tester reads it"
+    if errors:
+        listed = "; ".join(f"{field}: {message}" for field, message in errors.items())
+        raise InvalidInput(f"The rejection is incomplete: {listed}.", errors=errors)
 
 
 def check_played_seconds(played: float | None) -> float | None:
@@ -605,10 +589,7 @@ def decide(
         raise NotAllowed("Only reviewers can decide on clips.")
     reason = (reason or "").strip() or None
     if verdict == Verdict.REJECT:
-        if category not in rejection_categories():
-            raise InvalidInput(f"Unknown rejection category {category!r}.")
-        if reason is None:
-            raise InvalidInput("Say why the clip is rejected; the tester will read it.")
+        _check_rejection(category, reason)
         check_timecode(clip, timecode)
     else:
         category = timecode = None  # an approval points at nothing in particular

@@ -82,7 +82,6 @@ def counts() -> Response:
 def review_next() -> BaseResponse:
     """Claim the oldest clip nobody is reviewing (or the one already held) and open it."""
     clip = workflow.claim_next(current_user)
-    db.session.commit()
     return _open(clip)
 
 
@@ -139,7 +138,6 @@ def claim(clip_id: int) -> BaseResponse:
     """Start reviewing this particular clip."""
     clip = db.get_or_404(Clip, clip_id)
     workflow.claim(clip, current_user)
-    db.session.commit()
     return redirect(url_for("review.clip", clip_id=clip.id))
 
 
@@ -149,7 +147,6 @@ def renew(clip_id: int) -> Response:
     """Extend the lease while the review page stays open (called by review.js)."""
     clip = db.get_or_404(Clip, clip_id)
     expires = workflow.renew_claim(clip, current_user)
-    db.session.commit()
     return jsonify(expires_at=expires.isoformat())
 
 
@@ -159,7 +156,6 @@ def release(clip_id: int) -> BaseResponse:
     """Give the clip back to the queue without deciding."""
     clip = db.get_or_404(Clip, clip_id)
     workflow.release(clip, current_user)
-    db.session.commit()
     flash(f"“{clip.title}” is back in the queue.", "success")
     return redirect(url_for("review.queue"))
 
@@ -172,7 +168,6 @@ def approve(clip_id: int) -> BaseResponse:
     _, upcoming = workflow.decide_and_claim_next(
         clip, current_user, Verdict.APPROVE, played_seconds=_played_seconds()
     )
-    db.session.commit()
     flash(f"“{clip.title}”: {_outcome(clip)}.", "success")
     return _open(upcoming)
 
@@ -194,7 +189,6 @@ def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
         timecode=form.timecode.data,
         played_seconds=_played_seconds(),
     )
-    db.session.commit()
     flash(f"“{clip.title}”: rejected.", "success")
     return _open(upcoming)
 

@@ -18,11 +18,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from approval.clock import utcnow
 from approval.delivery import serve_object
-from approval.extensions import db, limiter
-from approval.models import Clip, ShareLink
-from approval.ops import sharing
+from approval.extensions import limiter
+from approval.models import ShareLink
+from approval.ops import access, sharing
 from approval.ops.served import Media
-from approval.ops.workflow import InvalidInput, NotFound
+from approval.ops.workflow import InvalidInput
 from approval.web import client_address, site_url, storage_origin
 
 from . import bp
@@ -171,9 +171,7 @@ def _public_headers(response: Response) -> Response:
 @login_required
 def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
     """Make a share link and show its URL, once."""
-    clip = db.session.get(Clip, clip_id)
-    if clip is None or not clip.can_be_seen_by(current_user):
-        raise NotFound("There is no such clip.")
+    clip = access.visible_clip(clip_id, current_user)
     form = ShareLinkForm()
     if not form.validate_on_submit():
         errors = "; ".join(
@@ -188,7 +186,6 @@ def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
         passphrase=form.passphrase.data or None,
         allow_download=bool(form.allow_download.data),
     )
-    db.session.commit()
     return render_template(
         "share/created.html", clip=clip, link=link, url=site_url("share.page", token=token)
     )
@@ -198,11 +195,7 @@ def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
 @login_required
 def revoke(link_id: int) -> BaseResponse:
     """Revoke one link; new requests to it get 410 at once."""
-    link = db.session.get(ShareLink, link_id)
-    if link is None:
-        raise NotFound("There is no such share link.")
-    sharing.revoke_link(link, current_user)
-    db.session.commit()
+    link = sharing.revoke_link(link_id, current_user)
     ttl = current_app.config["SHARE_URL_TTL"]
     flash(
         "The link is revoked: it stops working for every new request now. A video that was "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
@@ -10,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from approval.ops.workflow import StateConflict, WorkflowError
+from approval.ops.errors import Refused, StateConflict
 
 from .extensions import db
 from .formatting import format_size
@@ -56,6 +55,32 @@ def problem(status: int, detail: str, title: str | None = None, **extra: object)
     return response
 
 
+REFUSAL_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Already changed",
+    422: "Check the input",
+}
+
+
+def refusal_problem(exc: Refused) -> Response:
+    """A refusal as problem+json: each field at fault in `errors[]`, a conflict's clip state."""
+    extra: dict[str, object] = {}
+    detail = exc.message
+    if exc.errors:
+        extra["errors"] = [{"field": f, "message": m} for f, m in exc.errors.items()]
+        if exc.field is not None and len(exc.errors) == 1:
+            detail = f"{exc.field}: {exc.message}"
+    if isinstance(exc, StateConflict) and exc.status is not None:
+        extra.update(
+            clip=exc.clip_id,
+            current_status=exc.status.value,
+            changed_at=exc.changed_at.isoformat() if exc.changed_at else None,
+            changed_by=exc.changed_by,
+        )
+    return problem(exc.status_code, detail, REFUSAL_TITLES.get(exc.status_code), **extra)
+
+
 def error_page(status: int, detail: str | None = None, title: str | None = None) -> Response:
     default_title, default_detail = MESSAGES.get(status, ("Error", ""))
     if wants_problem_json():
@@ -70,31 +95,17 @@ def error_page(status: int, detail: str | None = None, title: str | None = None)
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(WorkflowError)
-    def workflow_error(exc: WorkflowError) -> Response:
+    @app.errorhandler(Refused)
+    def refused(exc: Refused) -> Response:
         # The refused step may have written part of its work; none of it may stay -- except a
         # refusal that logged why (a changed file), whose audit event is the point.
         if exc.keeps_evidence:
             db.session.commit()
         else:
             db.session.rollback()
-        titles = {
-            403: "Not allowed",
-            404: "Not found",
-            409: "Already changed",
-            422: "Check the input",
-        }
-        response = error_page(exc.status_code, str(exc), titles.get(exc.status_code))
-        if isinstance(exc, StateConflict) and wants_problem_json():
-            body = response.get_json()
-            body.update(
-                clip=exc.clip_id,
-                current_status=exc.status.value,
-                changed_at=exc.changed_at.isoformat(),
-                changed_by=exc.changed_by,
-            )
-            response.set_data(json.dumps(body))
-        return response
+        if wants_problem_json():
+            return refusal_problem(exc)
+        return error_page(exc.status_code, exc.message, REFUSAL_TITLES.get(exc.status_code))
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
