@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.headerregistry import Address
@@ -165,13 +165,6 @@ def send_one(client: smtplib.SMTP, message: EmailMessage) -> None:
         raise MailError(f"the server refused the message: {_why(exc)}") from exc
     if refused:  # some recipients refused, others taken: ours have one recipient each
         raise MailError(f"the server refused the recipient: {_why_refused(refused)}")
-
-
-def send(settings: SmtpSettings, messages: Sequence[EmailMessage]) -> None:
-    """Send several messages over one connection (a convenience for scripts and tests)."""
-    with connect(settings) as client:
-        for message in messages:
-            send_one(client, message)
 
 
 def _why(exc: BaseException) -> str:

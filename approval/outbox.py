@@ -19,7 +19,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import mail
@@ -63,19 +63,15 @@ def _sender(settings: mail.SmtpSettings) -> str:
 
 
 def _message_text(notification: Notification) -> str:
+    from .ops.notifications import target  # it imports this module
     from .web import site_url
 
     lines = [notification.body, ""]
-    if notification.kind == "queue.digest":
-        lines.append(f"Open the queue: {site_url('review.queue')}")
-    elif notification.clip_id is not None:
-        anchor = ""
-        clip = notification.clip
-        if notification.kind == "clip.rejected" and clip and clip.decision_timecode is not None:
-            anchor = f"#t={clip.decision_timecode:.1f}"
-        lines.append(f"Open the clip: {site_url('clips.detail', clip_id=notification.clip_id)}")
-        if anchor:
-            lines[-1] += anchor
+    pointed = target(notification)
+    if pointed is not None:
+        what = "the queue" if pointed.endpoint == "review.queue" else "the clip"
+        url = site_url(pointed.endpoint, **pointed.values) + pointed.anchor
+        lines.append(f"Open {what}: {url}")
     lines += ["", "—", f"Your notifications and mail settings: {site_url('inbox.index')}"]
     return "\n".join(lines)
 
@@ -192,16 +188,3 @@ def _failed(session: Session, row: Notification, error: str, report: MailReport)
     )
     report.failed += 1
     report.last_error = error
-
-
-def pending_count() -> int:
-    """Unsent mail of active people, for the retry command's summary."""
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Notification)
-            .join(User, User.id == Notification.user_id)
-            .where(Notification.emailed_at.is_(None), User.active.is_(True))
-        )
-        or 0
-    )

@@ -483,10 +483,16 @@ def test_smtps_sends_over_implicit_tls(tls_files: tuple[Path, Path]) -> None:
     )
     try:
         url = f"smtps://greenlight:p%40ss%3Aword%2F1@127.0.0.1:{server.port}?cafile={tls_files[0]}"
-        mail.send(mail.parse_smtp_url(url), [_message()])
+        send_directly(url)
     finally:
         controller.stop()
     assert ([m["Subject"] for m in server.received], server.logins) == (["Hi"], [SMTP_LOGIN])
+
+
+def send_directly(url: str) -> None:
+    """One message over one connection, as the outbox sends each."""
+    with mail.connect(mail.parse_smtp_url(url)) as client:
+        mail.send_one(client, _message())
 
 
 def test_starttls_upgrades_before_signing_in(tls_files: tuple[Path, Path]) -> None:
@@ -498,7 +504,7 @@ def test_starttls_upgrades_before_signing_in(tls_files: tuple[Path, Path]) -> No
             f"smtp://greenlight:p%40ss%3Aword%2F1@127.0.0.1:{server.port}"
             f"?starttls=1&cafile={tls_files[0]}"
         )
-        mail.send(mail.parse_smtp_url(url), [_message()])
+        send_directly(url)
     finally:
         controller.stop()
     assert ([m["Subject"] for m in server.received], server.logins) == (["Hi"], [SMTP_LOGIN])
@@ -508,7 +514,7 @@ def test_an_untrusted_certificate_is_refused(tls_files: tuple[Path, Path]) -> No
     server, controller = start_mail_server(ssl_context=_server_context(tls_files))
     try:
         with pytest.raises(mail.MailError, match="cannot reach"):
-            mail.send(mail.parse_smtp_url(f"smtps://127.0.0.1:{server.port}"), [_message()])
+            send_directly(f"smtps://127.0.0.1:{server.port}")
     finally:
         controller.stop()
     assert server.received == []

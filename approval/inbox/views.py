@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.forms import ActionForm
+from approval.models import Notification
 from approval.ops import notifications
 
 from . import bp
@@ -28,7 +29,7 @@ def index() -> str:
         "inbox/index.html",
         page=page,
         kinds=notifications.KINDS,
-        link_path=notifications.link_path,
+        link_path=_link_path,
         action_form=ActionForm(),
         digest_form=DigestForm(wants_queue_digest=current_user.wants_queue_digest),
         mail_on=bool(current_app.config.get("SMTP_URL")),
@@ -87,12 +88,12 @@ def _unread() -> dict[str, Any]:
             count = notifications.unread_count(current_user)
         except SQLAlchemyError:  # an error page after a failed transaction must still render
             log.warning("unread count unavailable", exc_info=True)
-    return {"unread_count": count, "audit_url": _audit_url()}
+    return {"unread_count": count}
 
 
-def _audit_url() -> str | None:
-    """The admins' audit page, whichever name its endpoint has, if it exists yet."""
-    for endpoint in ("admin.audit", "admin.audit_log"):
-        if endpoint in current_app.view_functions:
-            return url_for(endpoint)
-    return None
+def _link_path(notification: Notification) -> str | None:
+    """Where a notification points in the app: the clip (at its timecode) or the queue."""
+    pointed = notifications.target(notification)
+    if pointed is None:
+        return None
+    return url_for(pointed.endpoint, **pointed.values) + pointed.anchor

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from approval import outbox
 from approval.clock import utcnow
 from approval.extensions import db
-from approval.models import Clip, ClipStatus, Notification, Role, User, UserRole
+from approval.models import Clip, Notification, Role, User, UserRole
+from approval.ops import queue
 
 #: Notification kinds, with how the inbox names them.
 KINDS = {
@@ -148,47 +149,29 @@ def mark_read(user: User, notification_id: int | None = None) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def link_path(notification: Notification) -> str | None:
-    """Where a notification points in the app: the clip (at its timecode) or the queue."""
-    from flask import url_for
+@dataclass(frozen=True)
+class Target:
+    """Where a notification points: a route (for the web layer to build) and an anchor."""
 
+    endpoint: str
+    values: dict[str, int]
+    anchor: str = ""
+
+
+def target(notification: Notification) -> Target | None:
+    """The clip (at its timecode, for a rejection) or the queue; None for neither."""
     if notification.kind == "queue.digest":
-        return url_for("review.queue")
+        return Target("review.queue", {})
     clip = notification.clip
     if clip is None:
         return None
-    path = url_for("clips.detail", clip_id=clip.id)
+    anchor = ""
     if notification.kind == "clip.rejected" and clip.decision_timecode is not None:
-        path += f"#t={clip.decision_timecode:.1f}"
-    return path
+        anchor = f"#t={clip.decision_timecode:.1f}"
+    return Target("clips.detail", {"clip_id": clip.id}, anchor)
 
 
 # --- the reviewers' digest -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QueueState:
-    available: int
-    in_review: int
-    oldest_submitted_at: datetime | None
-
-
-def queue_state(now: datetime) -> QueueState:
-    """Clips a reviewer could take (waiting or with a lapsed lease), and the oldest of them."""
-    available = and_(
-        Clip.submitted_at.is_not(None),
-        or_(
-            Clip.status == ClipStatus.WAITING,
-            and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now),
-        ),
-    )
-    count, oldest = db.session.execute(
-        select(func.count(), func.min(Clip.submitted_at)).where(available)
-    ).one()
-    live = db.session.scalar(
-        select(func.count()).where(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at > now)
-    )
-    return QueueState(count, live or 0, oldest)
 
 
 def _age(seconds: float) -> str:
@@ -202,8 +185,8 @@ def _age(seconds: float) -> str:
 def queue_digest(now: datetime | None = None) -> list[Notification]:
     """One digest for each opted-in reviewer not sent one lately; none when the queue is empty."""
     now = now or utcnow()
-    state = queue_state(now)
-    if state.available == 0 or state.oldest_submitted_at is None:
+    state = queue.counts(now)
+    if state.waiting == 0 or state.oldest_submitted_at is None:
         return []
     reviewers = db.session.scalars(
         select(User)
@@ -217,14 +200,14 @@ def queue_digest(now: datetime | None = None) -> list[Notification]:
         .order_by(User.id)
     ).all()
     oldest = state.oldest_submitted_at
-    clips = "1 clip is" if state.available == 1 else f"{state.available} clips are"
+    clips = "1 clip is" if state.waiting == 1 else f"{state.waiting} clips are"
     body = (
         f"{clips} waiting for review. The oldest has waited "
         f"{_age((now - oldest).total_seconds())} (since {oldest:%Y-%m-%d %H:%M} UTC)."
     )
     if state.in_review:
         body += f" {state.in_review} {'is' if state.in_review == 1 else 'are'} being reviewed now."
-    subject = f"Review queue: {state.available} waiting"
+    subject = f"Review queue: {state.waiting} waiting"
     made = []
     for reviewer in reviewers:
         reviewer.last_digest_at = now

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
 from approval.extensions import db
@@ -86,6 +86,11 @@ def _lapsed(now: datetime) -> ColumnElement[bool]:
 
 def _available_kinds(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return Clip.status == ClipStatus.WAITING, _lapsed(now)
+
+
+def available(now: datetime) -> ColumnElement[bool]:
+    """What a reviewer could claim: waiting, or in review under a lapsed lease."""
+    return or_(*_available_kinds(now))
 
 
 def counts(now: datetime) -> Counts:

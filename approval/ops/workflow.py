@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.orm import lazyload
 
 from approval import audit
@@ -41,7 +41,7 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.ops import notifications
+from approval.ops import notifications, queue
 from approval.ops.errors import InvalidInput, NotAllowed, NotFound, StateConflict
 
 
@@ -346,10 +346,7 @@ def _lease() -> timedelta:
 def claimable(reviewer: User, now: datetime) -> ColumnElement[bool]:
     """Waiting (or with a lapsed lease), not the reviewer's own, not already judged by them."""
     return and_(
-        or_(
-            Clip.status == ClipStatus.WAITING,
-            and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now),
-        ),
+        queue.available(now),
         Clip.tester_id != reviewer.id,
         ~exists().where(Decision.clip_id == Clip.id, Decision.reviewer_id == reviewer.id),
     )
