@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -234,3 +235,8 @@ def persistent_secret_key(instance_path: Path) -> str:
     if len(key) < 32:
         raise ConfigError("SECRET_KEY", f"{key_path} holds too short a key; delete it to renew")
     return key
+
+
+def rejection_categories() -> dict[str, str]:
+    """The configured rejection categories, key → label, in order: the one way to read them."""
+    return dict(current_app.config["REJECTION_CATEGORIES"])

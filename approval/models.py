@@ -371,6 +371,15 @@ class Clip(db.Model):
     def is_owned_by(self, user: User) -> bool:
         return self.tester_id == user.id
 
+    def earlier_versions(self) -> list[Clip]:
+        """The versions this one replaced, newest first."""
+        versions: list[Clip] = []
+        earlier = self.previous_version
+        while earlier is not None and len(versions) < 100:  # a guard, not a real limit
+            versions.append(earlier)
+            earlier = earlier.previous_version
+        return versions
+
     def claim_is_live(self, now: datetime) -> bool:
         return (
             self.status == ClipStatus.IN_REVIEW

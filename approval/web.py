@@ -180,7 +180,7 @@ def register_web_helpers(app: Flask) -> None:
 
     @app.context_processor
     def rejection_categories() -> dict[str, Any]:
-        return {"categories": dict(current_app.config["REJECTION_CATEGORIES"])}
+        return {"categories": rejection_categories()}
 
     app.jinja_env.filters.update(
         relative_time=relative_time,

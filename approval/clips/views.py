@@ -205,15 +205,10 @@ def status(clip_id: int) -> Response:
 def detail(clip_id: int) -> str:
     """One clip: player, status, reasons, versions, share links and its own timeline."""
     clip = access.visible_clip(clip_id, current_user)
-    versions = []
-    earlier = clip.previous_version
-    while earlier is not None:
-        versions.append(earlier)
-        earlier = earlier.previous_version
     return render_template(
         "clips/detail.html",
         clip=clip,
-        versions=versions,
+        versions=clip.earlier_versions(),
         events=audit.clip_timeline(clip.id),
         action_form=ActionForm(),
         playable=clip.status in VERIFIED_STATES,

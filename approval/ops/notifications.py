@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import func, or_, select, update
 
 from approval import outbox
 from approval.clock import utcnow
+from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import Clip, Notification, Role, User, UserRole
 from approval.ops import queue
@@ -77,8 +77,9 @@ def clip_approved(clip: Clip) -> Notification:
 
 def clip_rejected(clip: Clip) -> Notification:
     """Tell the tester their clip was rejected, and why."""
-    categories = dict(current_app.config["REJECTION_CATEGORIES"])
-    category = categories.get(clip.decision_category or "", clip.decision_category or "")
+    category = rejection_categories().get(
+        clip.decision_category or "", clip.decision_category or ""
+    )
     moment = ""
     if clip.decision_timecode is not None:
         moment = f" The reviewer points at {timecode(clip.decision_timecode)}."

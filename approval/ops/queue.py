@@ -219,13 +219,3 @@ def judged_by(reviewer: User, clip_ids: list[int]) -> set[int]:
             )
         )
     )
-
-
-def version_history(clip: Clip) -> list[Clip]:
-    """Earlier versions of this clip, newest first, each with its decisions."""
-    versions: list[Clip] = []
-    earlier = clip.previous_version
-    while earlier is not None and len(versions) < 100:  # a guard, not a real limit
-        versions.append(earlier)
-        earlier = earlier.previous_version
-    return versions

@@ -30,6 +30,7 @@ from sqlalchemy.orm import lazyload
 
 from approval import audit
 from approval.clock import utcnow
+from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import (
     DECIDED_STATES,
@@ -69,10 +70,6 @@ class VerifiedMedia:
     rendition_sha256: str | None = None
     rendition_etag: str | None = None
     rendition_codec: str | None = None
-
-
-def rejection_categories() -> dict[str, str]:
-    return dict(current_app.config["REJECTION_CATEGORIES"])
 
 
 def new_storage_key(kind: str = "clips") -> str:

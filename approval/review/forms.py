@@ -10,8 +10,8 @@ from wtforms import Field, FloatField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from approval.config import rejection_categories
 from approval.ops.queue import AGES, Filters
-from approval.ops.workflow import rejection_categories
 
 
 class QueueFilterForm(FlaskForm):

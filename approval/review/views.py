@@ -16,6 +16,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.clock import utcnow
+from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, User, UserRole, Verdict
 from approval.ops import queue as reads
@@ -114,9 +115,9 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
         previous=previous,
         following=following,
         upcoming=upcoming,
-        versions=reads.version_history(clip),
+        versions=clip.earlier_versions(),
         reject_form=reject_form,
-        categories=workflow.rejection_categories(),
+        categories=rejection_categories(),
         renew_seconds=max(
             5, min(RENEW_EVERY_SECONDS, current_app.config["CLAIM_LEASE_SECONDS"] // 3)
         ),
