@@ -65,12 +65,12 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    from . import admin, auth, clips, home, inbox, review, share, unit_of_work
+    from . import admin, auth, clips, home, inbox, review, sharing, unit_of_work
     from .cli import register_cli
     from .error_pages import register_error_handlers
     from .web import register_web_helpers
 
-    for blueprint in (home.bp, auth.bp, admin.bp, clips.bp, review.bp, share.bp, inbox.bp):
+    for blueprint in (home.bp, auth.bp, admin.bp, clips.bp, review.bp, sharing.bp, inbox.bp):
         app.register_blueprint(blueprint)
     from . import api
 

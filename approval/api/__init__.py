@@ -6,7 +6,7 @@ from flask import Flask, Response
 
 from approval.extensions import csrf, db
 
-from . import audit_log, clips, openapi, review, share_links  # noqa: F401  # routes register on bp
+from . import audit_log, clips, openapi, review, sharing  # noqa: F401  # routes register on bp
 from .blueprint import api, bp
 from .commands import tokens_cli
 from .problems import ApiError

@@ -32,7 +32,7 @@ from approval.ops import access, uploads
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
-from approval.share.forms import ShareLinkForm
+from approval.sharing.forms import ShareLinkForm
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
 from approval.web import roles_required, show_refusal, undo_refused

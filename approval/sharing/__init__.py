@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-bp = Blueprint("share", __name__)
+bp = Blueprint("sharing", __name__)
 
 from . import views  # noqa: E402, F401  # routes register themselves on bp

@@ -32,7 +32,7 @@ def create_share_link(user: User, clip_id: int, body: rs.ShareLinkCreate) -> Rep
     )
     created = rs.ShareLinkCreated(
         id=link.id,
-        url=site_url("share.page", token=token),
+        url=site_url("sharing.page", token=token),
         expires_at=link.expires_at,
         label=link.label,
         clip=clip.id,

@@ -66,23 +66,23 @@ def page(token: str) -> BaseResponse | str | tuple[str, int]:
         if form.validate_on_submit():
             if sharing.check_passphrase(link, form.passphrase.data or ""):
                 session["share_unlocked"] = [*session.get("share_unlocked", []), link.id][-20:]
-                return redirect(url_for("share.page", token=token))
+                return redirect(url_for("sharing.page", token=token))
             form.passphrase.errors = ["That passphrase is not right."]
-            return render_template("share/passphrase.html", form=form, token=token), 403
-        return render_template("share/passphrase.html", form=form, token=token)
+            return render_template("sharing/passphrase.html", form=form, token=token), 403
+        return render_template("sharing/passphrase.html", form=form, token=token)
     if request.method == "POST":
-        return redirect(url_for("share.page", token=token))
+        return redirect(url_for("sharing.page", token=token))
     sharing.approved_object(link)
     if request.method == "GET":  # a HEAD (link preview probes, monitors) is not a view
         sharing.count_page_view(link)
     return render_template(
-        "share/page.html",
+        "sharing/page.html",
         link=link,
         clip=link.clip,
         token=token,
-        page_url=site_url("share.page", token=token),
-        poster_url=site_url("share.poster", token=token),
-        media_url=site_url("share.media", token=token),
+        page_url=site_url("sharing.page", token=token),
+        poster_url=site_url("sharing.poster", token=token),
+        media_url=site_url("sharing.media", token=token),
     )
 
 
@@ -187,7 +187,7 @@ def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
         allow_download=bool(form.allow_download.data),
     )
     return render_template(
-        "share/created.html", clip=clip, link=link, url=site_url("share.page", token=token)
+        "sharing/created.html", clip=clip, link=link, url=site_url("sharing.page", token=token)
     )
 
 
