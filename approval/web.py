@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 
 from . import audit
 from .clock import utcnow
+from .config import rejection_categories
 from .extensions import db, storage
 from .formatting import format_size
 from .media import format_duration
@@ -179,7 +180,7 @@ def register_web_helpers(app: Flask) -> None:
     )
 
     @app.context_processor
-    def rejection_categories() -> dict[str, Any]:
+    def categories() -> dict[str, Any]:
         return {"categories": rejection_categories()}
 
     app.jinja_env.filters.update(
