@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from approval.ops.workflow import StateConflict, WorkflowError
+from approval.paging import BadCursor
 
 from .extensions import db
 from .formatting import format_size
@@ -95,6 +96,15 @@ def register_error_handlers(app: Flask) -> None:
             )
             response.set_data(json.dumps(body))
         return response
+
+    @app.errorhandler(BadCursor)
+    def bad_cursor(exc: BadCursor) -> Response:
+        return error_page(
+            400,
+            "This page link was changed or belongs to another list. Go back to the first page "
+            "and follow its links as given.",
+            "Bad page link",
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:
