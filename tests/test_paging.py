@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import Select, select
 
 from approval import paging
-from approval.models import Clip, ClipStatus
+from approval.models import Clip, ClipStatus, Role, User
 from tests.conftest import FrozenClock
 
 MakeClip = Callable[..., Clip]
@@ -118,3 +119,14 @@ def test_a_signed_cursor_with_a_key_of_the_wrong_shape_is_refused(
     cursor = paging.encode("test", key)
     with pytest.raises(paging.BadCursor):
         paging.page("test", select(Clip), [Clip.submitted_at, Clip.id], size=2, cursor=cursor)
+
+
+def test_a_bad_cursor_on_a_page_is_a_400_saying_so(
+    client: FlaskClient, make_user: Callable[..., User], login: Callable[..., Any]
+) -> None:
+    login(make_user(Role.TESTER))
+    response = client.get("/clips/?cursor=garbage")
+    assert (response.status_code, "Bad page link" in response.get_data(as_text=True)) == (
+        400,
+        True,
+    )

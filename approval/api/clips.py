@@ -8,17 +8,15 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from sqlalchemy import select
-
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User
-from approval.ops import uploads, workflow
+from approval.ops import clip_lists, uploads, workflow
 from approval.ops.uploads import UploadRefused, UploadTooLarge
 from approval.storage import UploadTicket
 from approval.web import site_url
 
-from . import pagination, serialize
 from . import schemas as s
+from . import serialize
 from .blueprint import api
 from .problems import ApiError, field_error
 from .registry import Reply
@@ -39,10 +37,6 @@ def own_clip(clip_id: int, user: User) -> Clip:
     if clip is None or not clip.is_owned_by(user):
         raise ApiError(404, f"You have no clip {clip_id}.", title="Not found")
     return clip
-
-
-def is_staff(user: User) -> bool:
-    return user.has_role(Role.REVIEWER) or user.has_role(Role.ADMIN)
 
 
 def _ticket_out(ticket: UploadTicket) -> s.UploadTicket:
@@ -150,25 +144,14 @@ def complete_clip(user: User, clip_id: int) -> Reply:
 @api.route("GET", "/clips", tag="clips", query=s.ClipQuery, replies={200: s.ClipPage})
 def list_clips(user: User, query: s.ClipQuery) -> Reply:
     """Clips, newest first: a tester's own; reviewers and admins see every clip."""
-    scope = "clips"
-    key = pagination.decode(scope, query.cursor)
-    statement = select(Clip)
-    if not is_staff(user):
-        statement = statement.where(Clip.tester_id == user.id)
-    if query.tester is not None:
-        statement = statement.where(Clip.tester_id == query.tester)
-    if query.status is not None:
-        statement = statement.where(Clip.status == query.status)
-    if key is not None:
-        statement = statement.where(Clip.id < int(key.get("before", 0)))
-    rows = list(db.session.scalars(statement.order_by(Clip.id.desc()).limit(query.limit + 1)))
-    page = rows[: query.limit]
-    following = {"before": page[-1].id} if len(rows) > query.limit else None
+    page = clip_lists.listed(
+        user, tester_id=query.tester, status=query.status, cursor=query.cursor, size=query.limit
+    )
     return Reply(
         200,
         s.ClipPage(
-            items=[serialize.clip_out(clip, user) for clip in page],
-            next=pagination.next_link(scope, following),
+            items=[serialize.clip_out(clip, user) for clip in page.items],
+            next=serialize.next_url(page.next),
         ),
     )
 

@@ -18,7 +18,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval import audit
@@ -29,7 +28,7 @@ from approval.formatting import format_size
 from approval.forms import ActionForm
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import uploads
+from approval.ops import clip_lists, uploads
 from approval.ops.served import Media, served_object
 from approval.ops.sharing import can_manage_links
 from approval.ops.workflow import WorkflowError, withdraw
@@ -39,8 +38,6 @@ from approval.web import roles_required
 
 from . import bp
 from .forms import DirectUploadForm, UploadForm
-
-PAGE_SIZE = 20
 
 
 def _visible_clip(clip_id: int) -> Clip:
@@ -82,15 +79,9 @@ def _previous(previous_id: int | None) -> Clip | None:
 @roles_required(Role.TESTER)
 def mine() -> str:
     """The tester's own clips, newest first, a page at a time (keyset on id)."""
-    query = select(Clip).where(Clip.tester_id == current_user.id)
-    before = request.args.get("before", type=int)
-    if before is not None:
-        query = query.where(Clip.id < before)
-    clips = db.session.scalars(query.order_by(Clip.id.desc()).limit(PAGE_SIZE + 1)).all()
-    more = len(clips) > PAGE_SIZE
-    clips = clips[:PAGE_SIZE]
-    next_page = url_for("clips.mine", before=clips[-1].id) if more else None
-    return render_template("clips/mine.html", clips=clips, next_page=next_page)
+    page = clip_lists.own(current_user, cursor=request.args.get("cursor"))
+    next_page = url_for("clips.mine", cursor=page.next) if page.next else None
+    return render_template("clips/mine.html", clips=page.items, next_page=next_page)
 
 
 @bp.route("/new", methods=["GET", "POST"])

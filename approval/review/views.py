@@ -47,12 +47,7 @@ def queue() -> str:
     now = utcnow()
     form = QueueFilterForm(formdata=request.args, testers=_testers())
     filters = form.filters() if form.validate() else reads.Filters()
-    page = reads.page(
-        filters,
-        now,
-        after=request.args.get("after", type=int),
-        before=request.args.get("before", type=int),
-    )
+    page = reads.page(filters, now, cursor=request.args.get("cursor"))
     return render_template(
         "review/queue.html",
         form=form,
@@ -61,7 +56,7 @@ def queue() -> str:
         counts=reads.counts(now),
         matching=reads.matching(filters, now) if filters.active else None,
         being_reviewed=reads.being_reviewed(now),
-        judged=reads.judged_by(current_user, [clip.id for clip in page.clips]),
+        judged=reads.judged_by(current_user, [clip.id for clip in page.items]),
         held=workflow.current_claim(current_user),
         now=now,
     )
