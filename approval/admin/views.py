@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.extensions import db
 from approval.forms import ActionForm
 from approval.models import Clip, Role, User
 from approval.ops import workflow
-from approval.ops.people import PeopleError, create_user, issue_password_link, set_active, set_roles
+from approval.ops.people import (
+    PeopleError,
+    create_user,
+    everyone,
+    issue_password_link,
+    set_active,
+    set_roles,
+)
 from approval.web import roles_required, site_url
 
 from . import bp
@@ -27,7 +33,7 @@ def password_link_url(token: str) -> str:
 @roles_required(Role.ADMIN)
 def people() -> str:
     """Everyone, with roles and state, and the invite form."""
-    users = db.session.scalars(select(User).order_by(User.email)).all()
+    users = everyone()
     return render_template(
         "admin/people.html", users=users, invite_form=InviteForm(), action_form=ActionForm()
     )
@@ -39,7 +45,7 @@ def invite() -> BaseResponse | tuple[str, int] | str:
     """Create an account and show its one-time set-password link."""
     form = InviteForm()
     if not form.validate_on_submit():
-        users = db.session.scalars(select(User).order_by(User.email)).all()
+        users = everyone()
         page = render_template(
             "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
         )
@@ -55,7 +61,7 @@ def invite() -> BaseResponse | tuple[str, int] | str:
     except PeopleError as exc:
         db.session.rollback()
         form.email.errors = [str(exc)]
-        users = db.session.scalars(select(User).order_by(User.email)).all()
+        users = everyone()
         page = render_template(
             "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
 from approval.extensions import db
 from approval.models import User
@@ -73,5 +72,5 @@ def tokens_revoke(token_id: int) -> None:
         raise click.ClickException(str(exc)) from None
     changed = tokens.revoke(token, actor=None)
     db.session.commit()
-    owner = db.session.scalar(select(User.email).where(User.id == token.user_id))
+    owner = token.user.email
     click.echo(f"token {token.id} of {owner} {'revoked' if changed else 'was already revoked'}")

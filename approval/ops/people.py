@@ -27,6 +27,22 @@ class PeopleError(ValueError):
     """A request about people that cannot be carried out; the message is for the user."""
 
 
+def everyone() -> list[User]:
+    """Every account, by email, for the people page."""
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def testers() -> list[tuple[int, str]]:
+    """Every tester's id and name, by name, for the queue's tester filter."""
+    rows = db.session.execute(
+        select(User.id, User.display_name)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == Role.TESTER)
+        .order_by(User.display_name, User.id)
+    )
+    return [(row.id, row.display_name) for row in rows]
+
+
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise PeopleError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
