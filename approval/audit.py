@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Row, Select, select, update
 
+from . import paging
 from .clock import utcnow
 from .extensions import db
 from .models import AuditEvent, AuditHead, Clip, ClipStatus
@@ -284,51 +285,11 @@ def filtered(
     return query
 
 
-@dataclass(frozen=True)
-class Page:
-    """Events newest first, with keyset cursors: `before=older` and `after=newer` pages."""
-
-    events: list[AuditEvent]
-    older: int | None
-    newer: int | None
-
-
 def newest_first(
-    query: Select[tuple[AuditEvent]],
-    *,
-    before: int | None = None,
-    after: int | None = None,
-    size: int = 50,
-) -> Page:
+    query: Select[tuple[AuditEvent]], scope: str, *, cursor: str | None = None, size: int = 50
+) -> paging.Page[AuditEvent]:
     """One page of `query`, newest first, by keyset on the id (chain order), never OFFSET."""
-    if after is not None:
-        rows = list(
-            db.session.scalars(
-                query.where(AuditEvent.id > after).order_by(AuditEvent.id).limit(size + 1)
-            )
-        )
-        events = rows[:size][::-1]
-        has_newer = len(rows) > size
-        has_older = bool(events) and _exists(query.where(AuditEvent.id < events[-1].id))
-    else:
-        older_than = query.where(AuditEvent.id < before) if before is not None else query
-        rows = list(db.session.scalars(older_than.order_by(AuditEvent.id.desc()).limit(size + 1)))
-        events = rows[:size]
-        has_older = len(rows) > size
-        has_newer = (
-            before is not None
-            and bool(events)
-            and _exists(query.where(AuditEvent.id > events[0].id))
-        )
-    return Page(
-        events,
-        older=events[-1].id if has_older else None,
-        newer=events[0].id if has_newer else None,
-    )
-
-
-def _exists(query: Select[tuple[AuditEvent]]) -> bool:
-    return bool(db.session.scalar(select(query.with_only_columns(AuditEvent.id).exists())))
+    return paging.page(scope, query, [AuditEvent.id.desc()], size=size, cursor=cursor)
 
 
 def clip_timeline(clip_id: int) -> list[AuditEvent]:

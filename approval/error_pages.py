@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from approval.ops.errors import Refused, StateConflict
+from approval.paging import BadCursor
 
 from .extensions import db
 from .formatting import format_size
@@ -106,6 +107,15 @@ def register_error_handlers(app: Flask) -> None:
         if wants_problem_json():
             return refusal_problem(exc)
         return error_page(exc.status_code, exc.message, REFUSAL_TITLES.get(exc.status_code))
+
+    @app.errorhandler(BadCursor)
+    def bad_cursor(exc: BadCursor) -> Response:
+        return error_page(
+            400,
+            "This page link was changed or belongs to another list. Go back to the first page "
+            "and follow its links as given.",
+            "Bad page link",
+        )
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> Response:

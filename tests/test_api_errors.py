@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from approval import paging
 from approval.models import Clip, ClipStatus, Role, User
 from tests.test_api import CLIP, bearer, problem, state
 
@@ -150,12 +151,9 @@ def test_someone_elses_clip_is_404_and_untouched(
 def test_a_tampered_or_foreign_cursor_is_400(
     app: Flask, client: FlaskClient, as_tester: dict[str, str], cursor: str
 ) -> None:
-    from approval.api import pagination
-
     with app.test_request_context():
         cursor = cursor.format(
-            own=pagination.encode("clips", {"before": 5}),
-            audit=pagination.encode("audit", {"before": 5}),
+            own=paging.encode("api.clips", [5]), audit=paging.encode("api.audit", [5])
         )
     response = client.get("/api/v1/clips", query_string={"cursor": cursor}, headers=as_tester)
     body = problem(response, 400)

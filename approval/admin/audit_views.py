@@ -11,7 +11,7 @@ from wtforms import DateField, Form, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
-from approval import audit
+from approval import audit, paging
 from approval.clock import utcnow
 from approval.forms import ActionForm
 from approval.models import AuditEvent, Role, User
@@ -82,14 +82,9 @@ def audit_log() -> tuple[str, int]:
     form = AuditFilterForm(request.args)
     query = _query(form)
     page = (
-        audit.newest_first(
-            query,
-            before=request.args.get("before", type=int),
-            after=request.args.get("after", type=int),
-            size=PAGE_SIZE,
-        )
+        audit.newest_first(query, "admin.audit", cursor=request.args.get("cursor"), size=PAGE_SIZE)
         if query is not None
-        else audit.Page([], None, None)
+        else paging.Page([], None, None)
     )
     html = render_template(
         "admin/audit.html",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.extensions import db
@@ -12,7 +11,13 @@ from approval.forms import ActionForm
 from approval.models import Clip, Role, User
 from approval.ops import workflow
 from approval.ops.errors import Refused
-from approval.ops.people import create_user, issue_password_link, set_active, set_roles
+from approval.ops.people import (
+    create_user,
+    everyone,
+    issue_password_link,
+    set_active,
+    set_roles,
+)
 from approval.web import password_link_url, roles_required, show_refusal
 
 from . import bp
@@ -23,7 +28,7 @@ from .forms import InviteForm, RolesForm, TakedownForm
 @roles_required(Role.ADMIN)
 def people() -> str:
     """Everyone, with roles and state, and the invite form."""
-    users = db.session.scalars(select(User).order_by(User.email)).all()
+    users = everyone()
     return render_template(
         "admin/people.html", users=users, invite_form=InviteForm(), action_form=ActionForm()
     )
@@ -35,7 +40,7 @@ def invite() -> BaseResponse | tuple[str, int] | str:
     """Create an account and show its one-time set-password link."""
     form = InviteForm()
     if not form.validate_on_submit():
-        users = db.session.scalars(select(User).order_by(User.email)).all()
+        users = everyone()
         page = render_template(
             "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
         )
@@ -50,7 +55,7 @@ def invite() -> BaseResponse | tuple[str, int] | str:
         token = issue_password_link(user, actor=current_user)
     except Refused as exc:
         status = show_refusal(exc, form, default_field="email")
-        users = db.session.scalars(select(User).order_by(User.email)).all()
+        users = everyone()
         page = render_template(
             "admin/people.html", users=users, invite_form=form, action_form=ActionForm()
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response
 
 from approval.extensions import csrf, db
+from approval.paging import BAD_CURSOR, BadCursor
 
 from . import audit_log, clips, openapi, review, sharing  # noqa: F401  # routes register on bp
 from .blueprint import api, bp
@@ -30,3 +31,15 @@ def _api_error(exc: ApiError) -> Response:
     """A refused API request: nothing it may have begun is kept."""
     db.session.rollback()
     return exc.response()
+
+
+@bp.errorhandler(BadCursor)
+def _bad_cursor(exc: BadCursor) -> Response:
+    """A cursor the API did not issue for this list: 400, pointing at the `cursor` field."""
+    db.session.rollback()
+    return ApiError(
+        400,
+        f"cursor: {BAD_CURSOR}.",
+        title="Bad cursor",
+        errors=[{"field": exc.field, "message": BAD_CURSOR}],
+    ).response()

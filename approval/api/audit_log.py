@@ -5,8 +5,8 @@ from __future__ import annotations
 from approval import audit
 from approval.models import Role
 
-from . import pagination, serialize
 from . import review_schemas as rs
+from . import serialize
 from .blueprint import api
 from .registry import Reply
 
@@ -17,19 +17,15 @@ ADMIN = (Role.ADMIN,)
            roles=ADMIN)  # fmt: skip
 def list_events(query: rs.AuditQuery) -> Reply:
     """Events newest first, filtered by time, clip, actor or action, a page at a time."""
-    scope = "audit"
-    key = pagination.decode(scope, query.cursor)
     selection = audit.filtered(
         since=query.since, clip_id=query.clip, actor_id=query.actor, action=query.action
     )
-    before = int(key.get("before", 0)) if key is not None else None
-    page = audit.newest_first(selection, before=before, size=query.limit)
-    following = {"before": page.older} if page.older is not None else None
+    page = audit.newest_first(selection, "api.audit", cursor=query.cursor, size=query.limit)
     return Reply(
         200,
         rs.AuditPage(
-            items=[serialize.audit_event(event) for event in page.events],
-            next=pagination.next_link(scope, following),
+            items=[serialize.audit_event(event) for event in page.items],
+            next=serialize.next_url(page.next),
         ),
     )
 

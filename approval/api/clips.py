@@ -6,17 +6,14 @@ workflow.withdraw); a view validates, calls one of them, commits once and replie
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from approval.extensions import db
-from approval.models import Clip, ClipStatus, Role, User
-from approval.ops import access, uploads, workflow
+from approval.models import ClipStatus, Role, User
+from approval.ops import access, clip_lists, uploads, workflow
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
 from approval.web import site_url
 
-from . import pagination, serialize
 from . import schemas as s
+from . import serialize
 from .blueprint import api
 from .problems import ApiError
 from .registry import Reply
@@ -104,25 +101,14 @@ def complete_clip(user: User, clip_id: int) -> AfterCommit:
 @api.route("GET", "/clips", tag="clips", query=s.ClipQuery, replies={200: s.ClipPage})
 def list_clips(user: User, query: s.ClipQuery) -> Reply:
     """Clips, newest first: a tester's own; reviewers and admins see every clip."""
-    scope = "clips"
-    key = pagination.decode(scope, query.cursor)
-    statement = select(Clip)
-    if not access.is_staff(user):
-        statement = statement.where(Clip.tester_id == user.id)
-    if query.tester is not None:
-        statement = statement.where(Clip.tester_id == query.tester)
-    if query.status is not None:
-        statement = statement.where(Clip.status == query.status)
-    if key is not None:
-        statement = statement.where(Clip.id < int(key.get("before", 0)))
-    rows = list(db.session.scalars(statement.order_by(Clip.id.desc()).limit(query.limit + 1)))
-    page = rows[: query.limit]
-    following = {"before": page[-1].id} if len(rows) > query.limit else None
+    page = clip_lists.listed(
+        user, tester_id=query.tester, status=query.status, cursor=query.cursor, size=query.limit
+    )
     return Reply(
         200,
         s.ClipPage(
-            items=[serialize.clip_out(clip, user) for clip in page],
-            next=pagination.next_link(scope, following),
+            items=[serialize.clip_out(clip, user) for clip in page.items],
+            next=serialize.next_url(page.next),
         ),
     )
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
 from approval.cli import committed, user_or_fail
-from approval.extensions import db
-from approval.models import User
 from approval.ops import tokens
 from approval.web import exact_time
 
@@ -60,5 +57,5 @@ def tokens_revoke(token_id: int) -> None:
     with committed():
         token = tokens.find(token_id)
         changed = tokens.revoke(token, actor=None)
-    owner = db.session.scalar(select(User.email).where(User.id == token.user_id))
+    owner = token.user.email
     click.echo(f"token {token.id} of {owner} {'revoked' if changed else 'was already revoked'}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import request
+
 from approval.models import (
     DECIDED_STATES,
     VERIFIED_STATES,
@@ -27,6 +29,15 @@ def person(user: User) -> s.Person:
 
 def clip_url(clip_id: int) -> str:
     return site_url("api.get_clip", clip_id=clip_id)
+
+
+def next_url(cursor: str | None) -> str | None:
+    """The absolute URL of the following page (the request's filters kept), or None at the end."""
+    if cursor is None:
+        return None
+    args = {name: value for name, value in request.args.items() if name != "cursor"}
+    args["cursor"] = cursor
+    return site_url(str(request.endpoint), **(request.view_args or {}), **args)
 
 
 def _media(clip: Clip) -> s.Media | None:

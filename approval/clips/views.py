@@ -17,18 +17,17 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval import audit, jobs
 from approval.clock import utcnow
 from approval.delivery import serve_object
-from approval.extensions import csrf, db
+from approval.extensions import csrf
 from approval.formatting import format_size
 from approval.forms import ActionForm
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import access, uploads
+from approval.ops import access, clip_lists, uploads
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
@@ -39,8 +38,6 @@ from approval.web import roles_required, show_refusal, undo_refused
 
 from . import bp
 from .forms import DirectUploadForm, UploadForm
-
-PAGE_SIZE = 20
 
 
 def _ticket_json(clip: Clip, ticket: UploadTicket) -> dict[str, Any]:
@@ -67,15 +64,9 @@ def _previous(previous_id: int | None) -> Clip | None:
 @roles_required(Role.TESTER)
 def mine() -> str:
     """The tester's own clips, newest first, a page at a time (keyset on id)."""
-    query = select(Clip).where(Clip.tester_id == current_user.id)
-    before = request.args.get("before", type=int)
-    if before is not None:
-        query = query.where(Clip.id < before)
-    clips = db.session.scalars(query.order_by(Clip.id.desc()).limit(PAGE_SIZE + 1)).all()
-    more = len(clips) > PAGE_SIZE
-    clips = clips[:PAGE_SIZE]
-    next_page = url_for("clips.mine", before=clips[-1].id) if more else None
-    return render_template("clips/mine.html", clips=clips, next_page=next_page)
+    page = clip_lists.own(current_user, cursor=request.args.get("cursor"))
+    next_page = url_for("clips.mine", cursor=page.next) if page.next else None
+    return render_template("clips/mine.html", clips=page.items, next_page=next_page)
 
 
 @bp.route("/new", methods=["GET", "POST"])

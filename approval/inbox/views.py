@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 @login_required
 def index() -> str:
     """One's notifications, newest first, with the unread ones marked."""
-    page = notifications.recent(current_user, before=request.args.get("before", type=int))
+    page = notifications.recent(current_user, cursor=request.args.get("cursor"))
     return render_template(
         "inbox/index.html",
         page=page,

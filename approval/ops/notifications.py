@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
-from approval import outbox
+from approval import outbox, paging
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
@@ -119,22 +119,10 @@ def unread_count(user: User) -> int:
     )
 
 
-@dataclass(frozen=True)
-class Page:
-    notifications: list[Notification]
-    #: The id to page before for older notifications; None on the last page.
-    older: int | None
-
-
-def recent(user: User, *, before: int | None = None, size: int = 30) -> Page:
+def recent(user: User, *, cursor: str | None = None, size: int = 30) -> paging.Page[Notification]:
     """This person's notifications, newest first, a keyset page at a time."""
     query = select(Notification).where(Notification.user_id == user.id)
-    if before is not None:
-        query = query.where(Notification.id < before)
-    rows = list(db.session.scalars(query.order_by(Notification.id.desc()).limit(size + 1)))
-    more = len(rows) > size
-    rows = rows[:size]
-    return Page(rows, rows[-1].id if more and rows else None)
+    return paging.page("inbox", query, [Notification.id.desc()], size=size, cursor=cursor)
 
 
 def mark_read(user: User, notification_id: int | None = None) -> int:

@@ -24,6 +24,22 @@ from approval.token_hash import hash_token
 MIN_PASSWORD_LENGTH = 10
 
 
+def everyone() -> list[User]:
+    """Every account, by email, for the people page."""
+    return list(db.session.scalars(select(User).order_by(User.email)))
+
+
+def testers() -> list[tuple[int, str]]:
+    """Every tester's id and name, by name, for the queue's tester filter."""
+    rows = db.session.execute(
+        select(User.id, User.display_name)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == Role.TESTER)
+        .order_by(User.display_name, User.id)
+    )
+    return [(row.id, row.display_name) for row in rows]
+
+
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(

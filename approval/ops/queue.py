@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.orm import selectinload
 
+from approval import paging
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Decision, User
 
@@ -72,14 +73,6 @@ class Counts:
         }
 
 
-@dataclass(frozen=True)
-class Page:
-    clips: list[Clip]
-    #: Cursors: the id to page after (next) or before (previous); None when there is none.
-    after: int | None
-    before: int | None
-
-
 def _lapsed(now: datetime) -> ColumnElement[bool]:
     return and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now)
 
@@ -125,51 +118,13 @@ def _key(clip: Clip) -> tuple[datetime, int]:
     return clip.submitted_at, clip.id
 
 
-def _anchor(clip_id: int | None) -> tuple[datetime, int] | None:
-    if clip_id is None:
-        return None
-    submitted = db.session.scalar(select(Clip.submitted_at).where(Clip.id == clip_id))
-    return (submitted, clip_id) if submitted is not None else None
-
-
 def page(
-    filters: Filters,
-    now: datetime,
-    *,
-    after: int | None = None,
-    before: int | None = None,
-    size: int | None = None,
-) -> Page:
-    """One page of available clips, oldest first, after or before a cursor clip (keyset)."""
-    size = size or PAGE_SIZE
-    backwards = before is not None and after is None
-    anchor = _anchor(before if backwards else after)
-    position = tuple_(Clip.submitted_at, Clip.id)
-    found: list[Clip] = []
-    for kind in _available_kinds(now):
-        query = select(Clip).where(kind, *filters.conditions(now))
-        if anchor is not None:
-            query = query.where(position < anchor if backwards else position > anchor)
-        if backwards:
-            query = query.order_by(Clip.submitted_at.desc(), Clip.id.desc())
-        else:
-            query = query.order_by(Clip.submitted_at, Clip.id)
-        found.extend(db.session.scalars(query.limit(size + 1)))
-    found.sort(key=_key, reverse=backwards)
-    more = len(found) > size
-    clips = found[:size]
-    if backwards:
-        clips.reverse()
-        return Page(
-            clips,
-            after=clips[-1].id if clips else None,
-            before=clips[0].id if clips and more else None,
-        )
-    return Page(
-        clips,
-        after=clips[-1].id if clips and more else None,
-        before=clips[0].id if clips and anchor is not None else None,
-    )
+    filters: Filters, now: datetime, *, cursor: str | None = None, size: int | None = None
+) -> paging.Page[Clip]:
+    """One page of available clips, oldest first, after or before a cursor (keyset)."""
+    kinds = [select(Clip).where(kind, *filters.conditions(now)) for kind in _available_kinds(now)]
+    order = [Clip.submitted_at, Clip.id]
+    return paging.page("review.queue", kinds, order, size=size or PAGE_SIZE, cursor=cursor)
 
 
 def neighbours(clip: Clip, now: datetime) -> tuple[Clip | None, Clip | None]:

@@ -349,6 +349,13 @@ def claimable(reviewer: User, now: datetime) -> ColumnElement[bool]:
     )
 
 
+def can_claim(clip: Clip, reviewer: User, now: datetime) -> bool:
+    """Whether this reviewer could claim this clip now (asked by the database, as claim does)."""
+    return bool(
+        db.session.scalar(select(Clip.id).where(Clip.id == clip.id, claimable(reviewer, now)))
+    )
+
+
 def current_claim(reviewer: User) -> Clip | None:
     """The clip this reviewer holds a live lease on, if any."""
     return db.session.scalar(

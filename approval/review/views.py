@@ -8,19 +8,16 @@ button-only actions send the token and have nothing else to validate.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
-from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, User, UserRole, Verdict
+from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, Verdict
+from approval.ops import people, workflow
 from approval.ops import queue as reads
-from approval.ops import workflow
 from approval.web import roles_required
 
 from . import bp
@@ -31,29 +28,14 @@ RENEW_EVERY_SECONDS = 60
 EMPTY_QUEUE = "No clips waiting — nice work."
 
 
-def _testers() -> list[tuple[int, str]]:
-    rows = db.session.execute(
-        select(User.id, User.display_name)
-        .join(UserRole, UserRole.user_id == User.id)
-        .where(UserRole.role == Role.TESTER)
-        .order_by(User.display_name, User.id)
-    )
-    return [(row.id, row.display_name) for row in rows]
-
-
 @bp.get("/")
 @roles_required(Role.REVIEWER)
 def queue() -> str:
     """Clips waiting for review, oldest first, a keyset page at a time, with filters."""
     now = utcnow()
-    form = QueueFilterForm(formdata=request.args, testers=_testers())
+    form = QueueFilterForm(formdata=request.args, testers=people.testers())
     filters = form.filters() if form.validate() else reads.Filters()
-    page = reads.page(
-        filters,
-        now,
-        after=request.args.get("after", type=int),
-        before=request.args.get("before", type=int),
-    )
+    page = reads.page(filters, now, cursor=request.args.get("cursor"))
     return render_template(
         "review/queue.html",
         form=form,
@@ -62,7 +44,7 @@ def queue() -> str:
         counts=reads.counts(now),
         matching=reads.matching(filters, now) if filters.active else None,
         being_reviewed=reads.being_reviewed(now),
-        judged=reads.judged_by(current_user, [clip.id for clip in page.clips]),
+        judged=reads.judged_by(current_user, [clip.id for clip in page.items]),
         held=workflow.current_claim(current_user),
         now=now,
     )
@@ -111,7 +93,7 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
         clip=clip,
         mine=mine,
         held=None if mine else workflow.current_claim(current_user),
-        claimable=clip.status in VERIFIED_STATES and _claimable(clip, now),
+        claimable=clip.status in VERIFIED_STATES and workflow.can_claim(clip, current_user, now),
         previous=previous,
         following=following,
         upcoming=upcoming,
@@ -122,14 +104,6 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
             5, min(RENEW_EVERY_SECONDS, current_app.config["CLAIM_LEASE_SECONDS"] // 3)
         ),
         now=now,
-    )
-
-
-def _claimable(clip: Clip, now: datetime) -> bool:
-    return bool(
-        db.session.scalar(
-            select(Clip.id).where(Clip.id == clip.id, workflow.claimable(current_user, now))
-        )
     )
 
 
