@@ -21,7 +21,8 @@ from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
 from approval.ops import tokens
 from approval.ops.people import set_active
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]

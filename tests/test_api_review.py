@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
-from tests.conftest import FrozenClock
+from tests.plugins.factories import FrozenClock
 from tests.test_api import SITE, bearer, problem
 
 MakeUser = Callable[..., User]

@@ -30,7 +30,8 @@ from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
 from approval.ops import workflow
 from approval.ops.people import create_user, record_failed_sign_in, set_active, set_roles
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.web import csrf_token
 
 Login = Callable[..., Any]
 MakeUser = Callable[..., User]

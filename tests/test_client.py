@@ -30,7 +30,7 @@ from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User, Verdict
 from approval.ops import tokens, workflow
 from approval.storage import storage_from_url
-from tests.conftest import PASSWORD
+from tests.plugins.factories import PASSWORD
 
 CLIENT_DIR = Path(cli.__file__).parent
 ALLOWED_IMPORTS = {"requests", "platformdirs", "tqdm"}

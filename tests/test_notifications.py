@@ -30,7 +30,7 @@ from approval import mail, outbox
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Notification, Role, User, Verdict
 from approval.ops import notifications, workflow
-from tests.conftest import FrozenClock
+from tests.plugins.factories import FrozenClock
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]

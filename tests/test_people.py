@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from approval.extensions import db
 from approval.models import AuditEvent, PasswordToken, Role, User
-from tests.conftest import PASSWORD, FrozenClock, csrf_token
+from tests.plugins.factories import PASSWORD, FrozenClock
+from tests.plugins.web import csrf_token
 
 Login = Callable[..., Any]
 MakeUser = Callable[..., User]

@@ -23,7 +23,8 @@ from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
 from approval.ops import queue as reads
 from approval.ops import workflow
-from tests.conftest import FAKE_MEDIA, PASSWORD, FrozenClock, csrf_token
+from tests.plugins.factories import FAKE_MEDIA, PASSWORD, FrozenClock
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]

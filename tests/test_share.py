@@ -17,7 +17,8 @@ from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, ShareLink, User
 from approval.ops import sharing, workflow
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]

@@ -17,7 +17,8 @@ from approval.extensions import db
 from approval.models import ApiToken, AuditEvent, Role, User
 from approval.ops import tokens
 from approval.ops.people import set_active, set_roles
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 

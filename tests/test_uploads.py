@@ -20,8 +20,9 @@ from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User, Verdict
 from approval.ops import workflow
 from approval.storage import LocalStorage, S3Storage
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
 from tests.plugins.storage import s3_client_for
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 Login = Callable[..., Any]

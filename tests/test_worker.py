@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 
 from approval import jobs
 from approval.models import STEP_RENDERING, ClipStatus, Role
-from tests.conftest import IN_CI
+from tests.plugins.database import IN_CI
 from tests.plugins.workers import (
     LEASE_SECONDS,
     REDIS_URL,

@@ -17,7 +17,7 @@ from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
 from approval.ops import workflow
 from approval.ops.workflow import InvalidInput, NotAllowed, NotFound, StateConflict
-from tests.conftest import FAKE_MEDIA, FrozenClock
+from tests.plugins.factories import FAKE_MEDIA, FrozenClock
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
