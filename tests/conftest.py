@@ -1,9 +1,9 @@
 """Shared fixtures: an app on a clean, migrated database per test, and its test client.
 
 The rest lives in plugins, loaded below: the database (tests/plugins/database.py), factories
-and the people fixtures (factories.py), signing in (web.py), storage, media and worker
-processes. Test modules import shared helpers from those plugins, never from this file or from
-each other.
+and the people fixtures (factories.py), signing in (web.py), the API's helpers (api.py), the
+"nothing changed" snapshot (snapshot.py), storage, media and worker processes. Test modules
+import shared helpers from those plugins, never from this file or from each other.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ pytest_plugins = [
     "tests.plugins.database",
     "tests.plugins.factories",
     "tests.plugins.web",
+    "tests.plugins.api",
+    "tests.plugins.snapshot",
     "tests.plugins.workers",
 ]
 
