@@ -23,7 +23,7 @@ MakeUser = Callable[..., User]
 
 
 @pytest.fixture
-def as_admin(signed_in: SignIn, admin: User) -> FlaskClient:
+def admin_signed_in(signed_in: SignIn, admin: User) -> FlaskClient:
     """The test's `client`, signed in as the shared `admin`."""
     return signed_in(admin)
 
@@ -49,7 +49,7 @@ def actions() -> list[str]:
 
 
 def test_invite_shows_a_one_time_link_and_creates_the_account(
-    client: FlaskClient, admin: User, as_admin: FlaskClient
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     response = invite(client)
     assert response.status_code == 200
@@ -65,7 +65,7 @@ def test_invite_shows_a_one_time_link_and_creates_the_account(
 
 
 def test_invitee_sets_a_password_and_is_signed_in(
-    app: Flask, client: FlaskClient, admin: User, as_admin: FlaskClient
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     path = link_path(invite(client))
     newcomer = app.test_client()
@@ -85,7 +85,7 @@ def test_invitee_sets_a_password_and_is_signed_in(
 
 
 def test_set_password_link_works_once(
-    app: Flask, client: FlaskClient, admin: User, as_admin: FlaskClient
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     path = link_path(invite(client))
     first = app.test_client()
@@ -99,7 +99,7 @@ def test_set_password_link_works_once(
 
 
 def test_expired_set_password_link_changes_nothing(
-    app: Flask, client: FlaskClient, admin: User, as_admin: FlaskClient, clock: FrozenClock
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient, clock: FrozenClock
 ) -> None:
     path = link_path(invite(client))
     clock.advance(hours=72, seconds=1)
@@ -121,7 +121,7 @@ def test_unknown_set_password_link_is_refused(client: FlaskClient) -> None:
 
 
 def test_short_password_is_refused_and_link_stays_usable(
-    app: Flask, client: FlaskClient, admin: User, as_admin: FlaskClient
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     path = link_path(invite(client))
     other = app.test_client()
@@ -134,7 +134,7 @@ def test_short_password_is_refused_and_link_stays_usable(
 
 
 def test_new_link_replaces_the_old_one(
-    app: Flask, client: FlaskClient, admin: User, as_admin: FlaskClient
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     old_path = link_path(invite(client))
     user = User.by_email("new@example.com")
@@ -158,7 +158,11 @@ def test_new_link_replaces_the_old_one(
     ],
 )
 def test_bad_invitations_are_refused_and_create_nothing(
-    client: FlaskClient, admin: User, as_admin: FlaskClient, fields: dict[str, Any], message: str
+    client: FlaskClient,
+    admin: User,
+    admin_signed_in: FlaskClient,
+    fields: dict[str, Any],
+    message: str,
 ) -> None:
     with nothing_changed():
         response = invite(client, **fields)
@@ -168,7 +172,7 @@ def test_bad_invitations_are_refused_and_create_nothing(
 
 
 def test_duplicate_email_is_refused(
-    client: FlaskClient, admin: User, as_admin: FlaskClient
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     invite(client)
     with nothing_changed():
@@ -178,7 +182,7 @@ def test_duplicate_email_is_refused(
 
 
 def test_roles_change_is_saved_and_audited(
-    client: FlaskClient, admin: User, as_admin: FlaskClient, make_user: MakeUser
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_user: MakeUser
 ) -> None:
     user = make_user(Role.TESTER)
     page = f"/admin/people/{user.id}"
@@ -197,7 +201,7 @@ def test_roles_change_is_saved_and_audited(
 
 
 def test_last_admin_cannot_lose_admin_role(
-    client: FlaskClient, admin: User, as_admin: FlaskClient
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     page = f"/admin/people/{admin.id}"
     data = {"roles": ["tester"], "csrf_token": csrf_token(client, page)}
@@ -210,7 +214,7 @@ def test_last_admin_cannot_lose_admin_role(
 
 
 def test_deactivate_and_reactivate(
-    client: FlaskClient, admin: User, as_admin: FlaskClient, make_user: MakeUser
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_user: MakeUser
 ) -> None:
     user = make_user(Role.TESTER)
     page = f"/admin/people/{user.id}"
@@ -224,7 +228,7 @@ def test_deactivate_and_reactivate(
 
 
 def test_admin_cannot_deactivate_themselves(
-    client: FlaskClient, admin: User, as_admin: FlaskClient
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     page = f"/admin/people/{admin.id}"
     data = {"csrf_token": csrf_token(client, page)}
@@ -235,7 +239,9 @@ def test_admin_cannot_deactivate_themselves(
     assert admin.active
 
 
-def test_unknown_person_is_404(client: FlaskClient, admin: User, as_admin: FlaskClient) -> None:
+def test_unknown_person_is_404(
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
     with nothing_changed():
         assert client.get("/admin/people/9999").status_code == 404
 
