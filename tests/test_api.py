@@ -1,13 +1,14 @@
 """The JSON API: who may call it, and the clip endpoints' rules (bad input: test_api_errors).
 
 Every refusal is application/problem+json with a detail a person can act on, and changes
-nothing: the refusal tests check the clips and the audit log are as they were.
+nothing: the refusal tests check, with tests/plugins/snapshot.py, that no row, audit event or
+stored object appeared or went.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,67 +16,26 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
 from approval.extensions import db
-from approval.models import AuditEvent, Clip, ClipStatus, Role, User
+from approval.models import Clip, ClipStatus, Role, User
 from approval.ops import tokens
 from approval.ops.people import set_active
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.api import CLIP, SITE, bearer, problem
+from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
-SITE = "http://greenlight.test"
-
-
-def bearer(user: User, **options: Any) -> dict[str, str]:
-    _, raw = tokens.create(user, name="test", actor=None, **options)
-    db.session.commit()
-    return {"Authorization": f"Bearer {raw}"}
-
-
-@pytest.fixture
-def tester(app: Flask, make_user: MakeUser) -> User:
-    return make_user(Role.TESTER, email="tess@example.com")
-
-
-@pytest.fixture
-def as_tester(tester: User) -> dict[str, str]:
-    return bearer(tester)
-
-
-def state() -> tuple[int, int]:
-    """What a refused request must leave alone: how many clips and audit events exist."""
-    clips = db.session.scalar(select(func.count()).select_from(Clip)) or 0
-    return clips, db.session.scalar(select(func.count()).select_from(AuditEvent)) or 0
-
-
-@pytest.fixture
-def unchanged() -> Iterator[None]:
-    """Assert, after the test, that it changed no clip and wrote no audit event."""
-    before = state()
-    yield
-    assert state() == before
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    return body
-
-
-CLIP = {"title": "A clip", "filename": "clip.mp4", "size": 1000}
 
 
 # --- authentication ------------------------------------------------------------------------------
 
 
 def test_no_credentials_is_401_saying_how_to_authenticate(client: FlaskClient) -> None:
-    response = client.get("/api/v1/clips")
+    with nothing_changed():
+        response = client.get("/api/v1/clips")
     body = problem(response, 401)
     assert "Authorization: Bearer <token>" in body["detail"]
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -107,11 +67,10 @@ def test_refused_credentials_are_401_with_the_reason(
     else:
         headers = {"Authorization": "Bearer "}
     db.session.commit()
-    before = state()
-    response = client.post("/api/v1/clips", json=CLIP, headers=headers)
+    with nothing_changed():
+        response = client.post("/api/v1/clips", json=CLIP, headers=headers)
     assert message in problem(response, 401)["detail"]
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
-    assert state() == before
 
 
 def test_a_bearer_request_gets_no_cookie(client: FlaskClient, as_tester: dict[str, str]) -> None:
@@ -133,10 +92,9 @@ def test_session_reads_need_no_csrf_but_writes_do(
 ) -> None:
     login(tester)
     assert client.get("/api/v1/me").get_json()["id"] == tester.id
-    before = state()
-    refused = client.post("/api/v1/clips", json=CLIP)
+    with nothing_changed():
+        refused = client.post("/api/v1/clips", json=CLIP)
     assert "X-CSRFToken" in problem(refused, 400)["detail"]
-    assert state() == before
     token = csrf_token(client, "/clips/new")
     assert (
         client.post("/api/v1/clips", json=CLIP, headers={"X-CSRFToken": token}).status_code == 201
@@ -154,19 +112,18 @@ def test_session_reads_need_no_csrf_but_writes_do(
     ],
 )
 def test_a_tester_calling_reviewer_or_admin_endpoints_gets_403(
-    client: FlaskClient, as_tester: dict[str, str], method: str, path: str, role: str,
-    unchanged: None,
-) -> None:  # fmt: skip
-    response = client.open(path, method=method, json={"decision": "approve"}, headers=as_tester)
+    client: FlaskClient, as_tester: dict[str, str], method: str, path: str, role: str
+) -> None:
+    with nothing_changed():
+        response = client.open(path, method=method, json={"decision": "approve"}, headers=as_tester)
     assert f"needs the {role} role; your account has tester" in problem(response, 403)["detail"]
 
 
 def test_a_reviewer_cannot_start_uploads(client: FlaskClient, make_user: MakeUser) -> None:
     headers = bearer(make_user(Role.REVIEWER))
-    before = state()
-    response = client.post("/api/v1/clips", json=CLIP, headers=headers)
+    with nothing_changed():
+        response = client.post("/api/v1/clips", json=CLIP, headers=headers)
     assert "needs the tester role" in problem(response, 403)["detail"]
-    assert state() == before
 
 
 # --- clips -------------------------------------------------------------------------------------
@@ -200,8 +157,9 @@ def test_a_refused_file_is_422_with_the_reason_every_time(
     client.put(created["upload"]["url"].removeprefix(SITE), data=b"not a video at all",
                headers=created["upload"]["headers"])  # fmt: skip
     path = f"/api/v1/clips/{created['id']}/complete"
-    first = problem(client.post(path, headers=as_tester), 422)
-    again = problem(client.post(path, headers=as_tester), 422)
+    first = problem(client.post(path, headers=as_tester), 422)  # the clip fails, once
+    with nothing_changed():
+        again = problem(client.post(path, headers=as_tester), 422)
     assert first["failure_reason"] == again["failure_reason"]
     assert "not a video container we accept" in first["detail"]
     assert first["current_status"] == "failed"
@@ -276,5 +234,7 @@ def test_withdraw_over_the_api(
     clip = make_clip(ClipStatus.WAITING, tester=tester)
     response = client.post(f"/api/v1/clips/{clip.id}/withdraw", headers=as_tester)
     assert response.get_json()["status"] == "withdrawn"
-    conflict = problem(client.post(f"/api/v1/clips/{clip.id}/withdraw", headers=as_tester), 409)
+    with nothing_changed():
+        again = client.post(f"/api/v1/clips/{clip.id}/withdraw", headers=as_tester)
+    conflict = problem(again, 409)
     assert conflict["current_status"] == "withdrawn"

@@ -12,23 +12,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from approval import paging
-from approval.models import Clip, ClipStatus, Role, User
-from tests.test_api import CLIP, bearer, problem, state
+from approval.models import Clip, ClipStatus
+from tests.plugins.api import CLIP, problem
+from tests.plugins.snapshot import nothing_changed
 
 MakeClip = Callable[..., Clip]
 
 
 @pytest.fixture
-def as_tester(app: Flask, make_user: Callable[..., User]) -> dict[str, str]:
-    return bearer(make_user(Role.TESTER))
-
-
-@pytest.fixture
 def unchanged(as_tester: dict[str, str]) -> Iterator[None]:
-    """After the people and tokens exist: the request changed no clip and wrote no event."""
-    before = state()
-    yield
-    assert state() == before
+    """After the people and tokens exist: the test added or removed no row, event or object."""
+    with nothing_changed():
+        yield
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -126,7 +121,9 @@ def test_bad_clip_details_name_their_field(
 
 
 @pytest.mark.parametrize("path", ["/api/v1/clips/999", "/api/v1/clips/99999999999"])
-def test_unknown_clips_are_404(client: FlaskClient, as_tester: dict[str, str], path: str) -> None:
+def test_unknown_clips_are_404(
+    client: FlaskClient, as_tester: dict[str, str], path: str, unchanged: None
+) -> None:
     problem(client.get(path, headers=as_tester), 404)
 
 
@@ -138,10 +135,9 @@ def test_someone_elses_clip_is_404_and_untouched(
     client: FlaskClient, as_tester: dict[str, str], make_clip: MakeClip, method: str, path: str
 ) -> None:
     clip = make_clip(ClipStatus.UPLOADING)
-    before = state()
-    response = client.open(f"/api/v1/clips/{clip.id}{path}", method=method, headers=as_tester)
+    with nothing_changed():
+        response = client.open(f"/api/v1/clips/{clip.id}{path}", method=method, headers=as_tester)
     problem(response, 404)
-    assert state() == before
 
 
 @pytest.mark.parametrize(
@@ -149,7 +145,7 @@ def test_someone_elses_clip_is_404_and_untouched(
     ["garbage", "eyJiZWZvcmUiOjV9.forged", "{own}x", "{audit}"],
 )
 def test_a_tampered_or_foreign_cursor_is_400(
-    app: Flask, client: FlaskClient, as_tester: dict[str, str], cursor: str
+    app: Flask, client: FlaskClient, as_tester: dict[str, str], cursor: str, unchanged: None
 ) -> None:
     with app.test_request_context():
         cursor = cursor.format(
@@ -162,7 +158,7 @@ def test_a_tampered_or_foreign_cursor_is_400(
 
 
 def test_unknown_and_repeated_query_parameters_are_400(
-    client: FlaskClient, as_tester: dict[str, str]
+    client: FlaskClient, as_tester: dict[str, str], unchanged: None
 ) -> None:
     response = client.get("/api/v1/clips?colour=red&limit=1&limit=2", headers=as_tester)
     errors = problem(response, 400)["errors"]
@@ -171,7 +167,7 @@ def test_unknown_and_repeated_query_parameters_are_400(
 
 
 def test_unknown_paths_and_methods_are_problems_too(
-    client: FlaskClient, as_tester: dict[str, str]
+    client: FlaskClient, as_tester: dict[str, str], unchanged: None
 ) -> None:
     problem(client.get("/api/v1/nothing-here", headers=as_tester), 404)
     wrong = client.put("/api/v1/clips", headers=as_tester)

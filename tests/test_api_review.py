@@ -14,21 +14,12 @@ from sqlalchemy import func, select
 from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
-from tests.conftest import FrozenClock
-from tests.test_api import SITE, bearer, problem
+from tests.plugins.api import SITE, bearer, problem
+from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
-
-
-@pytest.fixture
-def reviewer(app: Flask, make_user: MakeUser) -> User:
-    return make_user(Role.REVIEWER, email="rita@example.com")
-
-
-@pytest.fixture
-def as_reviewer(reviewer: User) -> dict[str, str]:
-    return bearer(reviewer)
 
 
 def decide(client: FlaskClient, clip: Clip, headers: dict[str, str], **body: Any) -> Any:
@@ -70,7 +61,9 @@ def test_releasing_a_clip_one_does_not_hold_is_409(
     client: FlaskClient, as_reviewer: dict[str, str], make_clip: MakeClip
 ) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW)
-    body = problem(client.post(f"/api/v1/review/{clip.id}/release", headers=as_reviewer), 409)
+    with nothing_changed():
+        response = client.post(f"/api/v1/review/{clip.id}/release", headers=as_reviewer)
+    body = problem(response, 409)
     assert body["detail"].startswith("Cannot release this clip. This clip is in review")
 
 
@@ -130,7 +123,9 @@ def test_a_decision_that_lost_the_race_is_409_naming_the_winner(
     other = bearer(make_user(Role.REVIEWER, email="olga@example.com"))
     client.post("/api/v1/review/claim", headers=other)  # ...and another reviewer takes it
     decide(client, clip, other, decision="reject", category="rights", reason="A logo")
-    late = problem(decide(client, clip, as_reviewer), 409)
+    with nothing_changed():
+        response = decide(client, clip, as_reviewer)
+    late = problem(response, 409)
     assert late["current_status"] == "rejected"
     assert "already decided" in late["detail"]
     assert "rejected (by Person" in late["detail"]
@@ -141,10 +136,9 @@ def test_deciding_without_a_claim_is_409(
     client: FlaskClient, as_reviewer: dict[str, str], make_clip: MakeClip
 ) -> None:
     clip = make_clip(ClipStatus.WAITING)
-    assert (
-        "Claim the clip before deciding"
-        in problem(decide(client, clip, as_reviewer), 409)["detail"]
-    )
+    with nothing_changed():
+        response = decide(client, clip, as_reviewer)
+    assert "Claim the clip before deciding" in problem(response, 409)["detail"]
 
 
 REQUIRED = "required to reject"
@@ -170,7 +164,8 @@ def test_an_incomplete_rejection_names_each_field(
 ) -> None:  # fmt: skip
     clip = make_clip(ClipStatus.WAITING)
     client.post("/api/v1/review/claim", headers=as_reviewer)
-    response = decide(client, clip, as_reviewer, decision="reject", **body)
+    with nothing_changed():
+        response = decide(client, clip, as_reviewer, decision="reject", **body)
     assert {e["field"]: e["message"] for e in problem(response, 422)["errors"]} == errors
     db.session.refresh(clip)
     assert clip.status == ClipStatus.IN_REVIEW
@@ -181,7 +176,10 @@ def test_a_reviewer_cannot_decide_their_own_clip(
 ) -> None:
     both = make_user(Role.TESTER, Role.REVIEWER)
     clip = make_clip(ClipStatus.WAITING, tester=both)
-    body = problem(client.post(f"/api/v1/review/{clip.id}/claim", headers=bearer(both)), 403)
+    headers = bearer(both)
+    with nothing_changed():
+        response = client.post(f"/api/v1/review/{clip.id}/claim", headers=headers)
+    body = problem(response, 403)
     assert body["detail"] == "You cannot review a clip you uploaded."
 
 
@@ -213,7 +211,9 @@ def test_only_approved_clips_can_be_shared(
 ) -> None:
     tester = make_user(Role.TESTER)
     clip = make_clip(ClipStatus.WAITING, tester=tester)
-    response = client.post(f"/api/v1/clips/{clip.id}/share-links", headers=bearer(tester))
+    headers = bearer(tester)
+    with nothing_changed():
+        response = client.post(f"/api/v1/clips/{clip.id}/share-links", headers=headers)
     assert "Only approved clips can be shared" in problem(response, 409)["detail"]
 
 
@@ -225,7 +225,8 @@ def test_deleting_a_link_revokes_it(
     headers = bearer(tester)
     link = client.post(f"/api/v1/clips/{clip.id}/share-links", headers=headers).get_json()
     assert client.delete(f"/api/v1/share-links/{link['id']}", headers=headers).status_code == 204
-    assert client.get(link["url"].removeprefix(SITE)).status_code == 410
+    with nothing_changed():
+        assert client.get(link["url"].removeprefix(SITE)).status_code == 410
     assert client.delete(f"/api/v1/share-links/{link['id']}", headers=headers).status_code == 204
 
 
@@ -236,8 +237,9 @@ def test_other_testers_cannot_see_or_delete_a_link(
     clip = make_clip(ClipStatus.APPROVED, tester=tester, content=b"\x00" * 4096)
     link = client.post(f"/api/v1/clips/{clip.id}/share-links", headers=bearer(tester)).get_json()
     stranger = bearer(make_user(Role.TESTER))
-    problem(client.delete(f"/api/v1/share-links/{link['id']}", headers=stranger), 404)
-    problem(client.post(f"/api/v1/clips/{clip.id}/share-links", headers=stranger), 404)
+    with nothing_changed():
+        problem(client.delete(f"/api/v1/share-links/{link['id']}", headers=stranger), 404)
+        problem(client.post(f"/api/v1/clips/{clip.id}/share-links", headers=stranger), 404)
     assert client.get(link["url"].removeprefix(SITE)).status_code == 200
 
 
@@ -277,7 +279,9 @@ def test_audit_events_carry_what_their_hash_covers(
 
 def test_since_must_carry_a_utc_offset(client: FlaskClient, make_user: MakeUser) -> None:
     headers = bearer(make_user(Role.ADMIN))
-    body = problem(client.get("/api/v1/audit?since=2026-11-30T12:00:00", headers=headers), 400)
+    with nothing_changed():
+        response = client.get("/api/v1/audit?since=2026-11-30T12:00:00", headers=headers)
+    body = problem(response, 400)
     assert body["errors"][0]["field"] == "since"
     ok = client.get("/api/v1/audit?since=2026-11-30T12:00:00%2B01:00", headers=headers)
     assert ok.status_code == 200

@@ -36,7 +36,7 @@ from approval.api.schemas import Me
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User
 from approval.ops import tokens
-from tests.conftest import PASSWORD
+from tests.plugins.factories import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"

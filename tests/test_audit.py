@@ -30,7 +30,8 @@ from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
 from approval.ops import workflow
 from approval.ops.people import create_user, record_failed_sign_in, set_active, set_roles
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.web import SignIn, csrf_token
 
 Login = Callable[..., Any]
 MakeUser = Callable[..., User]
@@ -536,10 +537,9 @@ def test_an_abandoned_export_closes_its_cursor(app: Flask, make_user: MakeUser, 
 
 
 @pytest.fixture
-def admin(client: FlaskClient, make_user: MakeUser, login: Login) -> User:
-    user = make_user(Role.ADMIN, email="admin@example.com")
-    login(user)
-    return user
+def admin_signed_in(signed_in: SignIn, admin: User) -> FlaskClient:
+    """The test's `client`, signed in as the shared `admin`."""
+    return signed_in(admin)
 
 
 AUDIT_PAGES = ["/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.jsonl"]
@@ -570,7 +570,7 @@ def test_non_admins_cannot_run_verify(
 
 
 def test_page_shows_events_and_the_head_hash(
-    client: FlaskClient, admin: User, make_clip: MakeClip
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
     clip = make_clip(ClipStatus.REJECTED)
     page = client.get("/admin/audit").get_data(as_text=True)
@@ -588,6 +588,7 @@ def test_page_shows_events_and_the_head_hash(
 def test_page_filters(
     client: FlaskClient,
     admin: User,
+    admin_signed_in: FlaskClient,
     make_clip: MakeClip,
     make_user: MakeUser,
     clock: FrozenClock,
@@ -624,7 +625,7 @@ def test_page_filters(
     ],
 )
 def test_bad_filters_say_what_is_wrong(
-    client: FlaskClient, admin: User, query: str, message: str
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, query: str, message: str
 ) -> None:
     response = client.get(f"/admin/audit?{query}")
     assert response.status_code == 400
@@ -632,7 +633,7 @@ def test_bad_filters_say_what_is_wrong(
 
 
 def test_page_is_keyset_paginated_newest_first_without_offset(
-    client: FlaskClient, admin: User
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     append(120)
     all_hashes = [event.hash for event in reversed(events())]
@@ -672,7 +673,7 @@ def test_page_is_keyset_paginated_newest_first_without_offset(
 
 
 def test_verify_button_flashes_the_result(
-    app: Flask, client: FlaskClient, admin: User, make_clip: MakeClip
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
     make_clip(ClipStatus.APPROVED)
     token = csrf_token(client, "/admin/audit")
@@ -689,7 +690,7 @@ def test_verify_button_flashes_the_result(
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_download_uses_the_page_filters(
-    client: FlaskClient, admin: User, make_clip: MakeClip, fmt: str
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_clip: MakeClip, fmt: str
 ) -> None:
     clip = make_clip(ClipStatus.APPROVED)
     make_clip(ClipStatus.REJECTED)

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from approval.extensions import db
 from approval.models import AuditEvent, Role, User
-from tests.conftest import PASSWORD, csrf_token
+from tests.plugins.factories import PASSWORD
+from tests.plugins.web import csrf_token
 
 Login = Callable[..., Any]
 MakeUser = Callable[..., User]

@@ -30,7 +30,7 @@ from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User, Verdict
 from approval.ops import tokens, workflow
 from approval.storage import storage_from_url
-from tests.conftest import PASSWORD
+from tests.plugins.factories import PASSWORD
 
 CLIENT_DIR = Path(cli.__file__).parent
 ALLOWED_IMPORTS = {"requests", "platformdirs", "tqdm"}
@@ -102,7 +102,7 @@ def run(*argv: str, stdin: str = "", monkeypatch: pytest.MonkeyPatch | None = No
 
 
 @pytest.fixture
-def signed_in(
+def cli_signed_in(
     live: Live, tester: User, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> User:
     assert run("login", live.url, stdin=token_for(tester) + "\n", monkeypatch=monkeypatch) == 0
@@ -154,7 +154,7 @@ def test_commands_before_login_exit_2(live: Live, capsys: pytest.CaptureFixture[
 
 
 def test_upload_a_directory_one_clip_per_video_with_reasons(
-    live: Live, signed_in: User, make_video: Callable[..., Path],
+    live: Live, cli_signed_in: User, make_video: Callable[..., Path],
     make_media_file: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     folder = tmp_path / "renders"
@@ -187,7 +187,7 @@ def test_upload_a_directory_one_clip_per_video_with_reasons(
 
 
 def test_upload_of_good_files_exits_0(
-    live: Live, signed_in: User, make_video: Callable[..., Path],
+    live: Live, cli_signed_in: User, make_video: Callable[..., Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     path = make_video("single.mov", width=320, height=240)
@@ -199,7 +199,7 @@ def test_upload_of_good_files_exits_0(
 
 
 def test_missing_files_and_refused_names_are_reported(
-    live: Live, signed_in: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    live: Live, cli_signed_in: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     picture = tmp_path / "picture.png"
     picture.write_bytes(b"\x89PNG")
@@ -211,7 +211,7 @@ def test_missing_files_and_refused_names_are_reported(
 
 
 def test_progress_is_reported_for_hashing_and_sending(
-    live: Live, signed_in: User, make_video: Callable[..., Path]
+    live: Live, cli_signed_in: User, make_video: Callable[..., Path]
 ) -> None:
     path = make_video(width=320, height=240)
     seen: dict[str, int] = {}
@@ -236,10 +236,10 @@ def test_progress_is_reported_for_hashing_and_sending(
 
 
 def test_status_lists_clips_and_shows_one(
-    live: Live, signed_in: User, make_clip: Callable[..., Clip],
+    live: Live, cli_signed_in: User, make_clip: Callable[..., Clip],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    rejected = make_clip(ClipStatus.REJECTED, tester=signed_in, title="Blurry one")
+    rejected = make_clip(ClipStatus.REJECTED, tester=cli_signed_in, title="Blurry one")
     assert run("status") == 0
     listing = capsys.readouterr().out
     assert re.search(rf"^{rejected.id}\s+rejected\s+Blurry one\s+Too blurry$", listing, re.M)
@@ -250,7 +250,7 @@ def test_status_lists_clips_and_shows_one(
 
 
 def test_status_of_someone_elses_clip_fails(
-    live: Live, signed_in: User, make_clip: Callable[..., Clip],
+    live: Live, cli_signed_in: User, make_clip: Callable[..., Clip],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     clip = make_clip(ClipStatus.WAITING)
@@ -259,10 +259,10 @@ def test_status_of_someone_elses_clip_fails(
 
 
 def test_share_prints_a_link_that_works(
-    live: Live, signed_in: User, make_clip: Callable[..., Clip],
+    live: Live, cli_signed_in: User, make_clip: Callable[..., Clip],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    clip = make_clip(ClipStatus.APPROVED, tester=signed_in, content=b"\x00" * 2048)
+    clip = make_clip(ClipStatus.APPROVED, tester=cli_signed_in, content=b"\x00" * 2048)
     assert run("share", str(clip.id), "--expires", "2d", "--label", "press") == 0
     captured = capsys.readouterr()
     url = captured.out.strip()
@@ -272,17 +272,17 @@ def test_share_prints_a_link_that_works(
 
 
 def test_share_of_a_clip_in_review_fails_with_the_reason(
-    live: Live, signed_in: User, make_clip: Callable[..., Clip],
+    live: Live, cli_signed_in: User, make_clip: Callable[..., Clip],
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    clip = make_clip(ClipStatus.IN_REVIEW, tester=signed_in)
+    clip = make_clip(ClipStatus.IN_REVIEW, tester=cli_signed_in)
     assert run("share", str(clip.id)) == 1
     assert "Only approved clips can be shared; this clip is in review" in capsys.readouterr().err
 
 
 def test_a_rejected_file_uploaded_again_fails_with_the_reviewers_reason(
-    live: Live, signed_in: User, make_user: Callable[..., User], make_video: Callable[..., Path],
-    capsys: pytest.CaptureFixture[str],
+    live: Live, cli_signed_in: User, make_user: Callable[..., User],
+    make_video: Callable[..., Path], capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     path = make_video(width=320, height=240)
     run("upload", str(path))
@@ -399,7 +399,7 @@ def test_login_sign_in_password_is_not_a_token(
 
 
 def test_logout_forgets_the_token(
-    live: Live, signed_in: User, capsys: pytest.CaptureFixture[str]
+    live: Live, cli_signed_in: User, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run("logout") == 0
     assert not config.config_path().exists()

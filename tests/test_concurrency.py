@@ -26,7 +26,7 @@ from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
 from approval.ops import workflow
 from approval.ops.workflow import StateConflict
-from tests.conftest import FAKE_MEDIA
+from tests.plugins.factories import FAKE_MEDIA
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]

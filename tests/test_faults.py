@@ -32,8 +32,9 @@ from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, Notification, Role, ShareLink, User
 from approval.ops import sharing, workflow
 from approval.ops.workflow import Verdict
-from tests.conftest import FAKE_MEDIA, csrf_token
+from tests.plugins.factories import FAKE_MEDIA
 from tests.plugins.storage import TEST_REGION, make_s3_url, unique_bucket_name
+from tests.plugins.web import csrf_token
 from tests.plugins.workers import (
     VERIFY_BOUND,
     Processes,

@@ -27,8 +27,9 @@ from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
 from approval.ops import sharing, tokens, uploads
 from approval.storage import LocalStorage, ObjectNotFound, S3Storage
-from tests.conftest import PASSWORD, FrozenClock, csrf_token
+from tests.plugins.factories import PASSWORD, FrozenClock
 from tests.plugins.storage import s3_client_for
+from tests.plugins.web import csrf_token
 
 MakeUser = Callable[..., User]
 MakeVideo = Callable[..., Path]

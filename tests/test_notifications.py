@@ -30,7 +30,7 @@ from approval import mail, outbox
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Notification, Role, User, Verdict
 from approval.ops import notifications, workflow
-from tests.conftest import FrozenClock
+from tests.plugins.factories import FrozenClock
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -111,18 +111,6 @@ def dead_smtp(app: Flask) -> int:
     return port
 
 
-@pytest.fixture
-def reviewer(make_user: MakeUser) -> User:
-    return make_user(Role.REVIEWER)
-
-
-def claimed(reviewer: User, make_clip: MakeClip, **kw: Any) -> Clip:
-    clip = make_clip(ClipStatus.WAITING, **kw)
-    workflow.claim(clip, reviewer)
-    db.session.commit()
-    return clip
-
-
 def reject(clip: Clip, reviewer: User, **kw: Any) -> None:
     workflow.decide(
         clip,
@@ -153,7 +141,7 @@ def text(response: Any) -> str:
 def test_a_rejection_tells_the_tester_the_reason_and_the_moment(
     reviewer: User, make_clip: MakeClip
 ) -> None:
-    clip = claimed(reviewer, make_clip, title="Dog at sunset")
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, title="Dog at sunset")
     reject(clip, reviewer, reason="The dog has five legs.", timecode=1.5)
     (note,) = rows(clip.tester)
     assert (note.kind, note.clip_id, note.subject) == (
@@ -165,7 +153,7 @@ def test_a_rejection_tells_the_tester_the_reason_and_the_moment(
 
 
 def test_an_approval_tells_the_tester(reviewer: User, make_clip: MakeClip) -> None:
-    clip = claimed(reviewer, make_clip, title="Dog at sunset")
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, title="Dog at sunset")
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     assert [(n.kind, n.subject) for n in rows(clip.tester)] == [
@@ -185,14 +173,14 @@ def test_the_first_of_two_required_approvals_tells_nobody(
     app: Flask, reviewer: User, make_clip: MakeClip
 ) -> None:
     app.config["APPROVALS_REQUIRED"] = 2
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     assert rows() == []
 
 
 def test_claims_and_releases_tell_nobody(reviewer: User, make_clip: MakeClip) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.release(clip, reviewer)
     db.session.commit()
     assert rows() == []
@@ -214,7 +202,7 @@ def test_a_refused_decision_leaves_no_notification(
 
 
 def test_a_rolled_back_decision_leaves_no_notification(reviewer: User, make_clip: MakeClip) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.rollback()
     assert rows() == []
@@ -238,7 +226,7 @@ def test_timecodes_read_as_a_player_shows_them(seconds: float, shown: str) -> No
 def test_a_decision_mails_the_tester_after_the_commit(
     app: Flask, smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
-    clip = claimed(reviewer, make_clip, title="Dog at sunset")
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, title="Dog at sunset")
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
     def status_seen_by_another_connection() -> str:
@@ -261,7 +249,7 @@ def test_a_decision_mails_the_tester_after_the_commit(
 def test_the_mail_links_to_the_moment_in_the_clip(
     smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer, timecode=1.5)
     body = smtp_server.received[0].get_content()
     assert f"http://greenlight.test/clips/{clip.id}#t=1.5" in body
@@ -271,7 +259,7 @@ def test_the_mail_links_to_the_moment_in_the_clip(
 def test_a_mailed_notification_is_marked_sent(
     smtp_server: MailServer, reviewer: User, make_clip: MakeClip, clock: FrozenClock
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     (note,) = rows(clip.tester)
     assert (note.emailed_at, note.email_attempts, note.last_email_error) == (clock.now, 1, None)
@@ -280,7 +268,7 @@ def test_a_mailed_notification_is_marked_sent(
 def test_nothing_is_mailed_for_a_rolled_back_decision(
     smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.rollback()
     db.session.commit()  # a later, empty commit must not send what was rolled back
@@ -290,7 +278,7 @@ def test_nothing_is_mailed_for_a_rolled_back_decision(
 def test_without_smtp_url_nothing_is_mailed_and_the_inbox_says_so(
     client: FlaskClient, reviewer: User, make_clip: MakeClip, login: Login
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     (note,) = rows(clip.tester)
     login(clip.tester)
@@ -308,7 +296,7 @@ def test_a_dead_mail_server_does_not_fail_the_decision(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     reviewer = make_user(Role.REVIEWER)
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     login(reviewer)
     with caplog.at_level(logging.WARNING, logger="approval.outbox"):
         response = post_form(
@@ -329,7 +317,7 @@ def test_a_dead_mail_server_does_not_fail_the_decision(
 def test_send_mail_retries_once_the_server_is_back(
     app: Flask, dead_smtp: int, reviewer: User, make_clip: MakeClip, clock: FrozenClock
 ) -> None:
-    clip = claimed(reviewer, make_clip, title="Dog at sunset")
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, title="Dog at sunset")
     reject(clip, reviewer)
     server, controller = start_mail_server(port=dead_smtp, auth_require_tls=False)
     try:
@@ -346,7 +334,7 @@ def test_send_mail_retries_once_the_server_is_back(
 def test_send_mail_reports_a_server_still_down(
     app: Flask, dead_smtp: int, reviewer: User, make_clip: MakeClip, clock: FrozenClock
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     clock.advance(minutes=5)
     result = app.test_cli_runner().invoke(args=["inbox", "send-mail"])
@@ -358,7 +346,7 @@ def test_send_mail_reports_a_server_still_down(
 def test_send_mail_leaves_fresh_mail_to_the_request_that_wrote_it(
     app: Flask, dead_smtp: int, reviewer: User, make_clip: MakeClip
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     result = app.test_cli_runner().invoke(args=["inbox", "send-mail"])
     assert (result.output.strip(), rows(clip.tester)[0].email_attempts) == ("0 sent, 0 failed", 1)
@@ -367,7 +355,7 @@ def test_send_mail_leaves_fresh_mail_to_the_request_that_wrote_it(
 def test_send_mail_gives_up_on_old_mail(
     app: Flask, dead_smtp: int, reviewer: User, make_clip: MakeClip, clock: FrozenClock
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     clock.advance(days=4)
     result = app.test_cli_runner().invoke(args=["inbox", "send-mail"])
@@ -383,7 +371,7 @@ def test_two_senders_never_mail_one_notification_twice(
     app: Flask, smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
     app.config["SMTP_URL"] = ""
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     (note,) = rows(clip.tester)
     app.config["SMTP_URL"] = smtp_server.url
@@ -396,7 +384,7 @@ def test_mail_signs_in_with_the_user_and_password_in_the_url(
     app: Flask, smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
     app.config["SMTP_URL"] = f"smtp://greenlight:p%40ss%3Aword%2F1@127.0.0.1:{smtp_server.port}"
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     assert (smtp_server.logins, len(smtp_server.received)) == ([SMTP_LOGIN], 1)
 
@@ -405,7 +393,7 @@ def test_a_wrong_smtp_password_keeps_the_mail_pending(
     app: Flask, smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
     app.config["SMTP_URL"] = f"smtp://greenlight:wrong@127.0.0.1:{smtp_server.port}?timeout=2"
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     (note,) = rows(clip.tester)
     assert (note.emailed_at, "refused the session" in (note.last_email_error or "")) == (
@@ -417,7 +405,7 @@ def test_a_wrong_smtp_password_keeps_the_mail_pending(
 def test_mail_is_not_sent_to_deactivated_people(
     smtp_server: MailServer, reviewer: User, make_clip: MakeClip
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clip.tester.active = False
     db.session.commit()
     reject(clip, reviewer)
@@ -585,9 +573,11 @@ def tester_with_news(
     client: FlaskClient, reviewer: User, make_clip: MakeClip, login: Login
 ) -> User:
     """A signed-in tester with two unread notifications: a rejection, then an approval."""
-    rejected = claimed(reviewer, make_clip, title="First try")
+    rejected = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, title="First try")
     reject(rejected, reviewer)
-    approved = claimed(reviewer, make_clip, tester=rejected.tester, title="Second try")
+    approved = make_clip(
+        ClipStatus.IN_REVIEW, reviewer=reviewer, tester=rejected.tester, title="Second try"
+    )
     workflow.decide(approved, reviewer, Verdict.APPROVE)
     db.session.commit()
     login(rejected.tester)
@@ -637,7 +627,7 @@ def test_one_cannot_mark_anothers_notification_read(
     login: Login,
     post_form: PostForm,
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     login(make_user(Role.TESTER))
     note = rows(clip.tester)[0]
@@ -760,7 +750,7 @@ def test_the_opt_in_is_offered_to_reviewers_only(
 def test_notifications_are_counted_per_person(
     reviewer: User, make_clip: MakeClip, make_user: MakeUser
 ) -> None:
-    clip = claimed(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     reject(clip, reviewer)
     other = make_user(Role.TESTER)
     count = db.session.scalar(select(func.count()).select_from(Notification))

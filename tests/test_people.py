@@ -14,17 +14,18 @@ from sqlalchemy import select
 
 from approval.extensions import db
 from approval.models import AuditEvent, PasswordToken, Role, User
-from tests.conftest import PASSWORD, FrozenClock, csrf_token
+from tests.plugins.factories import PASSWORD, FrozenClock
+from tests.plugins.snapshot import nothing_changed
+from tests.plugins.web import SignIn, csrf_token
 
 Login = Callable[..., Any]
 MakeUser = Callable[..., User]
 
 
 @pytest.fixture
-def admin(client: FlaskClient, make_user: MakeUser, login: Login) -> User:
-    user = make_user(Role.ADMIN, email="admin@example.com")
-    login(user)
-    return user
+def admin_signed_in(signed_in: SignIn, admin: User) -> FlaskClient:
+    """The test's `client`, signed in as the shared `admin`."""
+    return signed_in(admin)
 
 
 def invite(client: FlaskClient, **fields: Any) -> Any:
@@ -48,7 +49,7 @@ def actions() -> list[str]:
 
 
 def test_invite_shows_a_one_time_link_and_creates_the_account(
-    client: FlaskClient, admin: User
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     response = invite(client)
     assert response.status_code == 200
@@ -64,7 +65,7 @@ def test_invite_shows_a_one_time_link_and_creates_the_account(
 
 
 def test_invitee_sets_a_password_and_is_signed_in(
-    app: Flask, client: FlaskClient, admin: User
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     path = link_path(invite(client))
     newcomer = app.test_client()
@@ -83,24 +84,28 @@ def test_invitee_sets_a_password_and_is_signed_in(
     assert newcomer.get("/review/").status_code == 200
 
 
-def test_set_password_link_works_once(app: Flask, client: FlaskClient, admin: User) -> None:
+def test_set_password_link_works_once(
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
     path = link_path(invite(client))
     first = app.test_client()
     data = {"password": "a long new password", "confirm": "a long new password"}
     first.post(path, data={**data, "csrf_token": csrf_token(first, path)})
     second = app.test_client()
-    response = second.get(path)
+    with nothing_changed():
+        response = second.get(path)
     assert response.status_code == 410
     assert "already been used" in response.get_data(as_text=True)
 
 
 def test_expired_set_password_link_changes_nothing(
-    app: Flask, client: FlaskClient, admin: User, clock: FrozenClock
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient, clock: FrozenClock
 ) -> None:
     path = link_path(invite(client))
     clock.advance(hours=72, seconds=1)
     other = app.test_client()
-    response = other.get(path)
+    with nothing_changed():
+        response = other.get(path)
     assert response.status_code == 410
     assert "expired" in response.get_data(as_text=True)
     user = User.by_email("new@example.com")
@@ -109,25 +114,28 @@ def test_expired_set_password_link_changes_nothing(
 
 
 def test_unknown_set_password_link_is_refused(client: FlaskClient) -> None:
-    response = client.get("/set-password/not-a-real-token")
+    with nothing_changed():
+        response = client.get("/set-password/not-a-real-token")
     assert response.status_code == 410
     assert "not valid" in response.get_data(as_text=True)
 
 
 def test_short_password_is_refused_and_link_stays_usable(
-    app: Flask, client: FlaskClient, admin: User
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
 ) -> None:
     path = link_path(invite(client))
     other = app.test_client()
-    response = other.post(
-        path, data={"password": "short", "confirm": "short", "csrf_token": csrf_token(other, path)}
-    )
+    data = {"password": "short", "confirm": "short", "csrf_token": csrf_token(other, path)}
+    with nothing_changed():
+        response = other.post(path, data=data)
     assert response.status_code == 200
     assert "at least 10" in response.get_data(as_text=True)
     assert other.get(path).status_code == 200
 
 
-def test_new_link_replaces_the_old_one(app: Flask, client: FlaskClient, admin: User) -> None:
+def test_new_link_replaces_the_old_one(
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
     old_path = link_path(invite(client))
     user = User.by_email("new@example.com")
     assert user is not None
@@ -150,23 +158,31 @@ def test_new_link_replaces_the_old_one(app: Flask, client: FlaskClient, admin: U
     ],
 )
 def test_bad_invitations_are_refused_and_create_nothing(
-    client: FlaskClient, admin: User, fields: dict[str, Any], message: str
+    client: FlaskClient,
+    admin: User,
+    admin_signed_in: FlaskClient,
+    fields: dict[str, Any],
+    message: str,
 ) -> None:
-    response = invite(client, **fields)
+    with nothing_changed():
+        response = invite(client, **fields)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert db.session.scalar(select(User).where(User.email != admin.email)) is None
 
 
-def test_duplicate_email_is_refused(client: FlaskClient, admin: User) -> None:
+def test_duplicate_email_is_refused(
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
     invite(client)
-    response = invite(client, email="NEW@example.com")
+    with nothing_changed():
+        response = invite(client, email="NEW@example.com")
     assert response.status_code == 409
     assert "already exists" in response.get_data(as_text=True)
 
 
 def test_roles_change_is_saved_and_audited(
-    client: FlaskClient, admin: User, make_user: MakeUser
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_user: MakeUser
 ) -> None:
     user = make_user(Role.TESTER)
     page = f"/admin/people/{user.id}"
@@ -184,18 +200,22 @@ def test_roles_change_is_saved_and_audited(
     assert '"after":["reviewer","tester"]' in event.data
 
 
-def test_last_admin_cannot_lose_admin_role(client: FlaskClient, admin: User) -> None:
+def test_last_admin_cannot_lose_admin_role(
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
     page = f"/admin/people/{admin.id}"
-    response = client.post(
-        f"{page}/roles", data={"roles": ["tester"], "csrf_token": csrf_token(client, page)}
-    )
+    data = {"roles": ["tester"], "csrf_token": csrf_token(client, page)}
+    with nothing_changed():
+        response = client.post(f"{page}/roles", data=data)
     assert response.status_code == 400
     assert "At least one active admin" in response.get_data(as_text=True)
     db.session.refresh(admin)
     assert Role.ADMIN in admin.roles
 
 
-def test_deactivate_and_reactivate(client: FlaskClient, admin: User, make_user: MakeUser) -> None:
+def test_deactivate_and_reactivate(
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_user: MakeUser
+) -> None:
     user = make_user(Role.TESTER)
     page = f"/admin/people/{user.id}"
     client.post(f"{page}/active", data={"csrf_token": csrf_token(client, page)})
@@ -207,18 +227,23 @@ def test_deactivate_and_reactivate(client: FlaskClient, admin: User, make_user: 
     assert actions()[-2:] == ["user.deactivated", "user.reactivated"]
 
 
-def test_admin_cannot_deactivate_themselves(client: FlaskClient, admin: User) -> None:
+def test_admin_cannot_deactivate_themselves(
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
     page = f"/admin/people/{admin.id}"
-    response = client.post(
-        f"{page}/active", data={"csrf_token": csrf_token(client, page)}, follow_redirects=True
-    )
+    data = {"csrf_token": csrf_token(client, page)}
+    with nothing_changed():
+        response = client.post(f"{page}/active", data=data, follow_redirects=True)
     assert "cannot deactivate your own account" in response.get_data(as_text=True)
     db.session.refresh(admin)
     assert admin.active
 
 
-def test_unknown_person_is_404(client: FlaskClient, admin: User) -> None:
-    assert client.get("/admin/people/9999").status_code == 404
+def test_unknown_person_is_404(
+    client: FlaskClient, admin: User, admin_signed_in: FlaskClient
+) -> None:
+    with nothing_changed():
+        assert client.get("/admin/people/9999").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -235,7 +260,8 @@ def test_non_admins_get_403_on_people_pages(
 ) -> None:
     login(make_user(Role.TESTER, Role.REVIEWER))
     data = {"csrf_token": csrf_token(client, "/account")} if method == "post" else None
-    assert getattr(client, method)(path, data=data).status_code == 403
+    with nothing_changed():
+        assert getattr(client, method)(path, data=data).status_code == 403
 
 
 # --- the CLI ------------------------------------------------------------------------------------
@@ -270,17 +296,18 @@ def test_cli_create_without_password_prints_a_link(app: Flask) -> None:
 
 def test_cli_refuses_duplicates_and_weak_passwords(app: Flask, make_user: MakeUser) -> None:
     make_user(email="taken@example.com")
-    duplicate = run(app, "users", "create", "taken@example.com", "--role", "tester")
-    weak = run(
-        app,
-        "users",
-        "create",
-        "weak@example.com",
-        "--role",
-        "tester",
-        "--password-stdin",
-        input="short\n",
-    )
+    with nothing_changed():
+        duplicate = run(app, "users", "create", "taken@example.com", "--role", "tester")
+        weak = run(
+            app,
+            "users",
+            "create",
+            "weak@example.com",
+            "--role",
+            "tester",
+            "--password-stdin",
+            input="short\n",
+        )
     assert duplicate.exit_code == weak.exit_code == 1
     assert "already exists" in duplicate.output
     assert "at least 10" in weak.output
@@ -295,7 +322,8 @@ def test_cli_roles_and_deactivate_and_list(app: Flask, make_user: MakeUser) -> N
         ).exit_code
         == 0
     )
-    assert run(app, "users", "deactivate", "p@example.com").exit_code == 1  # the only admin
+    with nothing_changed():
+        assert run(app, "users", "deactivate", "p@example.com").exit_code == 1  # the only admin
     make_user(Role.ADMIN, email="other-admin@example.com")
     assert run(app, "users", "deactivate", "p@example.com").exit_code == 0
     listing = run(app, "users", "list").output
@@ -304,7 +332,8 @@ def test_cli_roles_and_deactivate_and_list(app: Flask, make_user: MakeUser) -> N
 
 
 def test_cli_unknown_email_fails_clearly(app: Flask) -> None:
-    result = run(app, "users", "deactivate", "ghost@example.com")
+    with nothing_changed():
+        result = run(app, "users", "deactivate", "ghost@example.com")
     assert result.exit_code == 1
     assert "no account for ghost@example.com" in result.output
 

@@ -16,7 +16,8 @@ from approval.extensions import storage as app_storage
 from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
 from approval.storage import StorageError
-from tests.conftest import PASSWORD, csrf_token
+from tests.plugins.factories import PASSWORD
+from tests.plugins.web import csrf_token
 
 SITE = "http://127.0.0.1:5000"
 

@@ -11,7 +11,7 @@ import redis
 from flask import Flask
 
 from approval.models import User
-from tests.conftest import csrf_token
+from tests.plugins.web import csrf_token
 
 REDIS_URL = os.environ.get("GREENLIGHT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -23,7 +23,8 @@ from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
 from approval.ops import queue as reads
 from approval.ops import workflow
-from tests.conftest import FAKE_MEDIA, PASSWORD, FrozenClock, csrf_token
+from tests.plugins.factories import FAKE_MEDIA, PASSWORD, FrozenClock
+from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -32,18 +33,9 @@ PostForm = Callable[..., Any]
 
 
 @pytest.fixture
-def reviewer(make_user: MakeUser, login: Login) -> User:
-    """A reviewer signed in on `client`."""
-    user = make_user(Role.REVIEWER)
-    login(user)
-    return user
-
-
-def claimed_by(user: User, make_clip: MakeClip, **kw: Any) -> Clip:
-    clip = make_clip(ClipStatus.WAITING, **kw)
-    workflow.claim(clip, user)
-    db.session.commit()
-    return clip
+def reviewer_signed_in(signed_in: SignIn, reviewer: User) -> FlaskClient:
+    """The test's `client`, signed in as the shared `reviewer`."""
+    return signed_in(reviewer)
 
 
 def events() -> int:
@@ -146,9 +138,13 @@ def test_anonymous_is_sent_to_sign_in_from_review_actions(
 
 @pytest.mark.parametrize("url", POST_URLS)
 def test_a_post_without_csrf_token_gets_400_and_changes_nothing(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, url: str
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    url: str,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     before = events()
     response = client.post(url.format(id=clip.id), data=reject_data())
     assert (response.status_code, status_of(clip), events()) == (
@@ -158,19 +154,27 @@ def test_a_post_without_csrf_token_gets_400_and_changes_nothing(
     )
 
 
-def test_a_missing_clip_is_404(client: FlaskClient, reviewer: User) -> None:
+def test_a_missing_clip_is_404(
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient
+) -> None:
     assert client.get("/review/999999").status_code == 404
 
 
 # --- the queue -----------------------------------------------------------------------------------
 
 
-def test_empty_queue_says_nice_work(client: FlaskClient, reviewer: User) -> None:
+def test_empty_queue_says_nice_work(
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient
+) -> None:
     assert "No clips waiting — nice work" in text(client.get("/review/"))
 
 
 def test_queue_lists_waiting_clips_oldest_first(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
 ) -> None:
     for title in ("Oldest", "Middle", "Newest"):
         make_clip(ClipStatus.WAITING, title=title)
@@ -183,14 +187,22 @@ def test_queue_lists_waiting_clips_oldest_first(
     "status", [s for s in ClipStatus if s not in (ClipStatus.WAITING, ClipStatus.IN_REVIEW)]
 )
 def test_queue_leaves_out_clips_that_are_not_waiting(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, status: ClipStatus
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    status: ClipStatus,
 ) -> None:
     make_clip(status, title="Not here")
     assert "Not here" not in text(client.get("/review/"))
 
 
 def test_queue_shows_the_count_and_the_age_of_the_oldest(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
 ) -> None:
     make_clip(ClipStatus.WAITING)
     make_clip(ClipStatus.WAITING)
@@ -201,7 +213,11 @@ def test_queue_shows_the_count_and_the_age_of_the_oldest(
 
 
 def test_counts_endpoint_gives_live_numbers(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
 ) -> None:
     make_clip(ClipStatus.WAITING)
     make_clip(ClipStatus.IN_REVIEW)
@@ -215,7 +231,12 @@ def test_counts_endpoint_gives_live_numbers(
 
 
 def test_counts_treat_a_lapsed_lease_as_waiting(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, app: Flask
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    app: Flask,
 ) -> None:
     make_clip(ClipStatus.IN_REVIEW)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"])
@@ -224,7 +245,12 @@ def test_counts_treat_a_lapsed_lease_as_waiting(
 
 
 def test_a_lapsed_lease_shows_in_the_queue_in_its_place(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, app: Flask
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    app: Flask,
 ) -> None:
     make_clip(ClipStatus.IN_REVIEW, title="Lapsed")
     clock.advance(seconds=1)
@@ -235,7 +261,11 @@ def test_a_lapsed_lease_shows_in_the_queue_in_its_place(
 
 
 def test_queue_filters_by_tester(
-    client: FlaskClient, reviewer: User, make_user: MakeUser, make_clip: MakeClip
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_user: MakeUser,
+    make_clip: MakeClip,
 ) -> None:
     wanted = make_user(Role.TESTER)
     make_clip(ClipStatus.WAITING, tester=wanted, title="Wanted clip")
@@ -245,7 +275,7 @@ def test_queue_filters_by_tester(
 
 
 def test_queue_filters_by_generator(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
     clip = make_clip(ClipStatus.WAITING, title="From gen-2")
     clip.generator = "Gen-2 turbo"
@@ -256,7 +286,11 @@ def test_queue_filters_by_generator(
 
 
 def test_queue_filters_by_age(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
 ) -> None:
     make_clip(ClipStatus.WAITING, title="Old clip")
     clock.advance(hours=2)
@@ -266,14 +300,14 @@ def test_queue_filters_by_age(
 
 
 def test_queue_says_when_no_clip_matches_the_filters(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
     make_clip(ClipStatus.WAITING)
     assert "No waiting clips match" in text(client.get("/review/?generator=nothing-like-it"))
 
 
 def test_queue_ignores_a_nonsense_filter(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
     make_clip(ClipStatus.WAITING, title="Still listed")
     assert "Still listed" in text(client.get("/review/?tester=abc&age=forever"))
@@ -304,7 +338,12 @@ def follow(client: FlaskClient, page: str, rel: str) -> str:
 
 
 def test_queue_pages_forward_with_a_keyset(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, small_pages: None
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    small_pages: None,
 ) -> None:
     five_clips(make_clip, clock)
     first = text(client.get("/review/"))
@@ -314,7 +353,12 @@ def test_queue_pages_forward_with_a_keyset(
 
 
 def test_queue_pages_back_with_a_keyset(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, small_pages: None
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    small_pages: None,
 ) -> None:
     five_clips(make_clip, clock)
     last = follow(client, follow(client, text(client.get("/review/")), "next"), "next")
@@ -323,7 +367,12 @@ def test_queue_pages_back_with_a_keyset(
 
 
 def test_the_last_queue_page_has_no_next_link(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, small_pages: None
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    small_pages: None,
 ) -> None:
     five_clips(make_clip, clock)
     page = follow(client, follow(client, text(client.get("/review/")), "next"), "next")
@@ -331,7 +380,12 @@ def test_the_last_queue_page_has_no_next_link(
 
 
 def test_queue_pages_keep_the_filters(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, small_pages: None
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    small_pages: None,
 ) -> None:
     five_clips(make_clip, clock)
     page = text(client.get("/review/?generator=gen"))
@@ -339,7 +393,12 @@ def test_queue_pages_keep_the_filters(
 
 
 def test_queue_never_uses_offset(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, small_pages: None
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    small_pages: None,
 ) -> None:
     five_clips(make_clip, clock)
     first = text(client.get("/review/"))
@@ -365,7 +424,11 @@ def test_queue_marks_a_reviewers_own_clip(
 
 
 def test_review_next_opens_the_oldest_clip(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
     oldest = make_clip(ClipStatus.WAITING)
     make_clip(ClipStatus.WAITING)
@@ -374,7 +437,11 @@ def test_review_next_opens_the_oldest_clip(
 
 
 def test_review_next_claims_the_clip(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
     clip = make_clip(ClipStatus.WAITING)
     post_form("/review/next", page="/review/")
@@ -383,7 +450,7 @@ def test_review_next_claims_the_clip(
 
 
 def test_review_next_on_an_empty_queue_goes_back_with_a_message(
-    client: FlaskClient, reviewer: User, post_form: PostForm
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, post_form: PostForm
 ) -> None:
     response = post_form("/review/next", page="/review/", follow_redirects=True)
     assert (response.request.path, "No clips waiting — nice work" in text(response)) == (
@@ -392,7 +459,9 @@ def test_review_next_on_an_empty_queue_goes_back_with_a_message(
     )
 
 
-def test_review_next_is_a_post_only(client: FlaskClient, reviewer: User) -> None:
+def test_review_next_is_a_post_only(
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient
+) -> None:
     assert client.get("/review/next").status_code == 405
 
 
@@ -400,9 +469,9 @@ def test_review_next_is_a_post_only(client: FlaskClient, reviewer: User) -> None
 
 
 def test_review_page_shows_what_the_reviewer_needs(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip, title="Sunset dog")
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, title="Sunset dog")
     clip.prompt = "a dog at sunset"
     db.session.commit()
     page = text(client.get(f"/review/{clip.id}"))
@@ -423,26 +492,30 @@ def test_review_page_shows_what_the_reviewer_needs(
 
 
 def test_review_page_plays_the_clip_through_the_media_endpoint(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     page = text(client.get(f"/review/{clip.id}"))
     assert re.search(rf'<video id="player" controls[^>]*src="/clips/{clip.id}/media"', page)
 
 
 def test_review_page_shows_the_poster_when_there_is_one(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clip.poster_key = "posters/aa/poster.jpg"
     db.session.commit()
     assert f'poster="/clips/{clip.id}/poster"' in text(client.get(f"/review/{clip.id}"))
 
 
 def test_review_page_preloads_the_next_clips_poster(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=1)
     following = make_clip(ClipStatus.WAITING)
     following.poster_key = "posters/bb/poster.jpg"
@@ -452,17 +525,17 @@ def test_review_page_preloads_the_next_clips_poster(
 
 
 def test_review_page_lists_the_keyboard_shortcuts(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     page = text(client.get(f"/review/{clip.id}"))
     assert all(f"<kbd>{key}</kbd>" in page for key in ("J", "K", "A", "R", "Space", "?"))
 
 
 def test_review_page_has_no_inline_script(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     page = text(client.get(f"/review/{clip.id}"))
     scripts = re.findall(r"<script[^>]*>", page)
     assert scripts == [
@@ -473,14 +546,18 @@ def test_review_page_has_no_inline_script(
 
 
 def test_review_page_hands_its_script_the_renew_url(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     assert f'data-renew-url="/review/{clip.id}/renew"' in text(client.get(f"/review/{clip.id}"))
 
 
 def test_review_page_links_the_neighbours_for_j_and_k(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
 ) -> None:
     before = make_clip(ClipStatus.WAITING)
     clock.advance(seconds=1)
@@ -495,7 +572,11 @@ def test_review_page_links_the_neighbours_for_j_and_k(
 
 
 def test_review_page_shows_earlier_versions_with_their_decisions(
-    client: FlaskClient, reviewer: User, make_user: MakeUser, make_clip: MakeClip
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_user: MakeUser,
+    make_clip: MakeClip,
 ) -> None:
     first = make_clip(ClipStatus.REJECTED, title="Dog v1", reviewer=make_user(Role.REVIEWER))
     second = make_clip(ClipStatus.WAITING, tester=first.tester, previous=first, title="Dog v2")
@@ -504,7 +585,7 @@ def test_review_page_shows_earlier_versions_with_their_decisions(
 
 
 def test_review_page_without_a_claim_offers_to_claim(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
     clip = make_clip(ClipStatus.WAITING)
     page = text(client.get(f"/review/{clip.id}"))
@@ -512,16 +593,24 @@ def test_review_page_without_a_claim_offers_to_claim(
 
 
 def test_review_page_says_who_holds_the_clip(
-    client: FlaskClient, reviewer: User, make_user: MakeUser, make_clip: MakeClip
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_user: MakeUser,
+    make_clip: MakeClip,
 ) -> None:
     other = make_user(Role.REVIEWER)
-    clip = claimed_by(other, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=other)
     assert f"{other.display_name} is reviewing this clip" in text(client.get(f"/review/{clip.id}"))
 
 
 @pytest.mark.parametrize("status", list(ClipStatus))
 def test_review_page_opens_in_every_state(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, status: ClipStatus
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    status: ClipStatus,
 ) -> None:
     clip = make_clip(status)
     assert client.get(f"/review/{clip.id}").status_code == 200
@@ -531,7 +620,11 @@ def test_review_page_opens_in_every_state(
 
 
 def test_claiming_a_particular_clip_opens_it(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
     clip = make_clip(ClipStatus.WAITING)
     response = post_form(f"/review/{clip.id}/claim", page=f"/review/{clip.id}")
@@ -542,17 +635,26 @@ def test_claiming_a_particular_clip_opens_it(
 
 
 def test_claiming_a_clip_someone_holds_is_409(
-    client: FlaskClient, reviewer: User, make_user: MakeUser, make_clip: MakeClip
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_user: MakeUser,
+    make_clip: MakeClip,
 ) -> None:
-    clip = claimed_by(make_user(Role.REVIEWER), make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=make_user(Role.REVIEWER))
     token = csrf_token(client, "/review/")
     assert client.post(f"/review/{clip.id}/claim", data={"csrf_token": token}).status_code == 409
 
 
 def test_renew_extends_the_lease(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, app: Flask
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    app: Flask,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     token = csrf_token(client, f"/review/{clip.id}")
     clock.advance(seconds=60)
     response = client.post(f"/review/{clip.id}/renew", headers={"X-CSRFToken": token})
@@ -565,9 +667,14 @@ def test_renew_extends_the_lease(
 
 
 def test_renew_after_the_lease_lapsed_is_409(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, clock: FrozenClock, app: Flask
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    clock: FrozenClock,
+    app: Flask,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     token = csrf_token(client, f"/review/{clip.id}")
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] + 1)
     response = client.post(f"/review/{clip.id}/renew", headers={"X-CSRFToken": token})
@@ -575,9 +682,13 @@ def test_renew_after_the_lease_lapsed_is_409(
 
 
 def test_release_puts_the_clip_back(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     response = post_form(f"/review/{clip.id}/release", page=f"/review/{clip.id}")
     assert (response.headers["Location"], status_of(clip)) == ("/review/", ClipStatus.WAITING)
 
@@ -588,11 +699,12 @@ def test_release_puts_the_clip_back(
 def test_approve_approves_and_opens_the_next_clip(
     client: FlaskClient,
     reviewer: User,
+    reviewer_signed_in: FlaskClient,
     make_clip: MakeClip,
     post_form: PostForm,
     clock: FrozenClock,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=1)
     following = make_clip(ClipStatus.WAITING)
     response = post_form(f"/review/{clip.id}/approve", page=f"/review/{clip.id}")
@@ -604,9 +716,13 @@ def test_approve_approves_and_opens_the_next_clip(
 
 
 def test_approval_logs_what_the_player_played_and_the_served_hashes(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     post_form(f"/review/{clip.id}/approve", {"played_seconds": "1.75"}, page=f"/review/{clip.id}")
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clip.approved")).one()
     decision = db.session.scalars(select(Decision).where(Decision.clip_id == clip.id)).one()
@@ -614,9 +730,13 @@ def test_approval_logs_what_the_player_played_and_the_served_hashes(
 
 
 def test_approval_event_names_the_hash_of_every_served_file(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     post_form(f"/review/{clip.id}/approve", page=f"/review/{clip.id}")
     event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "clip.approved")).one()
     assert json.loads(event.data)["served_sha256"] == {"original": clip.sha256, "rendition": None}
@@ -624,9 +744,14 @@ def test_approval_event_names_the_hash_of_every_served_file(
 
 @pytest.mark.parametrize("played", ["soon", "nan", "-3", "inf"])
 def test_a_bad_played_time_is_refused_and_changes_nothing(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm, played: str
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
+    played: str,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     events = db.session.scalar(select(func.count()).select_from(AuditEvent))
     response = post_form(
         f"/review/{clip.id}/approve", {"played_seconds": played}, page=f"/review/{clip.id}"
@@ -641,9 +766,9 @@ def test_a_bad_played_time_is_refused_and_changes_nothing(
 
 
 def test_approve_waits_for_the_player_on_the_review_page(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip
+    client: FlaskClient, reviewer: User, reviewer_signed_in: FlaskClient, make_clip: MakeClip
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     page = text(client.get(f"/review/{clip.id}"))
     assert 'id="approve-button"' in page
     assert 'name="played_seconds"' in page
@@ -651,9 +776,13 @@ def test_approve_waits_for_the_player_on_the_review_page(
 
 
 def test_the_last_decision_returns_to_the_queue_with_a_message(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     response = post_form(
         f"/review/{clip.id}/approve", page=f"/review/{clip.id}", follow_redirects=True
     )
@@ -664,9 +793,13 @@ def test_the_last_decision_returns_to_the_queue_with_a_message(
 
 
 def test_reject_records_category_reason_and_timecode(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     post_form(
         f"/review/{clip.id}/reject",
         reject_data(category="likeness", timecode="1.5"),
@@ -707,12 +840,13 @@ def test_reject_records_category_reason_and_timecode(
 def test_a_bad_rejection_is_a_form_error_and_changes_nothing(
     client: FlaskClient,
     reviewer: User,
+    reviewer_signed_in: FlaskClient,
     make_clip: MakeClip,
     post_form: PostForm,
     fields: dict[str, str],
     message: str,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     before = events()
     response = post_form(
         f"/review/{clip.id}/reject", reject_data(**fields), page=f"/review/{clip.id}"
@@ -722,9 +856,13 @@ def test_a_bad_rejection_is_a_form_error_and_changes_nothing(
 
 
 def test_a_bad_rejection_keeps_the_reason_form_open(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     response = post_form(
         f"/review/{clip.id}/reject", reject_data(reason=""), page=f"/review/{clip.id}"
     )
@@ -742,7 +880,11 @@ def test_deciding_ones_own_clip_is_403(
 
 
 def test_deciding_without_a_claim_is_409(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
     clip = make_clip(ClipStatus.WAITING)
     response = post_form(f"/review/{clip.id}/approve", page=f"/review/{clip.id}")
@@ -752,11 +894,12 @@ def test_deciding_without_a_claim_is_409(
 def test_deciding_on_someone_elses_claim_is_409(
     client: FlaskClient,
     reviewer: User,
+    reviewer_signed_in: FlaskClient,
     make_user: MakeUser,
     make_clip: MakeClip,
     post_form: PostForm,
 ) -> None:
-    clip = claimed_by(make_user(Role.REVIEWER), make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=make_user(Role.REVIEWER))
     response = post_form(f"/review/{clip.id}/reject", reject_data(), page=f"/review/{clip.id}")
     assert (response.status_code, status_of(clip)) == (409, ClipStatus.IN_REVIEW)
 
@@ -765,6 +908,7 @@ def test_deciding_on_someone_elses_claim_is_409(
 def test_deciding_a_decided_clip_is_409_naming_who_and_when(
     client: FlaskClient,
     reviewer: User,
+    reviewer_signed_in: FlaskClient,
     make_user: MakeUser,
     make_clip: MakeClip,
     post_form: PostForm,
@@ -778,9 +922,13 @@ def test_deciding_a_decided_clip_is_409_naming_who_and_when(
 
 
 def test_going_back_and_deciding_again_is_a_friendly_409(
-    client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     page = f"/review/{clip.id}"
     token = csrf_token(client, page)  # the form as it was, before the decision
     post_form(f"/review/{clip.id}/approve", page=page)
@@ -790,10 +938,15 @@ def test_going_back_and_deciding_again_is_a_friendly_409(
 
 
 def test_with_two_approvals_required_the_first_says_so(
-    app: Flask, client: FlaskClient, reviewer: User, make_clip: MakeClip, post_form: PostForm
+    app: Flask,
+    client: FlaskClient,
+    reviewer: User,
+    reviewer_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    post_form: PostForm,
 ) -> None:
     app.config["APPROVALS_REQUIRED"] = 2
-    clip = claimed_by(reviewer, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     response = post_form(
         f"/review/{clip.id}/approve", page=f"/review/{clip.id}", follow_redirects=True
     )
@@ -804,13 +957,14 @@ def test_with_two_approvals_required_a_second_reviewer_approves_through_the_page
     app: Flask,
     client: FlaskClient,
     reviewer: User,
+    reviewer_signed_in: FlaskClient,
     make_user: MakeUser,
     make_clip: MakeClip,
     post_form: PostForm,
 ) -> None:
     app.config["APPROVALS_REQUIRED"] = 2
     first = make_user(Role.REVIEWER)
-    clip = claimed_by(first, make_clip)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=first)
     workflow.decide(clip, first, Verdict.APPROVE)
     db.session.commit()
     post_form("/review/next", page="/review/")

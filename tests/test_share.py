@@ -17,7 +17,9 @@ from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, ShareLink, User
 from approval.ops import sharing, workflow
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed
+from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -33,24 +35,14 @@ def app(app_factory: Callable[..., Flask], storage_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def tester(make_user: MakeUser) -> User:
-    return make_user(Role.TESTER, email="tess@example.com")
-
-
-@pytest.fixture
 def approved(make_clip: MakeClip, tester: User) -> Clip:
     return make_clip(ClipStatus.APPROVED, tester=tester, content=CONTENT)
 
 
 @pytest.fixture
-def owner(app: Flask, tester: User) -> FlaskClient:
-    client = app.test_client()
-    client.post(
-        "/login",
-        data={"email": tester.email, "password": "correct horse battery staple",
-              "csrf_token": csrf_token(client)},
-    )  # fmt: skip
-    return client
+def owner(app: Flask, signed_in: SignIn, tester: User) -> FlaskClient:
+    """A client of its own, signed in as the shared `tester`, who owns `approved`."""
+    return signed_in(tester, client=app.test_client())
 
 
 @pytest.fixture
@@ -103,10 +95,9 @@ def test_a_crafted_post_for_an_unapproved_clip_gets_409_and_creates_nothing(
     owner: FlaskClient, make_clip: MakeClip, tester: User, status: ClipStatus
 ) -> None:
     clip = make_clip(status, tester=tester)
-    response = owner.post(
-        f"/clips/{clip.id}/share-links",
-        data={"expiry": "never", "csrf_token": csrf_token(owner, "/account")},
-    )
+    data = {"expiry": "never", "csrf_token": csrf_token(owner, "/account")}
+    with nothing_changed():
+        response = owner.post(f"/clips/{clip.id}/share-links", data=data)
     assert response.status_code == 409
     assert db.session.scalar(select(func.count()).select_from(ShareLink)) == 0
 
@@ -115,10 +106,11 @@ def test_the_database_refuses_a_link_for_an_unapproved_clip(
     make_clip: MakeClip, tester: User
 ) -> None:
     clip = make_clip(ClipStatus.REJECTED, tester=tester)
-    db.session.add(ShareLink(clip_id=clip.id, token_hash="x" * 64, created_by_id=tester.id))
-    with pytest.raises(Exception, match="only for approved clips"):
-        db.session.flush()
-    db.session.rollback()
+    with nothing_changed():
+        db.session.add(ShareLink(clip_id=clip.id, token_hash="x" * 64, created_by_id=tester.id))
+        with pytest.raises(Exception, match="only for approved clips"):
+            db.session.flush()
+        db.session.rollback()
 
 
 @pytest.mark.parametrize(
@@ -134,10 +126,9 @@ def test_the_database_refuses_a_link_for_an_unapproved_clip(
 def test_bad_link_options_are_refused(
     owner: FlaskClient, approved: Clip, data: dict[str, str], status: int, message: str
 ) -> None:
-    response = owner.post(
-        f"/clips/{approved.id}/share-links",
-        data={**data, "csrf_token": csrf_token(owner, "/account")},
-    )
+    form = {**data, "csrf_token": csrf_token(owner, "/account")}
+    with nothing_changed():
+        response = owner.post(f"/clips/{approved.id}/share-links", data=form)
     assert response.status_code == status
     assert message in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(ShareLink)) == 0
@@ -145,10 +136,9 @@ def test_bad_link_options_are_refused(
 
 def test_testers_cannot_share_other_testers_clips(owner: FlaskClient, make_clip: MakeClip) -> None:
     clip = make_clip(ClipStatus.APPROVED)
-    response = owner.post(
-        f"/clips/{clip.id}/share-links",
-        data={"expiry": "7", "csrf_token": csrf_token(owner, "/account")},
-    )
+    data = {"expiry": "7", "csrf_token": csrf_token(owner, "/account")}
+    with nothing_changed():
+        response = owner.post(f"/clips/{clip.id}/share-links", data=data)
     assert response.status_code == 404
 
 
@@ -221,7 +211,8 @@ def test_display_name_shown_when_chosen(
      "/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
 )  # fmt: skip
 def test_unknown_or_malformed_tokens_are_404(anonymous: FlaskClient, path: str) -> None:
-    assert anonymous.get(path).status_code == 404
+    with nothing_changed():
+        assert anonymous.get(path).status_code == 404
 
 
 def test_revoked_link_is_410_and_neutral(
@@ -233,7 +224,8 @@ def test_revoked_link_is_410_and_neutral(
     sharing.revoke_link(link.id, tester)
     db.session.commit()
     for path in (f"/s/{token}", f"/s/{token}/media", f"/s/{token}/poster"):
-        response = anonymous.get(path)
+        with nothing_changed():
+            response = anonymous.get(path)
         assert response.status_code == 410
         assert "no longer available" in response.get_data(as_text=True)
         assert approved.title not in response.get_data(as_text=True)
@@ -245,7 +237,8 @@ def test_expired_link_is_410(
     token = make_link(approved, tester, expires_at=clock.now.replace(hour=13))
     assert anonymous.get(f"/s/{token}").status_code == 200
     clock.advance(hours=1)
-    assert anonymous.get(f"/s/{token}").status_code == 410
+    with nothing_changed():
+        assert anonymous.get(f"/s/{token}").status_code == 410
 
 
 def test_takedown_ends_every_link_at_once(
@@ -255,8 +248,9 @@ def test_takedown_ends_every_link_at_once(
     workflow.take_down(approved, make_user(Role.ADMIN), "rights complaint")
     db.session.commit()
     for token in tokens:
-        assert anonymous.get(f"/s/{token}").status_code == 410
-        assert anonymous.get(f"/s/{token}/media").status_code == 410
+        with nothing_changed():
+            assert anonymous.get(f"/s/{token}").status_code == 410
+            assert anonymous.get(f"/s/{token}/media").status_code == 410
 
 
 def test_revoke_through_the_page_says_how_long_started_videos_last(
@@ -289,8 +283,9 @@ def test_passphrase_protects_page_and_media(
     page = anonymous.get(f"/s/{token}").get_data(as_text=True)
     assert "This clip is protected" in page
     assert approved.title not in page
-    assert anonymous.get(f"/s/{token}/media").status_code == 403
-    wrong = passphrase_post(anonymous, token, "wrong")
+    with nothing_changed():
+        assert anonymous.get(f"/s/{token}/media").status_code == 403
+        wrong = passphrase_post(anonymous, token, "wrong")
     assert wrong.status_code == 403
     assert "not right" in wrong.get_data(as_text=True)
     assert passphrase_post(anonymous, token, "open sesame").status_code == 302
@@ -302,7 +297,8 @@ def test_sixth_wrong_passphrase_in_a_minute_is_429(
     anonymous: FlaskClient, approved: Clip, tester: User
 ) -> None:
     token = make_link(approved, tester, passphrase="open sesame")
-    statuses = [passphrase_post(anonymous, token, "wrong").status_code for _ in range(6)]
+    with nothing_changed():
+        statuses = [passphrase_post(anonymous, token, "wrong").status_code for _ in range(6)]
     assert statuses == [403] * 5 + [429]
 
 
@@ -310,7 +306,8 @@ def test_passphrase_of_ten_thousand_characters_is_just_wrong(
     anonymous: FlaskClient, approved: Clip, tester: User
 ) -> None:
     token = make_link(approved, tester, passphrase="open sesame")
-    assert passphrase_post(anonymous, token, "x" * 10_000).status_code == 403
+    with nothing_changed():
+        assert passphrase_post(anonymous, token, "x" * 10_000).status_code == 403
 
 
 # --- media ---------------------------------------------------------------------------------------
@@ -350,7 +347,8 @@ def test_range_requests(
     anonymous: FlaskClient, approved: Clip, tester: User, header: str, status: int, expected: bytes
 ) -> None:
     token = make_link(approved, tester)
-    response = fetch_media(anonymous, token, {"Range": header})
+    with nothing_changed():
+        response = fetch_media(anonymous, token, {"Range": header})
     assert response.status_code == status
     if status == 206:
         assert body_of(response) == expected
@@ -395,7 +393,8 @@ def test_head_request_answers_headers_only(
 
 def test_download_only_when_allowed(anonymous: FlaskClient, approved: Clip, tester: User) -> None:
     token = make_link(approved, tester)
-    assert anonymous.get(f"/s/{token}/media?download=1").status_code == 403
+    with nothing_changed():
+        assert anonymous.get(f"/s/{token}/media?download=1").status_code == 403
     allowed = make_link(approved, tester, allow_download=True)
     assert "Download the clip" in anonymous.get(f"/s/{allowed}").get_data(as_text=True)
     response = anonymous.get(f"/s/{allowed}/media?download=1")
@@ -470,5 +469,6 @@ def test_share_urls_are_rate_limited_per_address(
     app: Flask, anonymous: FlaskClient, approved: Clip, tester: User
 ) -> None:
     app.config["SHARE_RATE_LIMIT"] = "5 per minute"
-    statuses = [anonymous.get(f"/s/guess-{n:020d}").status_code for n in range(6)]
+    with nothing_changed():
+        statuses = [anonymous.get(f"/s/guess-{n:020d}").status_code for n in range(6)]
     assert statuses == [404] * 5 + [429]

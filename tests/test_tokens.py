@@ -18,7 +18,9 @@ from approval.models import ApiToken, AuditEvent, Role, User
 from approval.ops import tokens
 from approval.ops.errors import NotAuthenticated, Refused
 from approval.ops.people import set_active, set_roles
-from tests.conftest import FrozenClock, csrf_token
+from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed
+from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 
@@ -94,7 +96,7 @@ def test_refused_tokens_say_why(
     else:
         raw = "password123"
     db.session.commit()
-    with pytest.raises(NotAuthenticated, match=message):
+    with nothing_changed(), pytest.raises(NotAuthenticated, match=message):
         tokens.authenticate(raw)
 
 
@@ -111,8 +113,9 @@ def test_revoking_twice_logs_once(app: Flask, make_user: MakeUser) -> None:
 
 def test_others_cannot_revoke_a_token(app: Flask, make_user: MakeUser) -> None:
     token, _ = make_token(make_user())
-    with pytest.raises(Refused, match="no API token"):
-        tokens.revoke(token, actor=make_user())
+    stranger = make_user()
+    with nothing_changed(), pytest.raises(Refused, match="no API token"):
+        tokens.revoke(token, actor=stranger)
 
 
 @pytest.mark.parametrize(
@@ -127,13 +130,15 @@ def test_others_cannot_revoke_a_token(app: Flask, make_user: MakeUser) -> None:
 def test_bad_token_requests_are_refused(
     app: Flask, make_user: MakeUser, name: str, days: int | None, message: str
 ) -> None:
-    with pytest.raises(Refused, match=message):
-        tokens.create(make_user(), name=name, expires_in_days=days, actor=None)
+    user = make_user()
+    with nothing_changed(), pytest.raises(Refused, match=message):
+        tokens.create(user, name=name, expires_in_days=days, actor=None)
 
 
 def test_a_deactivated_account_gets_no_new_token(app: Flask, make_user: MakeUser) -> None:
-    with pytest.raises(Refused, match="deactivated"):
-        tokens.create(make_user(active=False), name="x", actor=None)
+    user = make_user(active=False)
+    with nothing_changed(), pytest.raises(Refused, match="deactivated"):
+        tokens.create(user, name="x", actor=None)
 
 
 # --- over HTTP: roles at the time of use --------------------------------------------------------
@@ -148,7 +153,8 @@ def test_a_token_acts_with_the_roles_its_owner_has_now(
     assert client.post("/api/v1/review/claim", headers=headers).status_code == 204
     set_roles(user, add=[], remove=[Role.REVIEWER], actor=None)
     db.session.commit()
-    refused = client.post("/api/v1/review/claim", headers=headers)
+    with nothing_changed():
+        refused = client.post("/api/v1/review/claim", headers=headers)
     assert refused.status_code == 403
     assert "needs the reviewer role; your account has tester" in refused.get_json()["detail"]
 
@@ -161,7 +167,8 @@ def test_deactivation_stops_a_token_at_the_next_request(
     assert me(client, raw).status_code == 200
     set_active(user, False, actor=None)
     db.session.commit()
-    response = me(client, raw)
+    with nothing_changed():
+        response = me(client, raw)
     assert response.status_code == 401
     assert "deactivated" in response.get_json()["detail"]
 
@@ -207,7 +214,8 @@ def test_cli_revoke_stops_the_token(app: Flask, client: FlaskClient, make_user: 
     token, raw = make_token(user)
     result = app.test_cli_runner().invoke(args=["tokens", "revoke", str(token.id)])
     assert f"token {token.id} of {user.email} revoked" in result.output
-    assert me(client, raw).status_code == 401
+    with nothing_changed():
+        assert me(client, raw).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -219,7 +227,8 @@ def test_cli_revoke_stops_the_token(app: Flask, client: FlaskClient, make_user: 
     ],
 )
 def test_cli_refusals_name_the_problem(app: Flask, args: list[str], message: str) -> None:
-    result = app.test_cli_runner().invoke(args=args)
+    with nothing_changed():
+        result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code == 1
     assert message in result.output
 
@@ -228,10 +237,10 @@ def test_cli_refusals_name_the_problem(app: Flask, args: list[str], message: str
 
 
 @pytest.fixture
-def signed_in(client: FlaskClient, login: Callable[..., Any], make_user: MakeUser) -> User:
-    user = make_user(Role.TESTER)
-    login(user)
-    return user
+def owner(signed_in: SignIn, tester: User) -> User:
+    """The shared `tester`, signed in on the test's `client`: whose account page it is."""
+    signed_in(tester)
+    return tester
 
 
 def create_on_page(client: FlaskClient, **fields: str) -> Any:
@@ -240,26 +249,26 @@ def create_on_page(client: FlaskClient, **fields: str) -> Any:
     return client.post("/account/tokens", data=data)
 
 
-def test_account_page_links_to_the_tokens(client: FlaskClient, signed_in: User) -> None:
+def test_account_page_links_to_the_tokens(client: FlaskClient, owner: User) -> None:
     assert 'href="/account/tokens"' in client.get("/account").get_data(as_text=True)
 
 
-def test_a_token_made_on_the_page_is_shown_once(client: FlaskClient, signed_in: User) -> None:
+def test_a_token_made_on_the_page_is_shown_once(client: FlaskClient, owner: User) -> None:
     response = create_on_page(client)
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     raw = re.search(r'id="new-token">(glt_[^<]+)<', response.get_data(as_text=True))
     assert raw is not None
-    assert me(client, raw.group(1)).get_json()["id"] == signed_in.id
+    assert me(client, raw.group(1)).get_json()["id"] == owner.id
     later = client.get("/account/tokens").get_data(as_text=True)
     assert raw.group(1) not in later
     assert raw.group(1)[:12] + "…" in later
 
 
 def test_the_page_shows_when_each_token_was_last_used(
-    client: FlaskClient, signed_in: User, clock: FrozenClock
+    client: FlaskClient, owner: User, clock: FrozenClock
 ) -> None:
-    _, raw = make_token(signed_in, name="ci runner")
+    _, raw = make_token(owner, name="ci runner")
     page = client.get("/account/tokens").get_data(as_text=True)
     assert "ci runner" in page
     assert "never" in page
@@ -269,36 +278,36 @@ def test_the_page_shows_when_each_token_was_last_used(
     assert "5 minutes ago" in page
 
 
-def test_a_token_without_a_name_is_refused_on_the_page(
-    client: FlaskClient, signed_in: User
-) -> None:
-    response = create_on_page(client, name="")
+def test_a_token_without_a_name_is_refused_on_the_page(client: FlaskClient, owner: User) -> None:
+    with nothing_changed():
+        response = create_on_page(client, name="")
     assert response.status_code == 400
     assert db.session.scalar(select(ApiToken.id)) is None
 
 
-def test_revoke_on_the_page(client: FlaskClient, signed_in: User) -> None:
-    token, raw = make_token(signed_in)
+def test_revoke_on_the_page(client: FlaskClient, owner: User) -> None:
+    token, raw = make_token(owner)
     response = client.post(
         f"/account/tokens/{token.id}/revoke",
         data={"csrf_token": csrf_token(client, "/account/tokens")},
     )
     assert response.status_code == 302
-    assert me(client, raw).status_code == 401
+    with nothing_changed():
+        assert me(client, raw).status_code == 401
 
 
 def test_someone_elses_token_cannot_be_revoked_on_the_page(
-    client: FlaskClient, signed_in: User, make_user: MakeUser
+    client: FlaskClient, owner: User, make_user: MakeUser
 ) -> None:
     token, raw = make_token(make_user())
-    client.post(
-        f"/account/tokens/{token.id}/revoke",
-        data={"csrf_token": csrf_token(client, "/account/tokens")},
-    )
+    data = {"csrf_token": csrf_token(client, "/account/tokens")}
+    with nothing_changed():
+        client.post(f"/account/tokens/{token.id}/revoke", data=data)
     assert me(client, raw).status_code == 200
 
 
-def test_revoke_without_csrf_is_refused(client: FlaskClient, signed_in: User) -> None:
-    token, raw = make_token(signed_in)
-    assert client.post(f"/account/tokens/{token.id}/revoke").status_code == 400
+def test_revoke_without_csrf_is_refused(client: FlaskClient, owner: User) -> None:
+    token, raw = make_token(owner)
+    with nothing_changed():
+        assert client.post(f"/account/tokens/{token.id}/revoke").status_code == 400
     assert me(client, raw).status_code == 200

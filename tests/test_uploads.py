@@ -17,12 +17,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from approval.extensions import db
-from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User, Verdict
 from approval.ops import workflow
-from approval.storage import LocalStorage, S3Storage
-from tests.conftest import FrozenClock, csrf_token
-from tests.plugins.storage import s3_client_for
+from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed, stored_objects
+from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 Login = Callable[..., Any]
@@ -38,37 +37,9 @@ def app(app_factory: Callable[..., Flask], storage_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def tester(app: Flask, make_user: MakeUser) -> User:
-    return make_user(Role.TESTER, email="tess@example.com")
-
-
-@pytest.fixture
-def browser(app: Flask, tester: User) -> FlaskClient:
-    """A tester signed in on the backend under test."""
-    client = app.test_client()
-    client.post(
-        "/login",
-        data={
-            "email": tester.email,
-            "password": "correct horse battery staple",
-            "csrf_token": csrf_token(client),
-        },
-    )
-    return client
-
-
-def stored_objects() -> list[str]:
-    """Every object key in storage (so tests can prove nothing stray was left)."""
-    store = app_storage()
-    if isinstance(store, LocalStorage):
-        return sorted(
-            str(path.relative_to(store.root))
-            for path in Path(store.root).rglob("*")
-            if path.is_file() and not path.relative_to(store.root).parts[0].startswith(".")
-        )
-    assert isinstance(store, S3Storage)
-    listing = s3_client_for(store).list_objects_v2(Bucket=store.bucket)
-    return sorted(item["Key"] for item in listing.get("Contents", []))
+def browser(app: Flask, signed_in: SignIn, tester: User) -> FlaskClient:
+    """The shared tester, signed in on a client of its own, on the backend under test."""
+    return signed_in(tester, client=app.test_client())
 
 
 def queue_size() -> int:
@@ -224,7 +195,8 @@ def test_bad_files_fail_verification_and_leave_nothing(
     name = path.name if path.suffix in (".mp4", ".mov", ".mkv", ".webm") else "renamed.mp4"
     body = path.read_bytes()
     if not body:
-        started = start_direct(browser, name, 0)
+        with nothing_changed():
+            started = start_direct(browser, name, 0)
         assert started.status_code == 422
         assert "file is empty" in started.get_json()["errors"]["file"][0]
         assert db.session.scalar(select(func.count()).select_from(Clip)) == 0
@@ -249,7 +221,8 @@ def test_png_renamed_mp4_is_refused(
 def test_files_that_are_not_video_by_name_are_refused_before_upload(
     browser: FlaskClient, name: str
 ) -> None:
-    response = start_direct(browser, name, 1000)
+    with nothing_changed():
+        response = start_direct(browser, name, 1000)
     assert response.status_code == 422
     assert (
         "not accepted; upload an MP4, MOV, WebM or MKV video"
@@ -259,7 +232,8 @@ def test_files_that_are_not_video_by_name_are_refused_before_upload(
 
 
 def test_declared_size_over_the_limit_is_refused_up_front(browser: FlaskClient) -> None:
-    response = start_direct(browser, "huge.mp4", int(1.4 * (1 << 30)))
+    with nothing_changed():
+        response = start_direct(browser, "huge.mp4", int(1.4 * (1 << 30)))
     assert response.status_code == 413
     assert response.get_json()["errors"]["file"] == ["file is 1.4 GB; the limit is 1 GB"]
 
@@ -286,12 +260,13 @@ def test_plain_form_over_the_limit_gets_413_before_reading(
 ) -> None:
     app.config["MAX_CLIP_BYTES"] = 1000
     token = csrf_token(browser, "/clips/new")
-    response = browser.post(
-        "/clips/new",
-        data={"title": "Big", "file": (io.BytesIO(b"x" * 3_000_000), "big.mp4"),
-              "csrf_token": token},
-        content_type="multipart/form-data",
-    )  # fmt: skip
+    with nothing_changed():
+        response = browser.post(
+            "/clips/new",
+            data={"title": "Big", "file": (io.BytesIO(b"x" * 3_000_000), "big.mp4"),
+                  "csrf_token": token},
+            content_type="multipart/form-data",
+        )  # fmt: skip
     assert response.status_code == 413
     assert "at most 1000 bytes" in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Clip)) == 0
@@ -308,7 +283,8 @@ def test_plain_form_over_the_limit_gets_413_before_reading(
 def test_bad_details_are_refused_field_by_field(
     browser: FlaskClient, fields: dict[str, str], field: str, message: str
 ) -> None:
-    response = start_direct(browser, "clip.mp4", 1000, **fields)
+    with nothing_changed():
+        response = start_direct(browser, "clip.mp4", 1000, **fields)
     assert response.status_code == 400
     assert message in " ".join(response.get_json()["errors"][field])
     assert db.session.scalar(select(func.count()).select_from(Clip)) == 0
@@ -350,18 +326,13 @@ def test_script_in_title_prompt_and_filename_is_escaped(
 
 
 def test_completion_of_someone_elses_or_unknown_clip_is_404(
-    app: Flask, browser: FlaskClient, make_user: MakeUser
+    app: Flask, browser: FlaskClient, signed_in: SignIn
 ) -> None:
     started = start_direct(browser, "clip.mp4", 1000).get_json()
-    other = app.test_client()
-    intruder = make_user(Role.TESTER)
-    other.post(
-        "/login",
-        data={"email": intruder.email, "password": "correct horse battery staple",
-              "csrf_token": csrf_token(other)},
-    )  # fmt: skip
-    assert complete(other, started["clip"]).status_code == 404
-    assert complete(browser, 999_999).status_code == 404
+    other = signed_in(Role.TESTER, client=app.test_client())
+    with nothing_changed():
+        assert complete(other, started["clip"]).status_code == 404
+        assert complete(browser, 999_999).status_code == 404
     assert db.session.get(Clip, started["clip"]).status == ClipStatus.UPLOADING
 
 
@@ -372,7 +343,8 @@ def test_expired_app_ticket_is_refused(
         pytest.skip("S3 enforces its own presigned expiry (moto does not; verification still runs)")
     started = start_direct(browser, "clip.mp4", 10).get_json()
     clock.advance(seconds=app.config["UPLOAD_TICKET_TTL"] + 1)
-    status = browser.put(started["upload"]["url"].removeprefix(SITE), data=b"0123456789")
+    with nothing_changed():
+        status = browser.put(started["upload"]["url"].removeprefix(SITE), data=b"0123456789")
     assert status.status_code == 422
     assert "expired" in status.get_data(as_text=True)
     assert stored_objects() == []
@@ -382,7 +354,8 @@ def test_forged_app_ticket_is_404(browser: FlaskClient, storage_backend: str) ->
     if storage_backend != "local":
         pytest.skip("only local storage takes bytes through the app")
     started = start_direct(browser, "clip.mp4", 10).get_json()
-    response = browser.put(f"/clips/{started['clip']}/upload?ticket=forged", data=b"x")
+    with nothing_changed():
+        response = browser.put(f"/clips/{started['clip']}/upload?ticket=forged", data=b"x")
     assert response.status_code == 404
 
 
@@ -424,7 +397,8 @@ def test_only_rejected_clips_take_a_new_version(
     clip = make_clip(status, tester=tester)
     data = {"title": "v2", "filename": "v2.mp4", "size": "10",
             "csrf_token": csrf_token(browser, "/clips/new")}  # fmt: skip
-    response = browser.post(f"/clips/direct?previous={clip.id}", data=data)
+    with nothing_changed():
+        response = browser.post(f"/clips/direct?previous={clip.id}", data=data)
     assert response.status_code == 409
 
 
@@ -461,7 +435,9 @@ def test_withdraw_after_a_reviewer_took_it_is_409(
 ) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW, tester=tester)
     page = f"/clips/{clip.id}"
-    response = browser.post(f"{page}/withdraw", data={"csrf_token": csrf_token(browser, page)})
+    data = {"csrf_token": csrf_token(browser, page)}
+    with nothing_changed():
+        response = browser.post(f"{page}/withdraw", data=data)
     assert response.status_code == 409
     assert "in review" in response.get_data(as_text=True)
 
@@ -494,7 +470,8 @@ def test_other_testers_clips_answer_404(
     browser: FlaskClient, make_clip: Callable[..., Clip], path: str
 ) -> None:
     clip = make_clip(ClipStatus.WAITING)
-    assert browser.get(path.format(id=clip.id)).status_code == 404
+    with nothing_changed():
+        assert browser.get(path.format(id=clip.id)).status_code == 404
 
 
 def test_cleanup_fails_abandoned_uploads(

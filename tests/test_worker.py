@@ -20,13 +20,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from approval import jobs
-from approval.models import STEP_RENDERING, ClipStatus, Role
-from tests.conftest import IN_CI
+from approval.models import STEP_RENDERING, ClipStatus, User
+from tests.plugins.database import IN_CI
 from tests.plugins.workers import (
     LEASE_SECONDS,
     REDIS_URL,
     VERIFY_BOUND,
-    MakeUser,
     Processes,
     Workers,
     events,
@@ -82,24 +81,27 @@ def workers(app: Flask, processes: Processes) -> Workers:
 
 
 @pytest.fixture
-def tester(app: Flask, make_user: MakeUser) -> FlaskClient:
-    return signed_in(app, make_user(Role.TESTER))
+def tester_client(app: Flask, tester: User) -> FlaskClient:
+    """A client of its own, signed in as the shared `tester`."""
+    return signed_in(app, tester)
 
 
 # --- a clip verified by a real worker ------------------------------------------------------------
 
 
 def test_a_worker_process_verifies_an_uploaded_clip_once(
-    tester: FlaskClient,
+    tester_client: FlaskClient,
     workers: Workers,
     processes: Processes,
     make_video: Callable[..., Path],
 ) -> None:
     """complete → 202 verifying at once; a `flask worker` takes it to waiting, logged once."""
     workers.start()
-    clip_id = start_upload(tester, make_video("clip.mp4", seconds=1.0, width=320, height=240))
+    clip_id = start_upload(
+        tester_client, make_video("clip.mp4", seconds=1.0, width=320, height=240)
+    )
     started = time.monotonic()
-    response = report_done(tester, clip_id)
+    response = report_done(tester_client, clip_id)
     assert (response.status_code, response.get_json()["status"]) == (202, "verifying")
     assert time.monotonic() - started < 2.0
     wait_for(
@@ -116,7 +118,7 @@ def test_a_worker_process_verifies_an_uploaded_clip_once(
 
 @pytest.mark.parametrize("queue_url", ["sqlite"], indirect=True)
 def test_a_clip_whose_worker_was_killed_is_verified_by_another(
-    tester: FlaskClient,
+    tester_client: FlaskClient,
     workers: Workers,
     processes: Processes,
     make_video: Callable[..., Path],
@@ -124,9 +126,9 @@ def test_a_clip_whose_worker_was_killed_is_verified_by_another(
     """SIGKILL mid-render; once the lease lapses the reaper hands it on; B verifies it once."""
     # HEVC needs a rendition: the transcode is a step long enough to be caught in.
     source = make_video("hevc.mp4", seconds=4.0, width=1280, height=720, codec="libx265")
-    clip_id = start_upload(tester, source)
+    clip_id = start_upload(tester_client, source)
     worker_a = workers.start(workers=1)
-    assert report_done(tester, clip_id).status_code == 202
+    assert report_done(tester_client, clip_id).status_code == 202
     wait_for(
         lambda: snapshot(clip_id)["pipeline_step"] == STEP_RENDERING,
         timeout=VERIFY_BOUND,

@@ -17,7 +17,8 @@ from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
 from approval.ops import workflow
 from approval.ops.workflow import InvalidInput, NotAllowed, NotFound, StateConflict
-from tests.conftest import FAKE_MEDIA, FrozenClock
+from tests.plugins.factories import FAKE_MEDIA, FrozenClock
+from tests.plugins.snapshot import nothing_changed
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -36,25 +37,8 @@ def last_event() -> AuditEvent:
 
 
 @pytest.fixture
-def reviewer(make_user: MakeUser) -> User:
-    return make_user(Role.REVIEWER)
-
-
-@pytest.fixture
-def admin(make_user: MakeUser) -> User:
-    return make_user(Role.ADMIN)
-
-
-@pytest.fixture
 def people(make_user: MakeUser, reviewer: User, admin: User) -> People:
     return People(reviewer, make_user(Role.REVIEWER), admin)
-
-
-def claimed(make_clip: MakeClip, reviewer: User, **kw: Any) -> Clip:
-    clip = make_clip(ClipStatus.WAITING, **kw)
-    workflow.claim(clip, reviewer)
-    db.session.commit()
-    return clip
 
 
 # --- every operation from every state ------------------------------------------------------------
@@ -134,7 +118,7 @@ def test_each_operation_moves_only_from_the_states_it_accepts(
         db.session.commit()
         assert (clip.status, events()) == (target, before + 1)
     else:
-        with pytest.raises(StateConflict):
+        with nothing_changed(), pytest.raises(StateConflict):
             operation(clip, people)
         assert events() == before  # the refused step wrote nothing, not even its event
         db.session.rollback()
@@ -162,7 +146,7 @@ def test_each_transition_logs_who_and_the_states(
 def test_a_refused_verification_leaves_the_pinned_bytes_alone(make_clip: MakeClip) -> None:
     clip = make_clip(ClipStatus.APPROVED)
     pinned = clip.sha256
-    with pytest.raises(StateConflict):
+    with nothing_changed(), pytest.raises(StateConflict):
         workflow.pass_verification(clip, replace(FAKE_MEDIA, sha256="e" * 64))
     db.session.commit()  # even a caller that carries on must not have written new bytes
     db.session.expire_all()
@@ -173,7 +157,7 @@ def test_conflict_names_who_changed_the_clip_and_when(
     make_clip: MakeClip, reviewer: User, clock: FrozenClock
 ) -> None:
     clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
-    with pytest.raises(StateConflict) as refused:
+    with nothing_changed(), pytest.raises(StateConflict) as refused:
         workflow.withdraw(clip, clip.tester)
     assert (refused.value.changed_by, refused.value.changed_at, refused.value.status) == (
         reviewer.id,
@@ -184,7 +168,10 @@ def test_conflict_names_who_changed_the_clip_and_when(
 
 def test_conflict_message_says_who_and_when(make_clip: MakeClip, reviewer: User) -> None:
     clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
-    with pytest.raises(StateConflict, match=rf"approved \(by {reviewer.display_name}, 2026-11-30"):
+    with (
+        nothing_changed(),
+        pytest.raises(StateConflict, match=rf"approved \(by {reviewer.display_name}, 2026-11-30"),
+    ):
         workflow.withdraw(clip, clip.tester)
 
 
@@ -202,14 +189,14 @@ def test_whole_lifecycle_keeps_the_audit_chain_whole(
 def test_nobody_claims_a_clip_they_uploaded(make_user: MakeUser, make_clip: MakeClip) -> None:
     both = make_user(Role.TESTER, Role.REVIEWER)
     clip = make_clip(ClipStatus.WAITING, tester=both)
-    with pytest.raises(NotAllowed):
+    with nothing_changed(), pytest.raises(NotAllowed):
         workflow.claim(clip, both)
 
 
 def test_nobody_decides_a_clip_they_uploaded(make_user: MakeUser, make_clip: MakeClip) -> None:
     both = make_user(Role.TESTER, Role.REVIEWER)
     clip = make_clip(ClipStatus.IN_REVIEW, tester=both)
-    with pytest.raises(NotAllowed):
+    with nothing_changed(), pytest.raises(NotAllowed):
         workflow.decide(clip, both, Verdict.APPROVE)
 
 
@@ -224,28 +211,32 @@ def test_review_next_never_hands_out_ones_own_clip(
 @pytest.mark.parametrize("role", [Role.TESTER, Role.ADMIN])
 def test_only_reviewers_claim(make_user: MakeUser, make_clip: MakeClip, role: Role) -> None:
     clip = make_clip(ClipStatus.WAITING)
-    with pytest.raises(NotAllowed):
-        workflow.claim(clip, make_user(role))
+    someone = make_user(role)
+    with nothing_changed(), pytest.raises(NotAllowed):
+        workflow.claim(clip, someone)
 
 
 @pytest.mark.parametrize("role", [Role.TESTER, Role.ADMIN])
 def test_only_reviewers_review_next(make_user: MakeUser, make_clip: MakeClip, role: Role) -> None:
     make_clip(ClipStatus.WAITING)
-    with pytest.raises(NotAllowed):
-        workflow.claim_next(make_user(role))
+    someone = make_user(role)
+    with nothing_changed(), pytest.raises(NotAllowed):
+        workflow.claim_next(someone)
 
 
 @pytest.mark.parametrize("role", [Role.TESTER, Role.REVIEWER])
 def test_only_admins_take_down(make_user: MakeUser, make_clip: MakeClip, role: Role) -> None:
     clip = make_clip(ClipStatus.APPROVED)
-    with pytest.raises(NotAllowed):
-        workflow.take_down(clip, make_user(role), "Rights complaint")
+    someone = make_user(role)
+    with nothing_changed(), pytest.raises(NotAllowed):
+        workflow.take_down(clip, someone, "Rights complaint")
 
 
 def test_only_its_tester_withdraws_a_clip(make_user: MakeUser, make_clip: MakeClip) -> None:
     clip = make_clip(ClipStatus.WAITING)
-    with pytest.raises(NotFound):
-        workflow.withdraw(clip, make_user(Role.TESTER))
+    stranger = make_user(Role.TESTER)
+    with nothing_changed(), pytest.raises(NotFound):
+        workflow.withdraw(clip, stranger)
 
 
 # --- claims and leases ---------------------------------------------------------------------------
@@ -253,15 +244,15 @@ def test_only_its_tester_withdraws_a_clip(make_user: MakeUser, make_clip: MakeCl
 
 def test_deciding_without_a_claim_is_a_conflict(make_clip: MakeClip, reviewer: User) -> None:
     clip = make_clip(ClipStatus.WAITING)
-    with pytest.raises(StateConflict, match="Claim the clip"):
+    with nothing_changed(), pytest.raises(StateConflict, match="Claim the clip"):
         workflow.decide(clip, reviewer, Verdict.APPROVE)
 
 
 def test_deciding_on_someone_elses_live_claim_is_a_conflict(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, make_user(Role.REVIEWER))
-    with pytest.raises(StateConflict, match="Another reviewer"):
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=make_user(Role.REVIEWER))
+    with nothing_changed(), pytest.raises(StateConflict, match="Another reviewer"):
         workflow.decide(clip, reviewer, Verdict.APPROVE)
 
 
@@ -269,23 +260,27 @@ def test_deciding_a_decided_clip_names_the_earlier_decision(
     make_clip: MakeClip, make_user: MakeUser, reviewer: User
 ) -> None:
     clip = make_clip(ClipStatus.REJECTED, reviewer=reviewer)
-    with pytest.raises(StateConflict, match=f"already decided.*rejected.*{reviewer.display_name}"):
-        workflow.decide(clip, make_user(Role.REVIEWER), Verdict.APPROVE)
+    other = make_user(Role.REVIEWER)
+    with (
+        nothing_changed(),
+        pytest.raises(StateConflict, match=f"already decided.*rejected.*{reviewer.display_name}"),
+    ):
+        workflow.decide(clip, other, Verdict.APPROVE)
 
 
 def test_deciding_after_the_lease_lapsed_is_a_conflict(
     make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] + 1)
-    with pytest.raises(StateConflict, match="lapsed"):
+    with nothing_changed(), pytest.raises(StateConflict, match="lapsed"):
         workflow.decide(clip, reviewer, Verdict.APPROVE)
 
 
 def test_a_lapsed_lease_puts_the_clip_back_for_others(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"])
     other = make_user(Role.REVIEWER)
     assert workflow.claim_next(other) == clip
@@ -294,7 +289,7 @@ def test_a_lapsed_lease_puts_the_clip_back_for_others(
 def test_taking_over_a_lapsed_lease_is_logged_with_its_old_holder(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] + 1)
     workflow.claim(clip, make_user(Role.REVIEWER))
     event = last_event()
@@ -307,7 +302,7 @@ def test_taking_over_a_lapsed_lease_is_logged_with_its_old_holder(
 def test_a_live_lease_is_not_handed_to_anyone_else(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
-    claimed(make_clip, reviewer)
+    make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] - 1)
     assert workflow.claim_next(make_user(Role.REVIEWER)) is None
 
@@ -315,7 +310,7 @@ def test_a_live_lease_is_not_handed_to_anyone_else(
 def test_renewing_extends_the_lease(
     make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=500)
     expires = workflow.renew_claim(clip, reviewer)
     lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
@@ -326,7 +321,7 @@ def test_a_renewed_lease_outlives_the_first_one(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
     lease = app.config["CLAIM_LEASE_SECONDS"]
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=lease - 60)
     workflow.renew_claim(clip, reviewer)
     db.session.commit()
@@ -337,32 +332,34 @@ def test_a_renewed_lease_outlives_the_first_one(
 def test_a_lapsed_lease_cannot_be_renewed(
     make_clip: MakeClip, reviewer: User, clock: FrozenClock, app: Flask
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"])
-    with pytest.raises(StateConflict):
+    with nothing_changed(), pytest.raises(StateConflict):
         workflow.renew_claim(clip, reviewer)
 
 
 def test_nobody_renews_someone_elses_lease(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
-    with pytest.raises(StateConflict):
-        workflow.renew_claim(clip, make_user(Role.REVIEWER))
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    other = make_user(Role.REVIEWER)
+    with nothing_changed(), pytest.raises(StateConflict):
+        workflow.renew_claim(clip, other)
 
 
 def test_nobody_releases_someone_elses_claim(
     make_user: MakeUser, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
-    with pytest.raises(StateConflict):
-        workflow.release(clip, make_user(Role.REVIEWER))
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    other = make_user(Role.REVIEWER)
+    with nothing_changed(), pytest.raises(StateConflict):
+        workflow.release(clip, other)
 
 
 def test_a_released_clip_keeps_its_place_in_the_queue(
     make_clip: MakeClip, make_user: MakeUser, reviewer: User, clock: FrozenClock
 ) -> None:
-    first = claimed(make_clip, reviewer)
+    first = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=10)
     make_clip(ClipStatus.WAITING)
     workflow.release(first, reviewer)
@@ -382,7 +379,7 @@ def test_review_next_takes_the_oldest_clip(
 def test_review_next_gives_back_the_clip_already_held(
     make_clip: MakeClip, reviewer: User, clock: FrozenClock
 ) -> None:
-    held = claimed(make_clip, reviewer)
+    held = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=5)
     make_clip(ClipStatus.WAITING)
     assert workflow.claim_next(reviewer) == held
@@ -404,14 +401,14 @@ def test_two_reviewers_get_different_clips(
 
 
 def test_one_claim_at_a_time(make_clip: MakeClip, reviewer: User) -> None:
-    claimed(make_clip, reviewer)
+    make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     other = make_clip(ClipStatus.WAITING)
-    with pytest.raises(StateConflict, match="already reviewing"):
+    with nothing_changed(), pytest.raises(StateConflict, match="already reviewing"):
         workflow.claim(other, reviewer)
 
 
 def test_claiming_the_held_clip_again_changes_nothing(make_clip: MakeClip, reviewer: User) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     before = events()
     workflow.claim(clip, reviewer)
     assert (clip.status, events()) == (ClipStatus.IN_REVIEW, before)
@@ -420,7 +417,7 @@ def test_claiming_the_held_clip_again_changes_nothing(make_clip: MakeClip, revie
 def test_deciding_then_claiming_next_opens_the_next_clip(
     make_clip: MakeClip, reviewer: User, clock: FrozenClock
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=1)
     following = make_clip(ClipStatus.WAITING)
     _, upcoming = workflow.decide_and_claim_next(clip, reviewer, Verdict.APPROVE)
@@ -437,8 +434,8 @@ def test_deciding_then_claiming_next_opens_the_next_clip(
 def test_a_rejection_needs_a_known_category_and_a_reason(
     make_clip: MakeClip, reviewer: User, category: str | None, reason: str
 ) -> None:
-    clip = claimed(make_clip, reviewer)
-    with pytest.raises(InvalidInput):
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    with nothing_changed(), pytest.raises(InvalidInput):
         workflow.decide(clip, reviewer, Verdict.REJECT, category=category, reason=reason)
     db.session.rollback()
     assert db.session.get(Clip, clip.id).status == ClipStatus.IN_REVIEW  # type: ignore[union-attr]
@@ -448,8 +445,8 @@ def test_a_rejection_needs_a_known_category_and_a_reason(
 def test_a_timecode_outside_the_clip_is_refused(
     make_clip: MakeClip, reviewer: User, timecode: float
 ) -> None:
-    clip = claimed(make_clip, reviewer)  # FAKE_MEDIA lasts 2 seconds
-    with pytest.raises(InvalidInput):
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)  # FAKE_MEDIA lasts 2 seconds
+    with nothing_changed(), pytest.raises(InvalidInput):
         workflow.decide(
             clip, reviewer, Verdict.REJECT, category="quality", reason="Blur", timecode=timecode
         )
@@ -459,7 +456,7 @@ def test_a_timecode_outside_the_clip_is_refused(
 def test_a_timecode_within_the_clip_is_kept(
     make_clip: MakeClip, reviewer: User, timecode: float
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(
         clip, reviewer, Verdict.REJECT, category="quality", reason="Blur", timecode=timecode
     )
@@ -467,7 +464,7 @@ def test_a_timecode_within_the_clip_is_kept(
 
 
 def test_a_rejection_records_what_the_tester_reads(make_clip: MakeClip, reviewer: User) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(
         clip, reviewer, Verdict.REJECT, category="likeness", reason=" Looks like X ", timecode=1.0
     )
@@ -479,7 +476,7 @@ def test_a_rejection_records_what_the_tester_reads(make_clip: MakeClip, reviewer
 
 
 def test_an_approval_carries_no_category_or_timecode(make_clip: MakeClip, reviewer: User) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     decision = workflow.decide(
         clip, reviewer, Verdict.APPROVE, category="quality", reason="Fine", timecode=1.0
     )
@@ -487,7 +484,7 @@ def test_an_approval_carries_no_category_or_timecode(make_clip: MakeClip, review
 
 
 def test_a_decision_releases_the_claim(make_clip: MakeClip, reviewer: User) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     assert (clip.claimed_by_id, clip.claim_expires_at) == (None, None)
 
@@ -503,7 +500,7 @@ def four_eyes(app: Flask) -> None:
 def test_with_two_required_one_approval_sends_the_clip_back_to_the_queue(
     four_eyes: None, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     assert (clip.status, clip.decided_at) == (ClipStatus.WAITING, None)
 
@@ -511,7 +508,7 @@ def test_with_two_required_one_approval_sends_the_clip_back_to_the_queue(
 def test_with_two_required_a_second_reviewer_approves_it(
     four_eyes: None, make_user: MakeUser, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     second = make_user(Role.REVIEWER)
@@ -523,17 +520,17 @@ def test_with_two_required_a_second_reviewer_approves_it(
 def test_with_two_required_the_same_reviewer_cannot_approve_twice(
     four_eyes: None, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
-    with pytest.raises(StateConflict, match="already gave your verdict"):
+    with nothing_changed(), pytest.raises(StateConflict, match="already gave your verdict"):
         workflow.claim(clip, reviewer)
 
 
 def test_with_two_required_review_next_skips_a_clip_one_already_approved(
     four_eyes: None, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     assert workflow.claim_next(reviewer) is None
@@ -542,17 +539,17 @@ def test_with_two_required_review_next_skips_a_clip_one_already_approved(
 def test_with_two_required_a_deciding_again_after_approving_is_a_conflict(
     four_eyes: None, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
-    with pytest.raises(StateConflict, match="already gave your verdict"):
+    with nothing_changed(), pytest.raises(StateConflict, match="already gave your verdict"):
         workflow.decide(clip, reviewer, Verdict.APPROVE)
 
 
 def test_with_two_required_any_rejection_ends_it(
     four_eyes: None, make_user: MakeUser, make_clip: MakeClip, reviewer: User
 ) -> None:
-    clip = claimed(make_clip, reviewer)
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     second = make_user(Role.REVIEWER)
@@ -580,7 +577,7 @@ def test_takedown_records_who_why_and_when(
 
 def test_takedown_needs_a_reason(make_clip: MakeClip, admin: User) -> None:
     clip = make_clip(ClipStatus.APPROVED)
-    with pytest.raises(InvalidInput):
+    with nothing_changed(), pytest.raises(InvalidInput):
         workflow.take_down(clip, admin, "   ")
 
 
@@ -597,7 +594,7 @@ def test_takedown_keeps_the_approval_on_record(
 def test_a_rejected_clip_takes_one_new_version(make_clip: MakeClip) -> None:
     rejected = make_clip(ClipStatus.REJECTED)
     make_clip(ClipStatus.UPLOADING, tester=rejected.tester, previous=rejected)
-    with pytest.raises(StateConflict, match="newer version"):
+    with nothing_changed(), pytest.raises(StateConflict, match="newer version"):
         workflow.start_upload(rejected.tester, title="again", previous=rejected)
 
 
@@ -612,14 +609,16 @@ def test_a_new_version_that_failed_verification_frees_the_rejected_clip(
 
 def test_only_its_tester_makes_a_new_version(make_user: MakeUser, make_clip: MakeClip) -> None:
     rejected = make_clip(ClipStatus.REJECTED)
-    with pytest.raises(NotFound):
-        workflow.start_upload(make_user(Role.TESTER), title="mine now", previous=rejected)
+    stranger = make_user(Role.TESTER)
+    with nothing_changed(), pytest.raises(NotFound):
+        workflow.start_upload(stranger, title="mine now", previous=rejected)
 
 
 @pytest.mark.parametrize("role", [Role.REVIEWER, Role.ADMIN])
 def test_only_testers_upload(make_user: MakeUser, role: Role) -> None:
-    with pytest.raises(NotAllowed):
-        workflow.start_upload(make_user(role), title="x")
+    someone = make_user(role)
+    with nothing_changed(), pytest.raises(NotAllowed):
+        workflow.start_upload(someone, title="x")
 
 
 def test_a_verified_new_version_logs_that_it_supersedes_the_old(make_clip: MakeClip) -> None:

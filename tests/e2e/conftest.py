@@ -26,7 +26,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from approval.extensions import db
 from approval.models import Clip, Role, User
 from approval.ops.people import create_user
-from tests.conftest import PASSWORD
+from tests.plugins.factories import PASSWORD
 from tests.plugins.storage import TEST_REGION, make_s3_url, unique_bucket_name
 
 playwright_api = pytest.importorskip("playwright.sync_api")

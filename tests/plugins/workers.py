@@ -24,7 +24,8 @@ from sqlalchemy import func, select
 
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, User
-from tests.conftest import PASSWORD, csrf_token
+from tests.plugins.factories import PASSWORD
+from tests.plugins.web import csrf_token
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("GREENLIGHT_TEST_QUEUE_REDIS_URL", "redis://127.0.0.1:6379/7")
