@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 
 from approval import paging
 from approval.models import Clip, ClipStatus, Role, User
-from tests.conftest import FrozenClock
+from tests.plugins.factories import FrozenClock
 
 MakeClip = Callable[..., Clip]
 
