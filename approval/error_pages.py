@@ -142,21 +142,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StorageError)
     def storage_unavailable(exc: StorageError) -> Response:
         # Storage hung or down: say so and let the client come back; nothing stays half-done.
-        log.warning("storage failed on %s %s: %s", request.method, request.path, exc)
-        _rollback_quietly()
-        response = error_page(503, STORAGE_UNAVAILABLE, "Storage unavailable")
-        response.headers["Retry-After"] = "30"
-        return response
+        return _unavailable("storage", exc, STORAGE_UNAVAILABLE, "Storage unavailable")
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError) -> Response:
         # The database went away (restart, failover, killed connection): nothing was changed,
         # and the same request a little later will most likely work.
-        log.warning("database failed on %s %s: %s", request.method, request.path, exc)
-        _rollback_quietly()
-        response = error_page(503, DATABASE_UNAVAILABLE, "Database unavailable")
-        response.headers["Retry-After"] = "30"
-        return response
+        return _unavailable("database", exc, DATABASE_UNAVAILABLE, "Database unavailable")
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
@@ -168,6 +160,15 @@ def register_error_handlers(app: Flask) -> None:
     def internal(exc: InternalServerError) -> Response:
         _rollback_quietly()
         return error_page(500)
+
+
+def _unavailable(what: str, exc: Exception, detail: str, title: str) -> Response:
+    """503 with Retry-After: a service this request needs is away, and nothing was changed."""
+    log.warning("%s failed on %s %s: %s", what, request.method, request.path, exc)
+    _rollback_quietly()
+    response = error_page(503, detail, title)
+    response.headers["Retry-After"] = "30"
+    return response
 
 
 def _rollback_quietly() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from approval import audit
 from approval.models import Role
 
-from . import review_schemas as rs
+from . import audit_schemas as aus
 from . import serialize
 from .blueprint import api
 from .registry import Reply
@@ -13,9 +13,9 @@ from .registry import Reply
 ADMIN = (Role.ADMIN,)
 
 
-@api.route("GET", "/audit", tag="audit", query=rs.AuditQuery, replies={200: rs.AuditPage},
+@api.route("GET", "/audit", tag="audit", query=aus.AuditQuery, replies={200: aus.AuditPage},
            roles=ADMIN)  # fmt: skip
-def list_events(query: rs.AuditQuery) -> Reply:
+def list_events(query: aus.AuditQuery) -> Reply:
     """Events newest first, filtered by time, clip, actor or action, a page at a time."""
     selection = audit.filtered(
         since=query.since, clip_id=query.clip, actor_id=query.actor, action=query.action
@@ -23,15 +23,15 @@ def list_events(query: rs.AuditQuery) -> Reply:
     page = audit.newest_first(selection, "api.audit", cursor=query.cursor, size=query.limit)
     return Reply(
         200,
-        rs.AuditPage(
+        aus.AuditPage(
             items=[serialize.audit_event(event) for event in page.items],
             next=serialize.next_url(page.next),
         ),
     )
 
 
-@api.route("GET", "/audit/verify", tag="audit", replies={200: rs.AuditVerification}, roles=ADMIN)
+@api.route("GET", "/audit/verify", tag="audit", replies={200: aus.AuditVerification}, roles=ADMIN)
 def verify_log() -> Reply:
     """Walk the whole chain: ok with the count and head hash, or the first broken event."""
     outcome = audit.verify().as_dict()
-    return Reply(200, rs.AuditVerification.model_validate(outcome))
+    return Reply(200, aus.AuditVerification.model_validate(outcome))

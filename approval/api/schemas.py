@@ -1,7 +1,7 @@
 """The API's bodies and replies as pydantic models; the OpenAPI document is generated from them.
 
-Here: the shared pieces, errors, people and clips; review, share links and audit are in
-review_schemas.py.
+Here: the shared pieces, errors, people and clips; review, share links and audit have theirs in
+review_schemas.py, sharing_schemas.py and audit_schemas.py.
 
 Request models are strict (no "1" for 1, no unknown fields); reply models are what the views
 return, so the document and the wire cannot disagree.

@@ -19,7 +19,7 @@ from approval.ops import access
 from approval.ops.sharing import is_live
 from approval.web import site_url
 
-from . import review_schemas as rs
+from . import audit_schemas as aus
 from . import schemas as s
 
 
@@ -166,8 +166,8 @@ def clip_detail(clip: Clip, viewer: User) -> s.ClipDetail:
     )
 
 
-def audit_event(event: AuditEvent) -> rs.AuditEventOut:
-    return rs.AuditEventOut.model_validate({**event.as_dict(), "hash": event.hash})
+def audit_event(event: AuditEvent) -> aus.AuditEventOut:
+    return aus.AuditEventOut.model_validate({**event.as_dict(), "hash": event.hash})
 
 
 def me(user: User) -> s.Me:

@@ -9,16 +9,16 @@ from approval.models import User
 from approval.ops import access, sharing
 from approval.web import site_url
 
-from . import review_schemas as rs
+from . import sharing_schemas as ss
 from .blueprint import api
 from .registry import Reply
 
 
 @api.route(
-    "POST", "/clips/<id:clip_id>/share-links", tag="sharing", body=rs.ShareLinkCreate,
-    replies={201: rs.ShareLinkCreated}, errors=(409,),
+    "POST", "/clips/<id:clip_id>/share-links", tag="sharing", body=ss.ShareLinkCreate,
+    replies={201: ss.ShareLinkCreated}, errors=(409,),
 )  # fmt: skip
-def create_share_link(user: User, clip_id: int, body: rs.ShareLinkCreate) -> Reply:
+def create_share_link(user: User, clip_id: int, body: ss.ShareLinkCreate) -> Reply:
     """Make a public link to an approved clip; its URL appears only in this reply."""
     clip = access.visible_clip(clip_id, user)
     expires_at = utcnow() + timedelta(seconds=body.expires_in) if body.expires_in else None
@@ -30,7 +30,7 @@ def create_share_link(user: User, clip_id: int, body: rs.ShareLinkCreate) -> Rep
         passphrase=body.passphrase,
         allow_download=body.allow_download,
     )
-    created = rs.ShareLinkCreated(
+    created = ss.ShareLinkCreated(
         id=link.id,
         url=site_url("sharing.page", token=token),
         expires_at=link.expires_at,
