@@ -97,6 +97,11 @@ def site_url(endpoint: str, **values: Any) -> str:
     return str(current_app.config["SITE_URL"]) + path
 
 
+def app_put_url(clip_id: int, ticket: str) -> str:
+    """Where an upload ticket sends the bytes when the storage cannot take them directly."""
+    return site_url("clips.receive", clip_id=clip_id, ticket=ticket)
+
+
 def password_link_url(token: str) -> str:
     """The absolute set-password URL, built from SITE_URL so the CLI can print it too."""
     return site_url("auth.set_password", token=token)

@@ -10,7 +10,7 @@ from approval.models import ClipStatus, Role, User
 from approval.ops import access, clip_lists, uploads, workflow
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
-from approval.web import site_url
+from approval.web import app_put_url, site_url
 
 from . import schemas as s
 from . import serialize
@@ -48,7 +48,7 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
         content_type=body.content_type,
         previous_id=body.previous,
     )
-    ticket = uploads.ticket_for(clip, size=body.size, sha256=body.sha256)
+    ticket = uploads.ticket_for(clip, app_put_url=app_put_url, size=body.size, sha256=body.sha256)
     created = s.ClipCreated(
         id=clip.id,
         status=clip.status,
@@ -66,7 +66,12 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
 def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
     """A fresh upload ticket for a retry, while the clip is still uploading."""
     clip = access.own_clip(clip_id, user)
-    return Reply(200, _ticket_out(uploads.ticket_for(clip, size=body.size, sha256=body.sha256)))
+    return Reply(
+        200,
+        _ticket_out(
+            uploads.ticket_for(clip, app_put_url=app_put_url, size=body.size, sha256=body.sha256)
+        ),
+    )
 
 
 @api.route(

@@ -34,7 +34,7 @@ from approval.ops.workflow import withdraw
 from approval.sharing.forms import ShareLinkForm
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
-from approval.web import roles_required, show_refusal, undo_refused
+from approval.web import app_put_url, roles_required, show_refusal, undo_refused
 
 from . import bp
 from .forms import DirectUploadForm, UploadForm
@@ -148,7 +148,7 @@ def start_direct() -> tuple[Response, int]:
             previous_id=previous.id if previous is not None else None,
             **_details(form),
         )
-        ticket = uploads.ticket_for(clip)
+        ticket = uploads.ticket_for(clip, app_put_url=app_put_url)
     except Refused as exc:
         return jsonify(errors={"file": [exc.message]}), undo_refused(exc)
     return jsonify(_ticket_json(clip, ticket)), 201
@@ -159,7 +159,7 @@ def start_direct() -> tuple[Response, int]:
 def ticket(clip_id: int) -> Response:
     """A fresh ticket for a retry after a failed or cancelled transfer."""
     clip = access.own_clip(clip_id, current_user)
-    return jsonify(_ticket_json(clip, uploads.ticket_for(clip)))
+    return jsonify(_ticket_json(clip, uploads.ticket_for(clip, app_put_url=app_put_url)))
 
 
 @bp.put("/<int:clip_id>/upload")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +27,6 @@ from approval.models import Clip, ClipStatus, User
 from approval.ops import access, verification, workflow
 from approval.ops.errors import InvalidInput, NotFound, StateConflict, TooLarge
 from approval.storage import ObjectTooLarge, UploadTicket
-from approval.web import site_url
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,19 @@ def _serializer() -> URLSafeTimedSerializer:
     )
 
 
-def ticket_for(clip: Clip, *, size: int | None = None, sha256: str | None = None) -> UploadTicket:
+def ticket_for(
+    clip: Clip,
+    *,
+    app_put_url: Callable[[int, str], str],
+    size: int | None = None,
+    sha256: str | None = None,
+) -> UploadTicket:
     """A short-lived ticket to send this clip's bytes: straight to S3, or to the app.
 
     A client that hashed its file first (the CLI) gets, where the storage can, a presigned PUT
-    that signs the size and the SHA-256, so the storage itself refuses any other body.
+    that signs the size and the SHA-256, so the storage itself refuses any other body. Where
+    the storage cannot presign, the bytes go to the app: `app_put_url(clip_id, token)` is
+    where, a route only the web layer knows.
     """
     if clip.status != ClipStatus.UPLOADING:
         raise StateConflict("This clip's upload is finished; start a new upload.", clip)
@@ -168,7 +176,7 @@ def ticket_for(clip: Clip, *, size: int | None = None, sha256: str | None = None
     token = _serializer().dumps({"clip": clip.id, "key": staging_key})
     return UploadTicket(
         method="PUT",
-        url=site_url("clips.receive", clip_id=clip.id, ticket=token),
+        url=app_put_url(clip.id, token),
         fields={},
         headers={"Content-Type": clip.content_type},
         expires_at=utcnow() + timedelta(seconds=ttl),
