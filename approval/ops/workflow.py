@@ -105,21 +105,54 @@ def _lock(clip: Clip) -> None:
     db.session.refresh(clip)
 
 
+@dataclass(frozen=True)
+class Transition:
+    """One move of the state machine, named by the audit action that records it."""
+
+    action: str
+    expected: tuple[ClipStatus, ...]
+    target: ClipStatus
+    #: Completes "Cannot …" when the clip is no longer in an expected state.
+    what: str
+
+
+_S = ClipStatus
+#: Every move a clip can make, and the only place that says which states allow it.
+TRANSITIONS = {
+    step.action: step
+    for step in (
+        Transition("clip.upload_completed", (_S.UPLOADING,), _S.VERIFYING, "start verification"),
+        Transition("clip.verified", (_S.VERIFYING,), _S.WAITING, "finish verification"),
+        Transition(
+            "clip.verification_failed",
+            (_S.UPLOADING, _S.VERIFYING),
+            _S.FAILED,
+            "mark the clip as failed",
+        ),
+        Transition("clip.withdrawn", (_S.WAITING,), _S.WITHDRAWN, "withdraw this clip"),
+        Transition("clip.claimed", (_S.WAITING, _S.IN_REVIEW), _S.IN_REVIEW, "claim this clip"),
+        Transition("clip.released", (_S.IN_REVIEW,), _S.WAITING, "release this clip"),
+        Transition("clip.rejected", (_S.IN_REVIEW,), _S.REJECTED, "reject this clip"),
+        Transition("clip.approved", (_S.IN_REVIEW,), _S.APPROVED, "approve this clip"),
+        Transition("clip.approval_recorded", (_S.IN_REVIEW,), _S.WAITING, "approve this clip"),
+        Transition("clip.taken_down", (_S.APPROVED,), _S.TAKEN_DOWN, "take this clip down"),
+    )
+}
+
+
 def _transition(
     clip: Clip,
-    *,
-    expected: Iterable[ClipStatus],
-    target: ClipStatus,
-    actor: User | None,
     action: str,
-    what: str,
+    *,
+    actor: User | None,
     where: Iterable[ColumnElement[bool]] = (),
     values: dict[str, Any] | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Move `clip` from one of `expected` to `target` atomically, and log it."""
-    expected = tuple(expected)
+    """Make the move TRANSITIONS names `action` atomically, and log it under that name."""
+    step = TRANSITIONS[action]
+    expected, target, what = step.expected, step.target, step.what
     if len(expected) == 1:
         before = expected[0]  # if the UPDATE matches, this is what the row held
     else:
@@ -229,11 +262,8 @@ def begin_verification(clip: Clip, actor: User) -> None:
     """uploading → verifying: the upload is reported done; the bytes get checked next."""
     _transition(
         clip,
-        expected=[ClipStatus.UPLOADING],
-        target=ClipStatus.VERIFYING,
+        "clip.upload_completed",
         actor=actor,
-        action="clip.upload_completed",
-        what="start verification",
         values={"pipeline_step": STEP_QUEUED},
     )
 
@@ -270,11 +300,8 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
     }
     _transition(
         clip,
-        expected=[ClipStatus.VERIFYING],
-        target=ClipStatus.WAITING,
+        "clip.verified",
         actor=None,
-        action="clip.verified",
-        what="finish verification",
         values=values,
         data={
             "size": media.size_bytes,
@@ -301,11 +328,8 @@ def fail_verification(clip: Clip, reason: str) -> None:
     """uploading|verifying → failed: the clip never reaches a reviewer."""
     _transition(
         clip,
-        expected=[ClipStatus.UPLOADING, ClipStatus.VERIFYING],
-        target=ClipStatus.FAILED,
+        "clip.verification_failed",
         actor=None,
-        action="clip.verification_failed",
-        what="mark the clip as failed",
         # A version that never reached the queue superseded nothing: let go of the rejected
         # clip, so the tester can upload another version of it (the link is unique).
         values={
@@ -325,11 +349,8 @@ def withdraw(clip: Clip, tester: User) -> None:
         raise NotFound("There is no such clip.")
     _transition(
         clip,
-        expected=[ClipStatus.WAITING],
-        target=ClipStatus.WITHDRAWN,
+        "clip.withdrawn",
         actor=tester,
-        action="clip.withdrawn",
-        what="withdraw this clip",
     )
 
 
@@ -463,11 +484,8 @@ def _claim(clip: Clip, reviewer: User, now: datetime) -> None:
     lapsed_from = clip.claimed_by_id if clip.status == ClipStatus.IN_REVIEW else None
     _transition(
         clip,
-        expected=[ClipStatus.WAITING, ClipStatus.IN_REVIEW],
-        target=ClipStatus.IN_REVIEW,
+        "clip.claimed",
         actor=reviewer,
-        action="clip.claimed",
-        what="claim this clip",
         where=[claimable(reviewer, now)],
         values={"claimed_by_id": reviewer.id, "claim_expires_at": now + _lease()},
         data={"lapsed_claim_of": lapsed_from} if lapsed_from else None,
@@ -499,11 +517,8 @@ def release(clip: Clip, reviewer: User) -> None:
     """in_review → waiting: give the clip back without deciding."""
     _transition(
         clip,
-        expected=[ClipStatus.IN_REVIEW],
-        target=ClipStatus.WAITING,
+        "clip.released",
         actor=reviewer,
-        action="clip.released",
-        what="release this clip",
         where=[Clip.claimed_by_id == reviewer.id],
         values={"claimed_by_id": None, "claim_expires_at": None},
     )
@@ -622,11 +637,8 @@ def decide(
     if verdict == Verdict.REJECT:
         _transition(
             clip,
-            expected=[ClipStatus.IN_REVIEW],
-            target=ClipStatus.REJECTED,
+            "clip.rejected",
             actor=reviewer,
-            action="clip.rejected",
-            what="reject this clip",
             where=holds_claim,
             values={
                 **released,
@@ -643,11 +655,8 @@ def decide(
     elif approvals >= current_app.config["APPROVALS_REQUIRED"]:
         _transition(
             clip,
-            expected=[ClipStatus.IN_REVIEW],
-            target=ClipStatus.APPROVED,
+            "clip.approved",
             actor=reviewer,
-            action="clip.approved",
-            what="approve this clip",
             where=holds_claim,
             values={**released, "decided_at": now, "decided_by_id": reviewer.id},
             data={**data, "approvals": approvals},
@@ -657,11 +666,8 @@ def decide(
         # One of several approvals: back to its place in the queue for the next reviewer.
         _transition(
             clip,
-            expected=[ClipStatus.IN_REVIEW],
-            target=ClipStatus.WAITING,
+            "clip.approval_recorded",
             actor=reviewer,
-            action="clip.approval_recorded",
-            what="approve this clip",
             where=holds_claim,
             values=released,
             data={**data, "approvals": approvals},
@@ -715,11 +721,8 @@ def take_down(clip: Clip, admin: User, reason: str) -> None:
     now = utcnow()
     _transition(
         clip,
-        expected=[ClipStatus.APPROVED],
-        target=ClipStatus.TAKEN_DOWN,
+        "clip.taken_down",
         actor=admin,
-        action="clip.taken_down",
-        what="take this clip down",
         values={"taken_down_at": now, "taken_down_by_id": admin.id, "takedown_reason": reason},
         reason=reason,
     )
