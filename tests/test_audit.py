@@ -182,6 +182,7 @@ def test_every_action_in_the_code_is_a_known_one() -> None:
         text = source.read_text(encoding="utf-8")
         written |= set(re.findall(r'audit\.record\(\s*"([a-z_]+\.[a-z_]+)"', text))
         written |= set(re.findall(r'\baction="([a-z_]+\.[a-z_]+)"', text))
+        written |= set(re.findall(r'\bTransition\(\s*"([a-z_]+\.[a-z_]+)"', text))
     assert "clip.approved" in written
     assert written - set(audit.ACTIONS) == set()
 
