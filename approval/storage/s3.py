@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -274,7 +275,7 @@ class S3Storage(Storage):
         max_bytes: int | None = None,
         guard: InstallGuard | None = None,
     ) -> ObjectInfo:
-        """Upload stream to key part by part; raise ObjectTooLarge past max_bytes."""
+        """Upload stream to key by boto3's managed transfer; raise ObjectTooLarge past max_bytes."""
         validate_key(key)
         validate_content_type(content_type)
         if max_bytes is not None and max_bytes < 0:
@@ -283,90 +284,27 @@ class S3Storage(Storage):
         if max_bytes is not None:
             # Grow parts so that the largest allowed upload still fits S3's part count.
             part_size = max(PART_SIZE, math.ceil(max_bytes / MAX_PARTS))
-        reader = _BoundedReader(stream, max_bytes, key, self.url)
-
-        body, eof = reader.fill(part_size)
-        if eof:
-            # Small enough for one request: no multipart upload to clean up on failure.
-            if guard is not None:
-                guard()
-            try:
-                self._client.put_object(
-                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
-                )
-            except (BotoCoreError, ClientError) as exc:
-                raise self._error(f"uploading {key!r}", exc) from exc
-        else:
-            self._put_multipart(key, content_type, reader, body, part_size, guard)
+        reader = _BoundedReader(stream, max_bytes, part_size * MAX_PARTS, guard, key, self.url)
+        config = TransferConfig(
+            # One part read, then one request: a stream shorter than a part is a single PUT.
+            multipart_threshold=part_size,
+            multipart_chunksize=part_size,
+            # In this thread, one part at a time (memory stays flat), and the guard (which may
+            # use this thread's database session) runs here, after the last part is sent and
+            # before the upload is completed.
+            use_threads=False,
+            # Not the CRT client boto3 may pick when awscrt is installed: it ignores the above.
+            preferred_transfer_client="classic",
+        )
+        try:
+            # On any failure, our reader's included, s3transfer aborts the multipart upload.
+            self._client.upload_fileobj(
+                reader, self.bucket, key, ExtraArgs={"ContentType": content_type}, Config=config
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"uploading {key!r}", exc) from exc
         log.debug("stored %s (%d bytes) in %s", key, reader.total, self.url)
         return self.head(key)
-
-    def _put_multipart(
-        self,
-        key: str,
-        content_type: str,
-        reader: _BoundedReader,
-        body: bytes,
-        part_size: int,
-        guard: InstallGuard | None,
-    ) -> None:
-        try:
-            upload_id = self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, ContentType=content_type
-            )["UploadId"]
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(f"starting multipart upload of {key!r}", exc) from exc
-        parts: list[dict[str, Any]] = []
-        try:
-            eof = False
-            while body:
-                number = len(parts) + 1
-                if number > MAX_PARTS:
-                    raise StorageError(
-                        f"storage {self.url}: upload of {key!r} needs more than {MAX_PARTS} parts"
-                    )
-                try:
-                    resp = self._client.upload_part(
-                        Bucket=self.bucket,
-                        Key=key,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=body,
-                    )
-                except (BotoCoreError, ClientError) as exc:
-                    raise self._error(f"uploading part {number} of {key!r}", exc) from exc
-                parts.append({"ETag": resp["ETag"], "PartNumber": number})
-                if eof:
-                    break
-                body, eof = reader.fill(part_size)
-            if guard is not None:
-                guard()  # the object appears only on completion, so refusing now stores nothing
-            try:
-                self._client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                )
-            except (BotoCoreError, ClientError) as exc:
-                raise self._error(f"completing multipart upload of {key!r}", exc) from exc
-        except BaseException:
-            # Parts of an unfinished upload are billed and invisible; never leave them behind.
-            self._abort(key, upload_id)
-            raise
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (BotoCoreError, ClientError) as exc:
-            # The original error matters more; a bucket lifecycle rule is the backstop.
-            log.warning(
-                "could not abort multipart upload %s of %s in %s: %s",
-                upload_id,
-                key,
-                self.url,
-                exc,
-            )
 
     def take(self, source: str, dest: str) -> ObjectInfo:
         """Server-side copy (boto3's managed copy: multipart above its threshold), then delete.
@@ -577,22 +515,38 @@ class S3Storage(Storage):
 
 
 class _BoundedReader:
-    """Pulls fixed-size parts from a stream, counting bytes against an optional limit."""
+    """The upload stream as boto3 reads it: whole parts, counted against the limits.
 
-    def __init__(self, stream: BinaryIO, max_bytes: int | None, key: str, url: str) -> None:
+    boto3 takes a short read for the end of the stream, so reads are filled. The guard runs
+    on the first read that finds nothing left: every byte has been sent by then, and the
+    object appears only after it returns.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        max_bytes: int | None,
+        max_total: int,
+        guard: InstallGuard | None,
+        key: str,
+        url: str,
+    ) -> None:
         self._stream = stream
         self._max_bytes = max_bytes
+        self._max_total = max_total
+        self._guard = guard
         self._key = key
         self._url = url
         self._eof = False
         self.total = 0
 
-    def fill(self, size: int) -> tuple[bytes, bool]:
-        """Return up to size bytes and whether the stream is exhausted."""
+    def read(self, size: int = -1) -> bytes:
+        """Return size bytes (all that is left if size < 0), fewer only at the end."""
         chunks: list[bytes] = []
         have = 0
-        while have < size and not self._eof:
-            chunk = self._stream.read(min(READ_CHUNK, size - have))
+        while (size < 0 or have < size) and not self._eof:
+            want = READ_CHUNK if size < 0 else min(READ_CHUNK, size - have)
+            chunk = self._stream.read(want)
             if not chunk:
                 self._eof = True
                 break
@@ -602,8 +556,16 @@ class _BoundedReader:
                 raise ObjectTooLarge(
                     f"storage {self._url}: upload for {self._key!r} exceeds {self._max_bytes} bytes"
                 )
+            if self.total > self._max_total:
+                raise StorageError(
+                    f"storage {self._url}: upload of {self._key!r} "
+                    f"needs more than {MAX_PARTS} parts"
+                )
             chunks.append(chunk)
-        return b"".join(chunks), self._eof
+        if not chunks and self._guard is not None:
+            guard, self._guard = self._guard, None
+            guard()
+        return b"".join(chunks)
 
 
 def _status(exc: ClientError) -> int | None:
