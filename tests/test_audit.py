@@ -28,7 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User
-from approval.ops import workflow
+from approval.ops import claims
 from approval.ops.people import create_user, record_failed_sign_in, set_active, set_roles
 from tests.plugins.factories import FrozenClock
 from tests.plugins.web import SignIn, csrf_token
@@ -225,7 +225,7 @@ def test_a_failed_transaction_leaves_neither_the_change_nor_its_event(
     clip = make_clip(ClipStatus.WAITING)
     reviewer = make_user(Role.REVIEWER)
     before = count()
-    workflow.claim(clip, reviewer)  # the change and its event, not yet committed
+    claims.claim(clip, reviewer)  # the change and its event, not yet committed
     # Something later in the same transaction fails: a second account with a taken email.
     db.session.add(User(email=reviewer.email, display_name="Twin"))
     with pytest.raises(sa.exc.IntegrityError):

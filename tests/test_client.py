@@ -28,7 +28,7 @@ from werkzeug.serving import make_server
 from approval.client import cli, config, transfer, uploading
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User, Verdict
-from approval.ops import tokens, workflow
+from approval.ops import claims, tokens, workflow
 from approval.storage import storage_from_url
 from tests.plugins.factories import PASSWORD
 
@@ -288,7 +288,7 @@ def test_a_rejected_file_uploaded_again_fails_with_the_reviewers_reason(
     run("upload", str(path))
     clip = clips()[0]
     reviewer = make_user(Role.REVIEWER)
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     workflow.decide(clip, reviewer, Verdict.REJECT, category="quality", reason="Too dark")
     db.session.commit()
     capsys.readouterr()

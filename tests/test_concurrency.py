@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
-from approval.ops import workflow
+from approval.ops import claims, workflow
 from approval.ops.workflow import StateConflict
 from tests.plugins.factories import FAKE_MEDIA
 
@@ -86,7 +86,7 @@ def reviewer_loop(reviewer_id: int, outcome: Outcome) -> Callable[[], None]:
         try:
             reviewer = db.session.get(User, reviewer_id)
             assert reviewer is not None
-            clip = workflow.claim_next(reviewer)
+            clip = claims.claim_next(reviewer)
             db.session.commit()
             while clip is not None:
                 outcome.claimed.append(clip.id)
@@ -199,7 +199,7 @@ def test_eight_reviewers_claiming_one_clip_one_wins_the_rest_get_409(
             reviewer = db.session.get(User, reviewer_id)
             assert clip is not None
             assert reviewer is not None
-            workflow.claim(clip, reviewer)
+            claims.claim(clip, reviewer)
 
         return step
 
@@ -218,7 +218,7 @@ def test_eight_presses_of_review_next_on_one_clip_hand_it_out_once(
         def step() -> None:
             reviewer = db.session.get(User, reviewer_id)
             assert reviewer is not None
-            clip = workflow.claim_next(reviewer)
+            clip = claims.claim_next(reviewer)
             got.append(clip.id if clip else None)
 
         return step
@@ -233,7 +233,7 @@ def test_eight_submits_of_one_decision_record_it_once_the_rest_get_409(
 ) -> None:
     reviewer = make_user(Role.REVIEWER)
     clip = make_clip(ClipStatus.WAITING)
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     db.session.commit()
     clip_id, reviewer_id = clip.id, reviewer.id
 
@@ -253,7 +253,7 @@ def test_a_decision_racing_a_release_settles_one_way(
 ) -> None:
     reviewer = make_user(Role.REVIEWER)
     clip = make_clip(ClipStatus.WAITING)
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     db.session.commit()
     clip_id, reviewer_id = clip.id, reviewer.id
 
@@ -267,7 +267,7 @@ def test_a_decision_racing_a_release_settles_one_way(
         workflow.decide(*load(), Verdict.APPROVE)
 
     def release() -> None:
-        workflow.release(*load())
+        claims.release(*load())
 
     assert race(app, [approve, release, approve, release]) == (1, 3, [])
     assert audit.verify().ok

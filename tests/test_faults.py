@@ -30,7 +30,7 @@ from approval.clock import utcnow
 from approval.extensions import db
 from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, Notification, Role, ShareLink, User
-from approval.ops import sharing, workflow
+from approval.ops import claims, sharing, workflow
 from approval.ops.workflow import Verdict
 from tests.plugins.factories import FAKE_MEDIA
 from tests.plugins.storage import TEST_REGION, make_s3_url, unique_bucket_name
@@ -212,7 +212,7 @@ def shared_clip(
     )
     clip = db.session.get(Clip, clip_id, populate_existing=True)
     assert clip is not None
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     _, token = sharing.create_link(clip, reviewer)
     db.session.commit()
@@ -271,7 +271,7 @@ def clip_in_review(tester: User, reviewer: User) -> Clip:
     clip = workflow.start_upload(tester, title="Dog at sunset", generator="gen-1")
     workflow.begin_verification(clip, tester)
     workflow.pass_verification(clip, FAKE_MEDIA)
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     db.session.commit()
     return clip
 

@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from approval import mail, outbox
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Notification, Role, User, Verdict
-from approval.ops import notifications, workflow
+from approval.ops import claims, notifications, workflow
 from tests.plugins.factories import FrozenClock
 
 MakeUser = Callable[..., User]
@@ -181,7 +181,7 @@ def test_the_first_of_two_required_approvals_tells_nobody(
 
 def test_claims_and_releases_tell_nobody(reviewer: User, make_clip: MakeClip) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
-    workflow.release(clip, reviewer)
+    claims.release(clip, reviewer)
     db.session.commit()
     assert rows() == []
 

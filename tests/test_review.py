@@ -21,8 +21,8 @@ from werkzeug.serving import make_server
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
+from approval.ops import claims, workflow
 from approval.ops import queue as reads
-from approval.ops import workflow
 from tests.plugins.factories import FAKE_MEDIA, PASSWORD, FrozenClock
 from tests.plugins.web import SignIn, csrf_token
 
@@ -1059,7 +1059,7 @@ def test_review_keys_work_in_a_real_browser(
         page.keyboard.press("j")
         assert page.evaluate("document.activeElement.textContent") == "Clip 1"
 
-        workflow.claim(db.session.get(Clip, ids[2]), make_user(Role.REVIEWER))  # type: ignore[arg-type]
+        claims.claim(db.session.get(Clip, ids[2]), make_user(Role.REVIEWER))  # type: ignore[arg-type]
         db.session.commit()
         page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # poll now
         page.wait_for_function(

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role, User, Verdict
-from approval.ops import workflow
+from approval.ops import claims, workflow
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -118,7 +118,7 @@ def story(everyone: dict[Role, User], make_clip: MakeClip) -> dict[str, Clip]:
     waiting = make_clip(ClipStatus.WAITING, tester=tester, title="Waiting clip")
     approved = make_clip(ClipStatus.APPROVED, tester=tester, reviewer=reviewer, title="Good clip")
     rejected = make_clip(ClipStatus.WAITING, tester=tester, title="Bad clip")
-    workflow.claim(rejected, reviewer)
+    claims.claim(rejected, reviewer)
     workflow.decide(
         rejected,
         reviewer,
@@ -128,7 +128,7 @@ def story(everyone: dict[Role, User], make_clip: MakeClip) -> dict[str, Clip]:
         timecode=1.5,
     )
     claimed = make_clip(ClipStatus.WAITING, title="Claimed clip")
-    workflow.claim(claimed, reviewer)
+    claims.claim(claimed, reviewer)
     db.session.commit()
     return {"waiting": waiting, "approved": approved, "rejected": rejected, "claimed": claimed}
 
@@ -423,7 +423,7 @@ def test_the_review_page_preloads_the_next_poster(
     reviewer = everyone[Role.REVIEWER]
     clip = make_clip(ClipStatus.WAITING, content=b"first")
     upcoming = make_clip(ClipStatus.WAITING, content=b"second")
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     db.session.commit()
     login(reviewer)
     html, _ = page_of(client, f"/review/{clip.id}")

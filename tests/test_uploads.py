@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Role, User, Verdict
-from approval.ops import workflow
+from approval.ops import claims, workflow
 from tests.plugins.factories import FrozenClock
 from tests.plugins.snapshot import nothing_changed, stored_objects
 from tests.plugins.web import SignIn, csrf_token
@@ -409,7 +409,7 @@ def test_the_same_bytes_as_a_rejected_clip_are_refused(
     direct_upload(browser, path, title="first")
     clip = db.session.scalars(select(Clip)).one()
     reviewer = make_user(Role.REVIEWER)
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     workflow.decide(clip, reviewer, Verdict.REJECT, category="quality", reason="Too dark")
     db.session.commit()
     again = direct_upload(browser, path, title="again").get_json()

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, Verdict
-from approval.ops import workflow
+from approval.ops import claims, workflow
 from approval.ops.workflow import InvalidInput, NotAllowed, NotFound, StateConflict
 from tests.plugins.factories import FAKE_MEDIA, FrozenClock
 from tests.plugins.snapshot import nothing_changed
@@ -77,12 +77,12 @@ OPERATIONS: dict[str, tuple[set[ClipStatus], ClipStatus, Operation]] = {
     "claim": (
         {ClipStatus.WAITING},
         ClipStatus.IN_REVIEW,
-        lambda clip, people: workflow.claim(clip, people.other),
+        lambda clip, people: claims.claim(clip, people.other),
     ),
     "release": (
         {ClipStatus.IN_REVIEW},
         ClipStatus.WAITING,
-        lambda clip, people: workflow.release(clip, people.reviewer),
+        lambda clip, people: claims.release(clip, people.reviewer),
     ),
     "approve": (
         {ClipStatus.IN_REVIEW},
@@ -190,7 +190,7 @@ def test_nobody_claims_a_clip_they_uploaded(make_user: MakeUser, make_clip: Make
     both = make_user(Role.TESTER, Role.REVIEWER)
     clip = make_clip(ClipStatus.WAITING, tester=both)
     with nothing_changed(), pytest.raises(NotAllowed):
-        workflow.claim(clip, both)
+        claims.claim(clip, both)
 
 
 def test_nobody_decides_a_clip_they_uploaded(make_user: MakeUser, make_clip: MakeClip) -> None:
@@ -205,7 +205,7 @@ def test_review_next_never_hands_out_ones_own_clip(
 ) -> None:
     both = make_user(Role.TESTER, Role.REVIEWER)
     make_clip(ClipStatus.WAITING, tester=both)
-    assert workflow.claim_next(both) is None
+    assert claims.claim_next(both) is None
 
 
 @pytest.mark.parametrize("role", [Role.TESTER, Role.ADMIN])
@@ -213,7 +213,7 @@ def test_only_reviewers_claim(make_user: MakeUser, make_clip: MakeClip, role: Ro
     clip = make_clip(ClipStatus.WAITING)
     someone = make_user(role)
     with nothing_changed(), pytest.raises(NotAllowed):
-        workflow.claim(clip, someone)
+        claims.claim(clip, someone)
 
 
 @pytest.mark.parametrize("role", [Role.TESTER, Role.ADMIN])
@@ -221,7 +221,7 @@ def test_only_reviewers_review_next(make_user: MakeUser, make_clip: MakeClip, ro
     make_clip(ClipStatus.WAITING)
     someone = make_user(role)
     with nothing_changed(), pytest.raises(NotAllowed):
-        workflow.claim_next(someone)
+        claims.claim_next(someone)
 
 
 @pytest.mark.parametrize("role", [Role.TESTER, Role.REVIEWER])
@@ -283,7 +283,7 @@ def test_a_lapsed_lease_puts_the_clip_back_for_others(
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"])
     other = make_user(Role.REVIEWER)
-    assert workflow.claim_next(other) == clip
+    assert claims.claim_next(other) == clip
 
 
 def test_taking_over_a_lapsed_lease_is_logged_with_its_old_holder(
@@ -291,7 +291,7 @@ def test_taking_over_a_lapsed_lease_is_logged_with_its_old_holder(
 ) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] + 1)
-    workflow.claim(clip, make_user(Role.REVIEWER))
+    claims.claim(clip, make_user(Role.REVIEWER))
     event = last_event()
     assert (event.state_before, json.loads(event.data)) == (
         "in_review",
@@ -304,7 +304,7 @@ def test_a_live_lease_is_not_handed_to_anyone_else(
 ) -> None:
     make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] - 1)
-    assert workflow.claim_next(make_user(Role.REVIEWER)) is None
+    assert claims.claim_next(make_user(Role.REVIEWER)) is None
 
 
 def test_renewing_extends_the_lease(
@@ -312,7 +312,7 @@ def test_renewing_extends_the_lease(
 ) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=500)
-    expires = workflow.renew_claim(clip, reviewer)
+    expires = claims.renew_claim(clip, reviewer)
     lease = timedelta(seconds=app.config["CLAIM_LEASE_SECONDS"])
     assert clip.claim_expires_at == expires == clock.now + lease
 
@@ -323,10 +323,10 @@ def test_a_renewed_lease_outlives_the_first_one(
     lease = app.config["CLAIM_LEASE_SECONDS"]
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=lease - 60)
-    workflow.renew_claim(clip, reviewer)
+    claims.renew_claim(clip, reviewer)
     db.session.commit()
     clock.advance(seconds=120)  # past the first lease, within the renewed one
-    assert workflow.claim_next(make_user(Role.REVIEWER)) is None
+    assert claims.claim_next(make_user(Role.REVIEWER)) is None
 
 
 def test_a_lapsed_lease_cannot_be_renewed(
@@ -335,7 +335,7 @@ def test_a_lapsed_lease_cannot_be_renewed(
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"])
     with nothing_changed(), pytest.raises(StateConflict):
-        workflow.renew_claim(clip, reviewer)
+        claims.renew_claim(clip, reviewer)
 
 
 def test_nobody_renews_someone_elses_lease(
@@ -344,7 +344,7 @@ def test_nobody_renews_someone_elses_lease(
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     other = make_user(Role.REVIEWER)
     with nothing_changed(), pytest.raises(StateConflict):
-        workflow.renew_claim(clip, other)
+        claims.renew_claim(clip, other)
 
 
 def test_nobody_releases_someone_elses_claim(
@@ -353,7 +353,7 @@ def test_nobody_releases_someone_elses_claim(
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     other = make_user(Role.REVIEWER)
     with nothing_changed(), pytest.raises(StateConflict):
-        workflow.release(clip, other)
+        claims.release(clip, other)
 
 
 def test_a_released_clip_keeps_its_place_in_the_queue(
@@ -362,9 +362,9 @@ def test_a_released_clip_keeps_its_place_in_the_queue(
     first = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=10)
     make_clip(ClipStatus.WAITING)
-    workflow.release(first, reviewer)
+    claims.release(first, reviewer)
     db.session.commit()
-    assert workflow.claim_next(make_user(Role.REVIEWER)) == first
+    assert claims.claim_next(make_user(Role.REVIEWER)) == first
 
 
 def test_review_next_takes_the_oldest_clip(
@@ -373,7 +373,7 @@ def test_review_next_takes_the_oldest_clip(
     oldest = make_clip(ClipStatus.WAITING)
     clock.advance(seconds=5)
     make_clip(ClipStatus.WAITING)
-    assert workflow.claim_next(reviewer) == oldest
+    assert claims.claim_next(reviewer) == oldest
 
 
 def test_review_next_gives_back_the_clip_already_held(
@@ -382,11 +382,11 @@ def test_review_next_gives_back_the_clip_already_held(
     held = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     clock.advance(seconds=5)
     make_clip(ClipStatus.WAITING)
-    assert workflow.claim_next(reviewer) == held
+    assert claims.claim_next(reviewer) == held
 
 
 def test_review_next_on_an_empty_queue_is_none(reviewer: User) -> None:
-    assert workflow.claim_next(reviewer) is None
+    assert claims.claim_next(reviewer) is None
 
 
 def test_two_reviewers_get_different_clips(
@@ -394,8 +394,8 @@ def test_two_reviewers_get_different_clips(
 ) -> None:
     make_clip(ClipStatus.WAITING)
     make_clip(ClipStatus.WAITING)
-    first = workflow.claim_next(reviewer)
-    second = workflow.claim_next(make_user(Role.REVIEWER))
+    first = claims.claim_next(reviewer)
+    second = claims.claim_next(make_user(Role.REVIEWER))
     assert first is not None
     assert second not in (None, first)
 
@@ -404,13 +404,13 @@ def test_one_claim_at_a_time(make_clip: MakeClip, reviewer: User) -> None:
     make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     other = make_clip(ClipStatus.WAITING)
     with nothing_changed(), pytest.raises(StateConflict, match="already reviewing"):
-        workflow.claim(other, reviewer)
+        claims.claim(other, reviewer)
 
 
 def test_claiming_the_held_clip_again_changes_nothing(make_clip: MakeClip, reviewer: User) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     before = events()
-    workflow.claim(clip, reviewer)
+    claims.claim(clip, reviewer)
     assert (clip.status, events()) == (ClipStatus.IN_REVIEW, before)
 
 
@@ -512,7 +512,7 @@ def test_with_two_required_a_second_reviewer_approves_it(
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     second = make_user(Role.REVIEWER)
-    assert workflow.claim_next(second) == clip
+    assert claims.claim_next(second) == clip
     workflow.decide(clip, second, Verdict.APPROVE)
     assert (clip.status, clip.decided_by_id) == (ClipStatus.APPROVED, second.id)
 
@@ -524,7 +524,7 @@ def test_with_two_required_the_same_reviewer_cannot_approve_twice(
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     with nothing_changed(), pytest.raises(StateConflict, match="already gave your verdict"):
-        workflow.claim(clip, reviewer)
+        claims.claim(clip, reviewer)
 
 
 def test_with_two_required_review_next_skips_a_clip_one_already_approved(
@@ -533,7 +533,7 @@ def test_with_two_required_review_next_skips_a_clip_one_already_approved(
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
-    assert workflow.claim_next(reviewer) is None
+    assert claims.claim_next(reviewer) is None
 
 
 def test_with_two_required_a_deciding_again_after_approving_is_a_conflict(
@@ -553,7 +553,7 @@ def test_with_two_required_any_rejection_ends_it(
     workflow.decide(clip, reviewer, Verdict.APPROVE)
     db.session.commit()
     second = make_user(Role.REVIEWER)
-    workflow.claim(clip, second)
+    claims.claim(clip, second)
     workflow.decide(clip, second, Verdict.REJECT, category="violence", reason="Gore at 0:01")
     db.session.commit()
     verdicts = db.session.scalars(select(Decision.verdict).order_by(Decision.id)).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from approval.models import Role, User, Verdict
-from approval.ops import access, workflow
+from approval.ops import access, claims, workflow
 
 from . import review_schemas as rs
 from . import schemas as s
@@ -20,7 +20,7 @@ REVIEWER = (Role.REVIEWER,)
 )  # fmt: skip
 def claim_next(user: User) -> Reply:
     """Claim the oldest clip nobody is reviewing (or the one already held); 204 when none wait."""
-    clip = workflow.claim_next(user)
+    clip = claims.claim_next(user)
     if clip is None:
         return Reply(204)
     return Reply(200, serialize.clip_detail(clip, user))
@@ -33,7 +33,7 @@ def claim_next(user: User) -> Reply:
 def claim_clip(user: User, clip_id: int) -> Reply:
     """Claim this particular clip (one claim at a time; never one's own)."""
     clip = access.visible_clip(clip_id, user)
-    workflow.claim(clip, user)
+    claims.claim(clip, user)
     return Reply(200, serialize.clip_detail(clip, user))
 
 
@@ -44,7 +44,7 @@ def claim_clip(user: User, clip_id: int) -> Reply:
 def renew_claim(user: User, clip_id: int) -> Reply:
     """Extend one's live claim on the clip, as the open review page does."""
     clip = access.visible_clip(clip_id, user)
-    expires = workflow.renew_claim(clip, user)
+    expires = claims.renew_claim(clip, user)
     return Reply(200, rs.ClaimRenewed(clip=clip.id, expires_at=expires))
 
 
@@ -55,7 +55,7 @@ def renew_claim(user: User, clip_id: int) -> Reply:
 def release_clip(user: User, clip_id: int) -> Reply:
     """Give a claimed clip back to the queue without deciding."""
     clip = access.visible_clip(clip_id, user)
-    workflow.release(clip, user)
+    claims.release(clip, user)
     return Reply(200, serialize.clip_detail(clip, user))
 
 

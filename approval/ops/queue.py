@@ -77,13 +77,13 @@ def _lapsed(now: datetime) -> ColumnElement[bool]:
     return and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now)
 
 
-def _available_kinds(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+def available_kinds(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return Clip.status == ClipStatus.WAITING, _lapsed(now)
 
 
 def available(now: datetime) -> ColumnElement[bool]:
     """What a reviewer could claim: waiting, or in review under a lapsed lease."""
-    return or_(*_available_kinds(now))
+    return or_(*available_kinds(now))
 
 
 def counts(now: datetime) -> Counts:
@@ -109,7 +109,7 @@ def matching(filters: Filters, now: datetime) -> int:
             select(func.count()).select_from(Clip).where(kind, *filters.conditions(now))
         )
         or 0
-        for kind in _available_kinds(now)
+        for kind in available_kinds(now)
     )
 
 
@@ -122,7 +122,7 @@ def page(
     filters: Filters, now: datetime, *, cursor: str | None = None, size: int | None = None
 ) -> paging.Page[Clip]:
     """One page of available clips, oldest first, after or before a cursor (keyset)."""
-    kinds = [select(Clip).where(kind, *filters.conditions(now)) for kind in _available_kinds(now)]
+    kinds = [select(Clip).where(kind, *filters.conditions(now)) for kind in available_kinds(now)]
     order = [Clip.submitted_at, Clip.id]
     return paging.page("review.queue", kinds, order, size=size or PAGE_SIZE, cursor=cursor)
 
@@ -135,7 +135,7 @@ def neighbours(clip: Clip, now: datetime) -> tuple[Clip | None, Clip | None]:
     here = (clip.submitted_at, clip.id)
     earlier: list[Clip] = []
     later: list[Clip] = []
-    for kind in _available_kinds(now):
+    for kind in available_kinds(now):
         base = select(Clip).where(kind).limit(1)
         earlier.extend(
             db.session.scalars(

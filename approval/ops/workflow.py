@@ -4,10 +4,9 @@
                     ↓          ↓          ↓   ↘ rejected → (superseded by a new version)
                   failed    withdrawn  waiting (released, expired, or one of several approvals)
 
-Each transition is a conditional UPDATE that names the states it expects, so two requests racing
-for one clip cannot both win: the loser finds no row to change and gets a StateConflict naming
-who changed the clip and when. The audit event is written in the same transaction; the caller
-commits once. A new version that fails verification lets go of the rejected clip it was meant to
+Each move is a conditional UPDATE from the table in transitions.py, so two requests racing for
+one clip cannot both win; claims.py holds the reviewers' leases. The audit event is written in
+the same transaction; the caller commits once. A new version that fails verification lets go of the rejected clip it was meant to
 replace, so the tester can try again. Decisions and takedowns also write the tester's notification
 in that transaction; its mail goes out only after the commit (see notifications.py).
 
@@ -19,14 +18,11 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
-from sqlalchemy.orm import lazyload
+from sqlalchemy import func, select
 
 from approval import audit
 from approval.clock import utcnow
@@ -42,8 +38,9 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.ops import notifications, queue
+from approval.ops import claims, notifications
 from approval.ops.errors import InvalidInput, NotAllowed, NotFound, StateConflict
+from approval.ops.transitions import describe, lock, move
 
 
 @dataclass(frozen=True)
@@ -78,115 +75,6 @@ def new_storage_key(kind: str = "clips") -> str:
     return f"{kind}/{token[:2]}/{token}"
 
 
-def _describe(clip: Clip) -> str:
-    who = db.session.get(User, clip.status_changed_by_id) if clip.status_changed_by_id else None
-    by = f" by {who.display_name}" if who else ""
-    when = clip.status_changed_at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"This clip is {clip.status.label} ({by.strip() or 'by the system'}, {when})."
-
-
-def _conflict(clip: Clip, what: str) -> StateConflict:
-    db.session.refresh(clip)
-    return StateConflict(f"Cannot {what}. {_describe(clip)}", clip)
-
-
-def _lock(clip: Clip) -> None:
-    """Lock the clip's row until commit and reload it, for steps that check before they write."""
-    if db.engine.dialect.name == "postgresql":
-        db.session.execute(select(Clip.id).where(Clip.id == clip.id).with_for_update())
-    else:
-        # SQLite has no row locks: a write that changes nothing takes the database's write lock.
-        db.session.execute(
-            update(Clip)
-            .where(Clip.id == clip.id)
-            .values(version=Clip.version)
-            .execution_options(synchronize_session=False)
-        )
-    db.session.refresh(clip)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One move of the state machine, named by the audit action that records it."""
-
-    action: str
-    expected: tuple[ClipStatus, ...]
-    target: ClipStatus
-    #: Completes "Cannot …" when the clip is no longer in an expected state.
-    what: str
-
-
-_S = ClipStatus
-#: Every move a clip can make, and the only place that says which states allow it.
-TRANSITIONS = {
-    step.action: step
-    for step in (
-        Transition("clip.upload_completed", (_S.UPLOADING,), _S.VERIFYING, "start verification"),
-        Transition("clip.verified", (_S.VERIFYING,), _S.WAITING, "finish verification"),
-        Transition(
-            "clip.verification_failed",
-            (_S.UPLOADING, _S.VERIFYING),
-            _S.FAILED,
-            "mark the clip as failed",
-        ),
-        Transition("clip.withdrawn", (_S.WAITING,), _S.WITHDRAWN, "withdraw this clip"),
-        Transition("clip.claimed", (_S.WAITING, _S.IN_REVIEW), _S.IN_REVIEW, "claim this clip"),
-        Transition("clip.released", (_S.IN_REVIEW,), _S.WAITING, "release this clip"),
-        Transition("clip.rejected", (_S.IN_REVIEW,), _S.REJECTED, "reject this clip"),
-        Transition("clip.approved", (_S.IN_REVIEW,), _S.APPROVED, "approve this clip"),
-        Transition("clip.approval_recorded", (_S.IN_REVIEW,), _S.WAITING, "approve this clip"),
-        Transition("clip.taken_down", (_S.APPROVED,), _S.TAKEN_DOWN, "take this clip down"),
-    )
-}
-
-
-def _transition(
-    clip: Clip,
-    action: str,
-    *,
-    actor: User | None,
-    where: Iterable[ColumnElement[bool]] = (),
-    values: dict[str, Any] | None = None,
-    reason: str | None = None,
-    data: dict[str, Any] | None = None,
-) -> None:
-    """Make the move TRANSITIONS names `action` atomically, and log it under that name."""
-    step = TRANSITIONS[action]
-    expected, target, what = step.expected, step.target, step.what
-    if len(expected) == 1:
-        before = expected[0]  # if the UPDATE matches, this is what the row held
-    else:
-        # The log must name the state the row really left, not what this session last saw.
-        _lock(clip)
-        before = clip.status
-    now = utcnow()
-    result = db.session.execute(
-        update(Clip)
-        .where(Clip.id == clip.id, Clip.status.in_(expected), *where)
-        .values(
-            status=target,
-            status_changed_at=now,
-            status_changed_by_id=actor.id if actor is not None else None,
-            **(values or {}),
-        )
-        .execution_options(synchronize_session=False)  # the clip is refreshed just below
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise _conflict(clip, what)
-    db.session.refresh(clip)
-    audit.record(
-        action,
-        actor=actor,
-        subject_type="clip",
-        subject_id=clip.id,
-        clip=clip,
-        state_before=before.value,
-        state_after=target.value,
-        reason=reason,
-        data=data,
-    )
-
-
 # --- uploads -------------------------------------------------------------------------------------
 
 
@@ -209,10 +97,10 @@ def start_upload(
     if previous is not None:
         if not previous.is_owned_by(tester):
             raise NotFound("There is no such clip.")
-        _lock(previous)
+        lock(previous)
         if previous.status != ClipStatus.REJECTED:
             raise StateConflict(
-                "Only a rejected clip can be replaced by a new version. " + _describe(previous),
+                "Only a rejected clip can be replaced by a new version. " + describe(previous),
                 previous,
             )
         newer = db.session.scalar(
@@ -260,7 +148,7 @@ def start_upload(
 
 def begin_verification(clip: Clip, actor: User) -> None:
     """uploading → verifying: the upload is reported done; the bytes get checked next."""
-    _transition(
+    move(
         clip,
         "clip.upload_completed",
         actor=actor,
@@ -298,7 +186,7 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
         "job_error": None,
         "staging_key": None,
     }
-    _transition(
+    move(
         clip,
         "clip.verified",
         actor=None,
@@ -326,7 +214,7 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
 
 def fail_verification(clip: Clip, reason: str) -> None:
     """uploading|verifying → failed: the clip never reaches a reviewer."""
-    _transition(
+    move(
         clip,
         "clip.verification_failed",
         actor=None,
@@ -347,180 +235,10 @@ def withdraw(clip: Clip, tester: User) -> None:
     """waiting → withdrawn, by the clip's own tester, before any reviewer takes it."""
     if not clip.is_owned_by(tester):
         raise NotFound("There is no such clip.")
-    _transition(
+    move(
         clip,
         "clip.withdrawn",
         actor=tester,
-    )
-
-
-# --- review --------------------------------------------------------------------------------------
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=current_app.config["CLAIM_LEASE_SECONDS"])
-
-
-def claimable(reviewer: User, now: datetime) -> ColumnElement[bool]:
-    """Waiting (or with a lapsed lease), not the reviewer's own, not already judged by them."""
-    return and_(
-        queue.available(now),
-        Clip.tester_id != reviewer.id,
-        ~exists().where(Decision.clip_id == Clip.id, Decision.reviewer_id == reviewer.id),
-    )
-
-
-def can_claim(clip: Clip, reviewer: User, now: datetime) -> bool:
-    """Whether this reviewer could claim this clip now (asked by the database, as claim does)."""
-    return bool(
-        db.session.scalar(select(Clip.id).where(Clip.id == clip.id, claimable(reviewer, now)))
-    )
-
-
-def current_claim(reviewer: User) -> Clip | None:
-    """The clip this reviewer holds a live lease on, if any."""
-    return db.session.scalar(
-        select(Clip)
-        .where(
-            Clip.status == ClipStatus.IN_REVIEW,
-            Clip.claimed_by_id == reviewer.id,
-            Clip.claim_expires_at > utcnow(),
-        )
-        .order_by(Clip.claim_expires_at.desc())
-        .limit(1)
-    )
-
-
-def next_claimable(
-    reviewer: User, *, besides: Clip | None = None, lock: bool = False
-) -> Clip | None:
-    """The oldest clip this reviewer could claim now, without claiming it.
-
-    Waiting clips and lapsed leases are looked up separately: each lookup then walks
-    ix_clips_queue in order and stops at its first row, where one query with an OR would sort
-    every waiting clip (150 ms at 100,000 of them). With `lock` on PostgreSQL each candidate is
-    locked FOR UPDATE SKIP LOCKED, so concurrent reviewers are steered to different rows.
-    """
-    now = utcnow()
-    kinds = (
-        Clip.status == ClipStatus.WAITING,
-        and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now),
-    )
-    found: list[Clip] = []
-    for kind in kinds:
-        query = (
-            select(Clip)
-            .where(kind, claimable(reviewer, now))
-            .order_by(Clip.submitted_at, Clip.id)
-            .limit(1)
-            .options(lazyload(Clip.tester))  # no join: lock and sort only clips rows
-            .execution_options(populate_existing=True)
-        )
-        if besides is not None:
-            query = query.where(Clip.id != besides.id)
-        if lock and db.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Clip)
-        found.extend(db.session.scalars(query))
-    return min(found, key=lambda clip: (clip.submitted_at, clip.id), default=None)
-
-
-def claim_next(reviewer: User) -> Clip | None:
-    """Claim the oldest claimable clip under a lease; None when the queue is empty.
-
-    PostgreSQL hands concurrent reviewers different rows with FOR UPDATE SKIP LOCKED. SQLite has
-    one writer at a time: two reviewers may pick the same row, but the conditional UPDATE lets
-    one win; the loser now holds the write lock, so its next look sees the current queue.
-    """
-    if not reviewer.has_role(Role.REVIEWER):
-        raise NotAllowed("Only reviewers can claim clips.")
-    held = current_claim(reviewer)
-    if held is not None:
-        return held
-    attempts = 10
-    for attempt in range(attempts):
-        clip = next_claimable(reviewer, lock=True)
-        if clip is None:
-            return None
-        try:
-            _claim(clip, reviewer, utcnow())
-        except StateConflict:  # another reviewer took it first: look again
-            if attempt == attempts - 1:
-                raise
-            continue
-        return clip
-    return None  # not reached: the last attempt returns or raises
-
-
-def claim(clip: Clip, reviewer: User) -> None:
-    """Take a lease on this clip (waiting, or in review with a lapsed lease); one at a time."""
-    if not reviewer.has_role(Role.REVIEWER):
-        raise NotAllowed("Only reviewers can claim clips.")
-    if clip.is_owned_by(reviewer):
-        raise NotAllowed("You cannot review a clip you uploaded.")
-    held = current_claim(reviewer)
-    if held is not None and held.id == clip.id:
-        return  # a second press of the same button
-    if held is not None:
-        raise StateConflict(
-            f"You are already reviewing “{held.title}”. Decide on it or release it first.", held
-        )
-    if _has_judged(clip, reviewer):
-        raise StateConflict(
-            "You already gave your verdict on this clip; another reviewer has to give theirs.",
-            clip,
-        )
-    _claim(clip, reviewer, utcnow())
-
-
-def _has_judged(clip: Clip, reviewer: User) -> bool:
-    return bool(
-        db.session.scalar(
-            select(exists().where(Decision.clip_id == clip.id, Decision.reviewer_id == reviewer.id))
-        )
-    )
-
-
-def _claim(clip: Clip, reviewer: User, now: datetime) -> None:
-    lapsed_from = clip.claimed_by_id if clip.status == ClipStatus.IN_REVIEW else None
-    _transition(
-        clip,
-        "clip.claimed",
-        actor=reviewer,
-        where=[claimable(reviewer, now)],
-        values={"claimed_by_id": reviewer.id, "claim_expires_at": now + _lease()},
-        data={"lapsed_claim_of": lapsed_from} if lapsed_from else None,
-    )
-
-
-def renew_claim(clip: Clip, reviewer: User) -> datetime:
-    """Extend this reviewer's live lease (the review page calls this while it stays open)."""
-    now = utcnow()
-    expires = now + _lease()
-    result = db.session.execute(
-        update(Clip)
-        .where(
-            Clip.id == clip.id,
-            Clip.status == ClipStatus.IN_REVIEW,
-            Clip.claimed_by_id == reviewer.id,
-            Clip.claim_expires_at > now,
-        )
-        .values(claim_expires_at=expires)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise _conflict(clip, "renew your claim")
-    db.session.refresh(clip)
-    return expires
-
-
-def release(clip: Clip, reviewer: User) -> None:
-    """in_review → waiting: give the clip back without deciding."""
-    _transition(
-        clip,
-        "clip.released",
-        actor=reviewer,
-        where=[Clip.claimed_by_id == reviewer.id],
-        values={"claimed_by_id": None, "claim_expires_at": None},
     )
 
 
@@ -571,16 +289,17 @@ def _check_claim(clip: Clip, reviewer: User, now: datetime) -> None:
     if clip.claimed_by_id == reviewer.id and clip.claim_is_live(now):
         return
     if clip.status in DECIDED_STATES:
-        raise StateConflict(f"This clip was already decided. {_describe(clip)}", clip)
+        raise StateConflict(f"This clip was already decided. {describe(clip)}", clip)
     if clip.claim_is_live(now):
-        raise StateConflict(f"Another reviewer is reviewing this clip. {_describe(clip)}", clip)
-    if _has_judged(clip, reviewer):
+        raise StateConflict(f"Another reviewer is reviewing this clip. {describe(clip)}", clip)
+    if claims.has_judged(clip, reviewer):
         raise StateConflict(
             "You already gave your verdict on this clip; another reviewer has to give theirs.",
             clip,
         )
     raise StateConflict(
-        f"Claim the clip before deciding; your claim may have lapsed. {_describe(clip)}", clip
+        f"Claim the clip before deciding; your claim may have lapsed. {describe(clip)}",
+        clip,
     )
 
 
@@ -635,7 +354,7 @@ def decide(
         "served_sha256": served_hashes(clip),
     }
     if verdict == Verdict.REJECT:
-        _transition(
+        move(
             clip,
             "clip.rejected",
             actor=reviewer,
@@ -653,7 +372,7 @@ def decide(
         )
         notifications.clip_rejected(clip)
     elif approvals >= current_app.config["APPROVALS_REQUIRED"]:
-        _transition(
+        move(
             clip,
             "clip.approved",
             actor=reviewer,
@@ -664,7 +383,7 @@ def decide(
         notifications.clip_approved(clip)
     else:
         # One of several approvals: back to its place in the queue for the next reviewer.
-        _transition(
+        move(
             clip,
             "clip.approval_recorded",
             actor=reviewer,
@@ -708,7 +427,7 @@ def decide_and_claim_next(
         timecode=timecode,
         played_seconds=played_seconds,
     )
-    return decision, claim_next(reviewer)
+    return decision, claims.claim_next(reviewer)
 
 
 def take_down(clip: Clip, admin: User, reason: str) -> None:
@@ -719,7 +438,7 @@ def take_down(clip: Clip, admin: User, reason: str) -> None:
     if not reason:
         raise InvalidInput("Give a reason for the takedown.")
     now = utcnow()
-    _transition(
+    move(
         clip,
         "clip.taken_down",
         actor=admin,

@@ -16,7 +16,7 @@ from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, Verdict
-from approval.ops import people, workflow
+from approval.ops import claims, people, workflow
 from approval.ops import queue as reads
 from approval.web import roles_required
 
@@ -45,7 +45,7 @@ def queue() -> str:
         matching=reads.matching(filters, now) if filters.active else None,
         being_reviewed=reads.being_reviewed(now),
         judged=reads.judged_by(current_user, [clip.id for clip in page.items]),
-        held=workflow.current_claim(current_user),
+        held=claims.current_claim(current_user),
         now=now,
     )
 
@@ -64,7 +64,7 @@ def counts() -> Response:
 @roles_required(Role.REVIEWER)
 def review_next() -> BaseResponse:
     """Claim the oldest clip nobody is reviewing (or the one already held) and open it."""
-    clip = workflow.claim_next(current_user)
+    clip = claims.claim_next(current_user)
     return _open(clip)
 
 
@@ -87,13 +87,13 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
     now = utcnow()
     mine = clip.claimed_by_id == current_user.id and clip.claim_is_live(now)
     previous, following = reads.neighbours(clip, now)
-    upcoming = workflow.next_claimable(current_user, besides=clip)
+    upcoming = claims.next_claimable(current_user, besides=clip)
     return render_template(
         "review/clip.html",
         clip=clip,
         mine=mine,
-        held=None if mine else workflow.current_claim(current_user),
-        claimable=clip.status in VERIFIED_STATES and workflow.can_claim(clip, current_user, now),
+        held=None if mine else claims.current_claim(current_user),
+        claimable=clip.status in VERIFIED_STATES and claims.can_claim(clip, current_user, now),
         previous=previous,
         following=following,
         upcoming=upcoming,
@@ -112,7 +112,7 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
 def claim(clip_id: int) -> BaseResponse:
     """Start reviewing this particular clip."""
     clip = db.get_or_404(Clip, clip_id)
-    workflow.claim(clip, current_user)
+    claims.claim(clip, current_user)
     return redirect(url_for("review.clip", clip_id=clip.id))
 
 
@@ -121,7 +121,7 @@ def claim(clip_id: int) -> BaseResponse:
 def renew(clip_id: int) -> Response:
     """Extend the lease while the review page stays open (called by review.js)."""
     clip = db.get_or_404(Clip, clip_id)
-    expires = workflow.renew_claim(clip, current_user)
+    expires = claims.renew_claim(clip, current_user)
     return jsonify(expires_at=expires.isoformat())
 
 
@@ -130,7 +130,7 @@ def renew(clip_id: int) -> Response:
 def release(clip_id: int) -> BaseResponse:
     """Give the clip back to the queue without deciding."""
     clip = db.get_or_404(Clip, clip_id)
-    workflow.release(clip, current_user)
+    claims.release(clip, current_user)
     flash(f"“{clip.title}” is back in the queue.", "success")
     return redirect(url_for("review.queue"))
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
-from approval.ops import sharing, uploads, workflow
+from approval.ops import claims, sharing, uploads
 
 from .conftest import Site
 
@@ -55,7 +55,7 @@ def _verified_clip(site: Site, tester: User, path: Path) -> Clip:
 
 def _claim(site: Site, clip: Clip, reviewer: User) -> None:
     with site.app.app_context():
-        workflow.claim(db.session.get(Clip, clip.id), db.session.get(User, reviewer.id))
+        claims.claim(db.session.get(Clip, clip.id), db.session.get(User, reviewer.id))
         db.session.commit()
 
 

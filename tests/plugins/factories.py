@@ -20,7 +20,7 @@ from flask import Flask
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import Clip, ClipStatus, Role, User, Verdict
-from approval.ops import workflow
+from approval.ops import claims, workflow
 from approval.ops.people import create_user
 from approval.ops.workflow import VerifiedMedia
 
@@ -162,7 +162,7 @@ def make_clip(app: Flask, make_user: Callable[..., User]) -> Callable[..., Clip]
             ClipStatus.TAKEN_DOWN,
         ):
             reviewer = reviewer or make_user(Role.REVIEWER)
-            workflow.claim(clip, reviewer)
+            claims.claim(clip, reviewer)
             if status in (ClipStatus.APPROVED, ClipStatus.TAKEN_DOWN):
                 with _approvals_required(app, 1):
                     workflow.decide(clip, reviewer, Verdict.APPROVE)
