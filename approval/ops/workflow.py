@@ -6,9 +6,10 @@
 
 Each move is a conditional UPDATE from the table in transitions.py, so two requests racing for
 one clip cannot both win; claims.py holds the reviewers' leases. The audit event is written in
-the same transaction; the caller commits once. A new version that fails verification lets go of the rejected clip it was meant to
-replace, so the tester can try again. Decisions and takedowns also write the tester's notification
-in that transaction; its mail goes out only after the commit (see notifications.py).
+the same transaction; the caller commits once. A new version that fails verification lets go of
+the rejected clip it was meant to replace, so the tester can try again. Decisions and takedowns
+also write the tester's notification in that transaction; its mail goes out only after the
+commit (see notifications.py).
 
 Lock order, to stay free of deadlocks on PostgreSQL: a transaction locks clip rows first (only
 ever one it may wait for, the rest with SKIP LOCKED) and the audit head last.
