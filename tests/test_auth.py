@@ -15,6 +15,7 @@ from sqlalchemy import select
 from approval.extensions import db
 from approval.models import AuditEvent, Role, User
 from tests.plugins.factories import PASSWORD
+from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import csrf_token
 
 Login = Callable[..., Any]
@@ -124,7 +125,8 @@ def test_form_without_csrf_token_gets_400_and_changes_nothing(
     client: FlaskClient, make_user: MakeUser
 ) -> None:
     user = make_user()
-    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    with nothing_changed():
+        response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 400
     assert "form has expired" in response.get_data(as_text=True)
     assert client.get("/clips/").status_code == 302
@@ -137,15 +139,16 @@ def test_stale_csrf_token_is_refused(
     stale = csrf_token(client)
     login(user)
     # The session was renewed at sign-in, so the token from before no longer counts.
-    response = client.post(
-        "/admin/people",
-        data={
-            "email": "new@example.com",
-            "display_name": "New",
-            "roles": "tester",
-            "csrf_token": stale,
-        },
-    )
+    with nothing_changed():
+        response = client.post(
+            "/admin/people",
+            data={
+                "email": "new@example.com",
+                "display_name": "New",
+                "roles": "tester",
+                "csrf_token": stale,
+            },
+        )
     assert response.status_code == 400
     assert User.by_email("new@example.com") is None
 

@@ -29,7 +29,7 @@ from approval import jobs
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.jobqueue import huey
-from approval.models import AuditEvent, Clip, ClipStatus, Notification, Role, ShareLink, User
+from approval.models import AuditEvent, Clip, ClipStatus, Notification, ShareLink, User
 from approval.ops import claims, sharing, workflow
 from approval.ops.workflow import Verdict
 from tests.plugins.factories import FAKE_MEDIA
@@ -111,16 +111,6 @@ def app(
 @pytest.fixture
 def workers(app: Flask, processes: Processes) -> Workers:
     return Workers(app, processes)
-
-
-@pytest.fixture
-def tester(make_user: MakeUser) -> User:
-    return make_user(Role.TESTER)
-
-
-@pytest.fixture
-def reviewer(make_user: MakeUser) -> User:
-    return make_user(Role.REVIEWER)
 
 
 def timed(call: Callable[[], Any]) -> tuple[Any, float]:

@@ -24,12 +24,13 @@ from sqlalchemy import func, select
 from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.jobqueue import huey
-from approval.models import AuditEvent, Clip, ClipStatus, Role, User
+from approval.models import AuditEvent, Clip, ClipStatus, User
 from approval.ops import sharing, tokens, uploads
 from approval.storage import LocalStorage, ObjectNotFound, S3Storage
-from tests.plugins.factories import PASSWORD, FrozenClock
+from tests.plugins.factories import FrozenClock
 from tests.plugins.storage import s3_client_for
 from tests.plugins.web import csrf_token
+from tests.plugins.workers import signed_in
 
 MakeUser = Callable[..., User]
 MakeVideo = Callable[..., Path]
@@ -48,25 +49,6 @@ def app(
         yield app
     # A queued (non-immediate) app bound the shared Huey to its SQLite file; unbind it.
     huey.immediate = True
-
-
-@pytest.fixture
-def tester(app: Flask, make_user: MakeUser) -> User:
-    return make_user(Role.TESTER, email="tess@example.com")
-
-
-@pytest.fixture
-def reviewer(app: Flask, make_user: MakeUser) -> User:
-    return make_user(Role.REVIEWER, email="rita@example.com")
-
-
-def signed_in(app: Flask, user: User) -> FlaskClient:
-    client = app.test_client()
-    client.post(
-        "/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)},
-    )
-    return client
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User, 
 from approval.ops import claims, workflow
 from approval.ops import queue as reads
 from tests.plugins.factories import FAKE_MEDIA, PASSWORD, FrozenClock
+from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
@@ -643,7 +644,9 @@ def test_claiming_a_clip_someone_holds_is_409(
 ) -> None:
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=make_user(Role.REVIEWER))
     token = csrf_token(client, "/review/")
-    assert client.post(f"/review/{clip.id}/claim", data={"csrf_token": token}).status_code == 409
+    with nothing_changed():
+        response = client.post(f"/review/{clip.id}/claim", data={"csrf_token": token})
+    assert response.status_code == 409
 
 
 def test_renew_extends_the_lease(
@@ -677,7 +680,8 @@ def test_renew_after_the_lease_lapsed_is_409(
     clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
     token = csrf_token(client, f"/review/{clip.id}")
     clock.advance(seconds=app.config["CLAIM_LEASE_SECONDS"] + 1)
-    response = client.post(f"/review/{clip.id}/renew", headers={"X-CSRFToken": token})
+    with nothing_changed():
+        response = client.post(f"/review/{clip.id}/renew", headers={"X-CSRFToken": token})
     assert response.status_code == 409
 
 
@@ -916,7 +920,9 @@ def test_deciding_a_decided_clip_is_409_naming_who_and_when(
 ) -> None:
     earlier = make_user(Role.REVIEWER)
     clip = make_clip(status, reviewer=earlier)
-    response = post_form(f"/review/{clip.id}/approve", page=f"/review/{clip.id}")
+    token = csrf_token(client, f"/review/{clip.id}")
+    with nothing_changed():
+        response = client.post(f"/review/{clip.id}/approve", data={"csrf_token": token})
     assert response.status_code == 409
     assert f"{status.label} (by {earlier.display_name}, 2026-11-30 12:00 UTC)" in text(response)
 
