@@ -254,9 +254,9 @@ def upload_whole(
 ) -> Clip:
     """The no-JavaScript form: create the clip, store the file it came with, hand it on.
 
-    The form parser has already spooled the file, so this is a local copy; it runs inside the
-    request's transaction, and a refusal anywhere leaves neither the row nor any bytes (what
-    a failed commit could leave staged, `delete_stale_staging` sweeps).
+    The form parser has already spooled the file, so this is a local copy inside the request's
+    transaction: a refused file leaves neither the row nor any bytes (put_stream keeps nothing
+    it refused), and whatever a later failure leaves staged, `delete_stale_staging` sweeps.
     """
     clip = create(tester, filename=filename, previous_id=previous_id, **details)
     limit = current_app.config["MAX_CLIP_BYTES"]
