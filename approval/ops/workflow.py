@@ -21,6 +21,7 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -409,25 +410,10 @@ def decide(
 
 
 def decide_and_claim_next(
-    clip: Clip,
-    reviewer: User,
-    verdict: Verdict,
-    *,
-    category: str | None = None,
-    reason: str | None = None,
-    timecode: float | None = None,
-    played_seconds: float | None = None,
+    clip: Clip, reviewer: User, verdict: Verdict, **options: Any
 ) -> tuple[Decision, Clip | None]:
-    """Decide, then claim the next clip in the same transaction, so the reviewer moves on."""
-    decision = decide(
-        clip,
-        reviewer,
-        verdict,
-        category=category,
-        reason=reason,
-        timecode=timecode,
-        played_seconds=played_seconds,
-    )
+    """Decide (taking decide's options), then claim the next clip in the same transaction."""
+    decision = decide(clip, reviewer, verdict, **options)
     return decision, claims.claim_next(reviewer)
 
 
