@@ -31,6 +31,7 @@ from approval.extensions import db
 from approval.models import Clip, ClipStatus, Notification, Role, User, Verdict
 from approval.ops import claims, notifications, workflow
 from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -209,7 +210,7 @@ def test_a_rolled_back_decision_leaves_no_notification(reviewer: User, make_clip
 
 
 def test_notify_refuses_an_unknown_kind(reviewer: User) -> None:
-    with pytest.raises(ValueError, match="unknown notification kind"):
+    with nothing_changed(), pytest.raises(ValueError, match="unknown notification kind"):
         notifications.notify(reviewer, "clip.liked", None, "Liked", "Someone liked it")
 
 
