@@ -13,6 +13,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from approval.forms import ActionForm
 from approval.models import Notification
 from approval.ops import notifications
+from approval.ops.errors import Refused
+from approval.web import show_refusal
 
 from . import bp
 from .forms import DigestForm
@@ -69,8 +71,8 @@ def preferences() -> BaseResponse:
         wanted = bool(form.wants_queue_digest.data)
         try:
             notifications.set_digest(current_user, wanted)
-        except ValueError as exc:
-            flash(str(exc), "error")
+        except Refused as exc:
+            show_refusal(exc)
         else:
             flash(
                 "You will get the daily queue digest." if wanted else "No more queue digests.",

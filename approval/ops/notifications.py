@@ -17,6 +17,7 @@ from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import Clip, Notification, Role, User, UserRole
 from approval.ops import queue
+from approval.ops.errors import NotAllowed
 
 #: Notification kinds, with how the inbox names them.
 KINDS = {
@@ -207,5 +208,5 @@ def queue_digest(now: datetime | None = None) -> list[Notification]:
 def set_digest(user: User, wanted: bool) -> None:
     """Opt in to (or out of) the daily queue digest; only reviewers can opt in."""
     if wanted and not user.has_role(Role.REVIEWER):
-        raise ValueError("Only reviewers can get the queue digest.")
+        raise NotAllowed("Only reviewers can get the queue digest.", "wants_queue_digest")
     user.wants_queue_digest = wanted
