@@ -302,7 +302,10 @@ def test_someone_elses_token_cannot_be_revoked_on_the_page(
     token, raw = make_token(make_user())
     data = {"csrf_token": csrf_token(client, "/account/tokens")}
     with nothing_changed():
-        client.post(f"/account/tokens/{token.id}/revoke", data=data)
+        response = client.post(f"/account/tokens/{token.id}/revoke", data=data)
+    # Like anyone else's thing, it does not exist for this caller.
+    assert response.status_code == 404
+    assert f"There is no API token {token.id}." in response.get_data(as_text=True)
     assert me(client, raw).status_code == 200
 
 

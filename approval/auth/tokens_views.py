@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 from approval.clock import utcnow
 from approval.forms import ActionForm
 from approval.ops import tokens
-from approval.ops.errors import NotFound, Refused
+from approval.ops.errors import Refused
 from approval.web import show_refusal
 
 from . import bp
@@ -85,12 +85,11 @@ def create_token() -> BaseResponse | tuple[str, int]:
 @bp.post("/account/tokens/<int:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int) -> BaseResponse:
-    """Revoke one of one's own tokens; it stops working with the next request."""
-    try:
-        token = tokens.find(token_id, owner=current_user)
-    except NotFound:
-        flash("There is no such token.", "error")
-        return redirect(url_for("auth.tokens_page"))
+    """Revoke one of one's own tokens; it stops working with the next request.
+
+    Someone else's token is not found (404), like anyone else's clip or link.
+    """
+    token = tokens.find(token_id, owner=current_user)
     tokens.revoke(token, actor=current_user)
     flash(f"The token “{token.name}” is revoked; it stops working at once.", "success")
     return redirect(url_for("auth.tokens_page"))
