@@ -632,8 +632,20 @@ def test_one_cannot_mark_anothers_notification_read(
     reject(clip, reviewer)
     login(make_user(Role.TESTER))
     note = rows(clip.tester)[0]
-    post_form(f"/inbox/{note.id}/read", page="/inbox/")
+    response = post_form(f"/inbox/{note.id}/read", page="/inbox/")
+    # Like anyone else's thing, it does not exist for this caller.
+    assert response.status_code == 404
+    assert f"You have no notification {note.id}." in response.get_data(as_text=True)
     assert rows(clip.tester)[0].read_at is None
+
+
+def test_marking_an_already_read_notification_again_is_fine(
+    client: FlaskClient, tester_with_news: User, post_form: PostForm
+) -> None:
+    first = rows(tester_with_news)[0]
+    post_form(f"/inbox/{first.id}/read", page="/inbox/")
+    assert post_form(f"/inbox/{first.id}/read", page="/inbox/").status_code == 302
+    assert notifications.unread_count(tester_with_news) == 1
 
 
 def test_the_inbox_needs_signing_in(client: FlaskClient) -> None:

@@ -17,7 +17,7 @@ from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import Clip, Notification, Role, User, UserRole
 from approval.ops import queue
-from approval.ops.errors import NotAllowed
+from approval.ops.errors import NotAllowed, NotFound
 
 #: Notification kinds, with how the inbox names them.
 KINDS = {
@@ -127,11 +127,20 @@ def recent(user: User, *, cursor: str | None = None, size: int = 30) -> paging.P
 
 
 def mark_read(user: User, notification_id: int | None = None) -> int:
-    """Mark one notification (or all of them) read; returns how many changed."""
+    """Mark one notification (or all of them) read; returns how many changed.
+
+    Someone else's notification is NotFound, like anything else of others'; one's own that is
+    read already changes nothing.
+    """
     query = update(Notification).where(
         Notification.user_id == user.id, Notification.read_at.is_(None)
     )
     if notification_id is not None:
+        note = (
+            db.session.get(Notification, notification_id) if 0 < notification_id < 2**31 else None
+        )
+        if note is None or note.user_id != user.id:
+            raise NotFound(f"You have no notification {notification_id}.")
         query = query.where(Notification.id == notification_id)
     result = db.session.execute(
         query.values(read_at=utcnow()).execution_options(synchronize_session="fetch")
