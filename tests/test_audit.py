@@ -31,7 +31,6 @@ from approval.models import AuditEvent, Clip, ClipStatus, Role, User
 from approval.ops import claims
 from approval.ops.people import create_user, record_failed_sign_in, set_active, set_roles
 from tests.plugins.factories import FrozenClock
-from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import SignIn, csrf_token
 
 Login = Callable[..., Any]
@@ -542,35 +541,6 @@ def test_an_abandoned_export_closes_its_cursor(app: Flask, make_user: MakeUser, 
 def admin_signed_in(signed_in: SignIn, admin: User) -> FlaskClient:
     """The test's `client`, signed in as the shared `admin`."""
     return signed_in(admin)
-
-
-AUDIT_PAGES = ["/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.jsonl"]
-
-
-@pytest.mark.parametrize("path", AUDIT_PAGES)
-@pytest.mark.parametrize("role", [Role.TESTER, Role.REVIEWER])
-def test_non_admins_get_403(
-    client: FlaskClient, make_user: MakeUser, login: Login, path: str, role: Role
-) -> None:
-    login(make_user(role))
-    assert client.get(path).status_code == 403
-
-
-@pytest.mark.parametrize("path", AUDIT_PAGES)
-def test_anonymous_visitors_are_sent_to_sign_in(client: FlaskClient, path: str) -> None:
-    response = client.get(path)
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/login")
-
-
-def test_non_admins_cannot_run_verify(
-    client: FlaskClient, make_user: MakeUser, login: Login
-) -> None:
-    login(make_user(Role.REVIEWER))
-    token = csrf_token(client, "/review/")
-    with nothing_changed():
-        response = client.post("/admin/audit/verify", data={"csrf_token": token})
-    assert response.status_code == 403
 
 
 def test_page_shows_events_and_the_head_hash(

@@ -262,33 +262,6 @@ def test_logout_needs_post(client: FlaskClient, make_user: MakeUser, login: Logi
     assert client.get("/clips/").status_code == 302
 
 
-# Every page that belongs to a role: (path, roles that may see it).
-PROTECTED = [
-    ("/clips/", {Role.TESTER}),
-    ("/review/", {Role.REVIEWER}),
-    ("/admin/people", {Role.ADMIN}),
-]
-
-
-@pytest.mark.parametrize(("path", "allowed"), PROTECTED)
-@pytest.mark.parametrize("role", list(Role))
-def test_role_pages_answer_403_to_other_roles(
-    client: FlaskClient,
-    make_user: MakeUser,
-    login: Login,
-    path: str,
-    allowed: set[Role],
-    role: Role,
-) -> None:
-    login(make_user(role))
-    response = client.get(path)
-    if role in allowed:
-        assert response.status_code == 200
-    else:
-        assert response.status_code == 403
-        assert "Not allowed" in response.get_data(as_text=True)
-
-
 def test_account_page_saves_public_name_preference(
     client: FlaskClient, make_user: MakeUser, login: Login
 ) -> None:
