@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from approval.models import User
+from approval.ops import access
 from approval.ops.errors import Refused, StateConflict
 from approval.paging import BadCursor
 
@@ -73,13 +76,20 @@ def refusal_problem(exc: Refused) -> Response:
         if exc.field is not None and len(exc.errors) == 1:
             detail = f"{exc.field}: {exc.message}"
     if isinstance(exc, StateConflict) and exc.status is not None:
+        shown = access.may_learn_who_acted(_viewer(), exc.changed_by)
         extra.update(
             clip=exc.clip_id,
             current_status=exc.status.value,
             changed_at=exc.changed_at.isoformat() if exc.changed_at else None,
-            changed_by=exc.changed_by,
+            changed_by=exc.changed_by if shown else None,
         )
     return problem(exc.status_code, detail, REFUSAL_TITLES.get(exc.status_code), **extra)
+
+
+def _viewer() -> User | None:
+    """The signed-in caller (a token's owner, for the API), if any."""
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user if isinstance(user, User) else None
 
 
 def error_page(status: int, detail: str | None = None, title: str | None = None) -> Response:

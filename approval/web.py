@@ -19,6 +19,7 @@ from .extensions import db, storage
 from .formatting import format_size
 from .media import format_duration
 from .models import VERIFIED_STATES, ClipStatus, Role
+from .ops import access
 from .ops.errors import Refused
 from .storage import StorageError
 
@@ -182,6 +183,9 @@ def register_web_helpers(app: Flask) -> None:
         verified_states=VERIFIED_STATES,
         format_size=format_size,
         format_duration=format_duration,
+        # Pages ask the API's question: may this viewer learn who reviewed, decided, shared?
+        sees_who_reviewed=access.sees_who_reviewed,
+        actor_name=access.actor_name,
     )
 
     @app.context_processor
