@@ -17,6 +17,7 @@ from approval.paging import BadCursor
 
 from .extensions import db
 from .formatting import format_size
+from .log_redaction import redact
 from .storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         _rollback_quietly()
         return error_page(500)
 
@@ -174,7 +175,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def _unavailable(what: str, exc: Exception, detail: str, title: str) -> Response:
     """503 with Retry-After: a service this request needs is away, and nothing was changed."""
-    log.warning("%s failed on %s %s: %s", what, request.method, request.path, exc)
+    log.warning("%s failed on %s %s: %s", what, request.method, redact(request.path), exc)
     _rollback_quietly()
     response = error_page(503, detail, title)
     response.headers["Retry-After"] = "30"

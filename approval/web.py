@@ -12,7 +12,7 @@ from flask import Flask, abort, current_app, flash, has_request_context, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from . import audit, cache_headers
+from . import audit, cache_headers, log_redaction
 from .clock import utcnow
 from .config import rejection_categories
 from .extensions import db, storage
@@ -178,6 +178,7 @@ def _security_headers(response: Any) -> Any:
 def register_web_helpers(app: Flask) -> None:
     app.after_request(_security_headers)
     cache_headers.install(app)
+    log_redaction.install(app)
     app.jinja_env.globals.update(
         Role=Role,
         ClipStatus=ClipStatus,
