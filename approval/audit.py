@@ -349,13 +349,27 @@ EXPORT_FIELDS = (
     "hash",
 )  # fmt: skip
 EXPORT_FORMATS = ("jsonl", "csv")
+#: What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, with a ' in front so it shows as text.
+
+    Only the CSV is changed so: the JSON lines keep every field exact, to re-check the hashes.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
 
 
 def export(query: Select[tuple[AuditEvent]], fmt: str, batch_size: int = 1000) -> Iterator[str]:
     """Stream events as JSON lines or CSV, oldest first.
 
     A JSON line holds every hashed field and the hash, so a copy can be re-checked offline. The
-    cursor is closed even when the reader stops early (a download cut off, a closed pipe).
+    CSV is for reading in a spreadsheet: every cell is quoted and text that would start a
+    formula gets a ' in front (OWASP's rule), so it is not exact. The cursor is closed even
+    when the reader stops early (a download cut off, a closed pipe).
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
@@ -368,10 +382,11 @@ def export(query: Select[tuple[AuditEvent]], fmt: str, batch_size: int = 1000) -
                 yield canonical_json({**event.as_dict(), "hash": event.hash}) + "\n"
             return
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS)
+        writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, quoting=csv.QUOTE_ALL)
         writer.writeheader()
         for event in events:
-            writer.writerow({**event.as_dict(), "hash": event.hash})
+            row = {**event.as_dict(), "hash": event.hash}
+            writer.writerow({name: spreadsheet_safe(value) for name, value in row.items()})
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from approval.models import User
+from approval.ops import access
 from approval.ops.errors import Refused, StateConflict
 from approval.paging import BadCursor
 
 from .extensions import db
 from .formatting import format_size
+from .log_redaction import redact
 from .storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -73,13 +77,20 @@ def refusal_problem(exc: Refused) -> Response:
         if exc.field is not None and len(exc.errors) == 1:
             detail = f"{exc.field}: {exc.message}"
     if isinstance(exc, StateConflict) and exc.status is not None:
+        shown = access.may_learn_who_acted(_viewer(), exc.changed_by)
         extra.update(
             clip=exc.clip_id,
             current_status=exc.status.value,
             changed_at=exc.changed_at.isoformat() if exc.changed_at else None,
-            changed_by=exc.changed_by,
+            changed_by=exc.changed_by if shown else None,
         )
     return problem(exc.status_code, detail, REFUSAL_TITLES.get(exc.status_code), **extra)
+
+
+def _viewer() -> User | None:
+    """The signed-in caller (a token's owner, for the API), if any."""
+    user = current_user._get_current_object()  # type: ignore[attr-defined]
+    return user if isinstance(user, User) else None
 
 
 def error_page(status: int, detail: str | None = None, title: str | None = None) -> Response:
@@ -152,7 +163,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         _rollback_quietly()
         return error_page(500)
 
@@ -164,7 +175,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def _unavailable(what: str, exc: Exception, detail: str, title: str) -> Response:
     """503 with Retry-After: a service this request needs is away, and nothing was changed."""
-    log.warning("%s failed on %s %s: %s", what, request.method, request.path, exc)
+    log.warning("%s failed on %s %s: %s", what, request.method, redact(request.path), exc)
     _rollback_quietly()
     response = error_page(503, detail, title)
     response.headers["Retry-After"] = "30"

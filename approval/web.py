@@ -12,13 +12,14 @@ from flask import Flask, abort, current_app, flash, has_request_context, request
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from . import audit
+from . import audit, cache_headers, log_redaction
 from .clock import utcnow
 from .config import rejection_categories
 from .extensions import db, storage
 from .formatting import format_size
 from .media import format_duration
 from .models import VERIFIED_STATES, ClipStatus, Role
+from .ops import access
 from .ops.errors import Refused
 from .storage import StorageError
 
@@ -176,12 +177,17 @@ def _security_headers(response: Any) -> Any:
 
 def register_web_helpers(app: Flask) -> None:
     app.after_request(_security_headers)
+    cache_headers.install(app)
+    log_redaction.install(app)
     app.jinja_env.globals.update(
         Role=Role,
         ClipStatus=ClipStatus,
         verified_states=VERIFIED_STATES,
         format_size=format_size,
         format_duration=format_duration,
+        # Pages ask the API's question: may this viewer learn who reviewed, decided, shared?
+        sees_who_reviewed=access.sees_who_reviewed,
+        actor_name=access.actor_name,
     )
 
     @app.context_processor

@@ -166,11 +166,25 @@ def test_conflict_names_who_changed_the_clip_and_when(
     )
 
 
-def test_conflict_message_says_who_and_when(make_clip: MakeClip, reviewer: User) -> None:
+def test_conflict_message_says_who_and_when(
+    make_clip: MakeClip, make_user: MakeUser, reviewer: User
+) -> None:
     clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
+    another_reviewer = make_user(Role.REVIEWER)
     with (
         nothing_changed(),
         pytest.raises(StateConflict, match=rf"approved \(by {reviewer.display_name}, 2026-11-30"),
+    ):
+        claims.claim(clip, another_reviewer)
+
+
+def test_conflict_message_to_the_tester_says_a_reviewer(
+    make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
+    with (
+        nothing_changed(),
+        pytest.raises(StateConflict, match=r"approved \(by a reviewer, 2026-11-30"),
     ):
         workflow.withdraw(clip, clip.tester)
 

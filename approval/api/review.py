@@ -79,7 +79,7 @@ def decide(user: User, clip_id: int, body: rs.DecisionCreate) -> Reply:
         decision = workflow.decide(clip, user, verdict, **options)
     result = rs.DecisionResult(
         clip=serialize.clip_detail(clip, user),
-        decision=serialize.decision_out(decision),
+        decision=serialize.decision_out(decision, user),
         next=serialize.clip_detail(upcoming, user) if upcoming is not None else None,
     )
     return Reply(200, result)

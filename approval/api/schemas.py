@@ -95,6 +95,7 @@ class Problem(Out):
     current_status: ClipStatus | None = None
     changed_at: datetime | None = None
     changed_by: int | None = None
+    """The id of whoever changed the clip last; null for testers unless it was themselves."""
 
 
 # --- people --------------------------------------------------------------------------------------
@@ -201,6 +202,7 @@ class FinalDecision(Out):
     """Seconds into the clip that a rejection points at."""
     decided_at: datetime
     decided_by: Person | None
+    """Null for testers: they never learn who reviewed their clip."""
 
 
 class Claim(Out):
@@ -250,7 +252,8 @@ class DecisionOut(Out):
     timecode: float | None
     played_seconds: float | None
     """How much of the clip the reviewer's player played (null from the API)."""
-    reviewer: Person
+    reviewer: Person | None
+    """Null for testers: they never learn who reviewed their clip."""
     created_at: datetime
 
 
@@ -258,7 +261,8 @@ class ShareLinkOut(Out):
     id: int
     label: str
     created_at: datetime
-    created_by: Person
+    created_by: Person | None
+    """Null for a tester when a reviewer or an admin made the link."""
     expires_at: datetime | None
     revoked_at: datetime | None
     allow_download: bool

@@ -27,6 +27,13 @@ def person(user: User) -> s.Person:
     return s.Person(id=user.id, name=user.display_name)
 
 
+def actor(user: User | None, viewer: User) -> s.Person | None:
+    """Who acted, or None where the viewer may not learn it (testers, of reviewers)."""
+    if user is None or not access.may_learn_who_acted(viewer, user.id):
+        return None
+    return person(user)
+
+
 def clip_url(clip_id: int) -> str:
     return site_url("api.get_clip", clip_id=clip_id)
 
@@ -68,7 +75,7 @@ def _media(clip: Clip) -> s.Media | None:
     )
 
 
-def _decision(clip: Clip) -> s.FinalDecision | None:
+def _decision(clip: Clip, viewer: User) -> s.FinalDecision | None:
     if clip.status not in DECIDED_STATES or clip.decided_at is None:
         return None
     return s.FinalDecision(
@@ -77,7 +84,7 @@ def _decision(clip: Clip) -> s.FinalDecision | None:
         reason=clip.decision_reason,
         timecode=clip.decision_timecode,
         decided_at=clip.decided_at,
-        decided_by=person(clip.decided_by) if clip.decided_by else None,
+        decided_by=actor(clip.decided_by, viewer),
     )
 
 
@@ -116,7 +123,7 @@ def _fields(clip: Clip, viewer: User) -> dict[str, object]:
         "status_changed_at": clip.status_changed_at,
         "submitted_at": clip.submitted_at,
         "media": _media(clip),
-        "decision": _decision(clip),
+        "decision": _decision(clip, viewer),
         "claim": _claim(clip, viewer),
         "takedown": takedown,
     }
@@ -126,7 +133,7 @@ def clip_out(clip: Clip, viewer: User) -> s.ClipOut:
     return s.ClipOut.model_validate(_fields(clip, viewer))
 
 
-def decision_out(decision: Decision) -> s.DecisionOut:
+def decision_out(decision: Decision, viewer: User) -> s.DecisionOut:
     return s.DecisionOut(
         id=decision.id,
         decision="approve" if decision.verdict == Verdict.APPROVE else "reject",
@@ -134,17 +141,17 @@ def decision_out(decision: Decision) -> s.DecisionOut:
         reason=decision.reason,
         timecode=decision.timecode,
         played_seconds=decision.played_seconds,
-        reviewer=person(decision.reviewer),
+        reviewer=actor(decision.reviewer, viewer),
         created_at=decision.created_at,
     )
 
 
-def share_link_out(link: ShareLink) -> s.ShareLinkOut:
+def share_link_out(link: ShareLink, viewer: User) -> s.ShareLinkOut:
     return s.ShareLinkOut(
         id=link.id,
         label=link.label,
         created_at=link.created_at,
-        created_by=person(link.created_by),
+        created_by=actor(link.created_by, viewer),
         expires_at=link.expires_at,
         revoked_at=link.revoked_at,
         allow_download=link.allow_download,
@@ -160,8 +167,8 @@ def clip_detail(clip: Clip, viewer: User) -> s.ClipDetail:
     return s.ClipDetail.model_validate(
         {
             **_fields(clip, viewer),
-            "decisions": [decision_out(d) for d in clip.decisions],
-            "share_links": [share_link_out(link) for link in links],
+            "decisions": [decision_out(d, viewer) for d in clip.decisions],
+            "share_links": [share_link_out(link, viewer) for link in links],
         }
     )
 

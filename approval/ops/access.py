@@ -20,6 +20,31 @@ def can_see(clip: Clip, user: User) -> bool:
     return clip.is_owned_by(user) or is_staff(user)
 
 
+def sees_who_reviewed(viewer: User | None) -> bool:
+    """Whether this viewer may learn who reviewed, claimed, decided or shared a clip: staff only.
+
+    Testers never learn reviewers' identities, on a page, in the API or in a refusal's text;
+    they are told "a reviewer" instead.
+    """
+    return viewer is not None and is_staff(viewer)
+
+
+def may_learn_who_acted(viewer: User | None, actor_id: int | None) -> bool:
+    """Whether this viewer may be told who took a step: staff always, anyone their own steps."""
+    if actor_id is None:  # the system acted: nothing to hide
+        return True
+    return sees_who_reviewed(viewer) or (viewer is not None and viewer.id == actor_id)
+
+
+def actor_name(actor: User | None, viewer: User | None) -> str:
+    """Who took a step, as this viewer may be told it: a name, "a reviewer" or "the system"."""
+    if actor is None:
+        return "the system"
+    if may_learn_who_acted(viewer, actor.id):
+        return actor.display_name
+    return "a reviewer" if actor.has_role(Role.REVIEWER) else "an administrator"
+
+
 def visible_clip(clip_id: int, user: User) -> Clip:
     """The clip if this user may see it, else NotFound."""
     clip = db.session.get(Clip, clip_id)

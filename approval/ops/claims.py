@@ -167,7 +167,7 @@ def renew_claim(clip: Clip, reviewer: User) -> datetime:
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise transitions.conflict(clip, "renew your claim")
+        raise transitions.conflict(clip, "renew your claim", reviewer)
     db.session.refresh(clip)
     return expires
 

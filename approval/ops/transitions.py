@@ -17,19 +17,20 @@ from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, User
+from approval.ops import access
 from approval.ops.errors import StateConflict
 
 
-def describe(clip: Clip) -> str:
+def describe(clip: Clip, viewer: User | None) -> str:
+    """What the clip is now, who made it so and when, as this viewer may be told it."""
     who = db.session.get(User, clip.status_changed_by_id) if clip.status_changed_by_id else None
-    by = f" by {who.display_name}" if who else ""
     when = clip.status_changed_at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"This clip is {clip.status.label} ({by.strip() or 'by the system'}, {when})."
+    return f"This clip is {clip.status.label} (by {access.actor_name(who, viewer)}, {when})."
 
 
-def conflict(clip: Clip, what: str) -> StateConflict:
+def conflict(clip: Clip, what: str, viewer: User | None) -> StateConflict:
     db.session.refresh(clip)
-    return StateConflict(f"Cannot {what}. {describe(clip)}", clip)
+    return StateConflict(f"Cannot {what}. {describe(clip, viewer)}", clip)
 
 
 def lock(clip: Clip) -> None:
@@ -114,7 +115,7 @@ def move(
         .execution_options(synchronize_session=False)  # the clip is refreshed just below
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise conflict(clip, what)
+        raise conflict(clip, what, actor)
     db.session.refresh(clip)
     audit.record(
         action,

@@ -102,7 +102,8 @@ def start_upload(
         lock(previous)
         if previous.status != ClipStatus.REJECTED:
             raise StateConflict(
-                "Only a rejected clip can be replaced by a new version. " + describe(previous),
+                "Only a rejected clip can be replaced by a new version. "
+                + describe(previous, tester),
                 previous,
             )
         newer = db.session.scalar(
@@ -291,16 +292,18 @@ def _check_claim(clip: Clip, reviewer: User, now: datetime) -> None:
     if clip.claimed_by_id == reviewer.id and clip.claim_is_live(now):
         return
     if clip.status in DECIDED_STATES:
-        raise StateConflict(f"This clip was already decided. {describe(clip)}", clip)
+        raise StateConflict(f"This clip was already decided. {describe(clip, reviewer)}", clip)
     if clip.claim_is_live(now):
-        raise StateConflict(f"Another reviewer is reviewing this clip. {describe(clip)}", clip)
+        raise StateConflict(
+            f"Another reviewer is reviewing this clip. {describe(clip, reviewer)}", clip
+        )
     if claims.has_judged(clip, reviewer):
         raise StateConflict(
             "You already gave your verdict on this clip; another reviewer has to give theirs.",
             clip,
         )
     raise StateConflict(
-        f"Claim the clip before deciding; your claim may have lapsed. {describe(clip)}",
+        f"Claim the clip before deciding; your claim may have lapsed. {describe(clip, reviewer)}",
         clip,
     )
 

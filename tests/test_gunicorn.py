@@ -1,0 +1,193 @@
+"""The web process exactly as the Procfile starts it: a real gunicorn on the test's database.
+
+Its access log keeps only a prefix of share tokens, set-password tokens and upload tickets,
+slow clients that trickle a body do not hold up /healthz, and the README shows the same
+command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import requests
+from flask import Flask
+from gunicorn.config import Config
+
+from approval.extensions import db
+from approval.gunicorn_logging import RedactingLogger
+from approval.models import Clip, ClipStatus, User
+from approval.ops import people, sharing
+from tests.plugins.workers import PROJECT_ROOT, Processes, free_port, wait_for, worker_env
+
+MakeClip = Callable[..., Clip]
+
+WEB_LINE = re.compile(r"^web:\s*(?P<command>.+)$", re.MULTILINE)
+
+
+def procfile_web_command() -> str:
+    match = WEB_LINE.search((PROJECT_ROOT / "Procfile").read_text())
+    assert match, "the Procfile has no web: line"
+    return match.group("command").strip()
+
+
+class WebServer:
+    """One gunicorn started from the Procfile's line, on a free port; its output in a file."""
+
+    def __init__(self, processes: Processes, app: Flask) -> None:
+        self.port = free_port()
+        env = worker_env(app)
+        env["PORT"] = str(self.port)
+        # gunicorn's control socket goes here, not into a ~/.gunicorn shared with other runs.
+        env["XDG_RUNTIME_DIR"] = str(processes.logs_dir)
+        # The Procfile names `gunicorn`; the one installed beside this interpreter.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        self.proc = processes.start(["/bin/sh", "-c", procfile_web_command()], env, "web")
+        self.processes = processes
+        self.base = f"http://127.0.0.1:{self.port}"
+        wait_for(self._answers, timeout=30, what="gunicorn answers /healthz", logs=self.log)
+
+    def _answers(self) -> bool:
+        try:
+            requests.get(f"{self.base}/healthz", timeout=1)
+        except requests.RequestException:
+            return False
+        return True
+
+    def log(self) -> str:
+        return self.processes.logs()
+
+
+@pytest.fixture
+def web(processes: Processes, app: Flask) -> WebServer:
+    """gunicorn on the test's database; the `processes` fixture kills it at the end."""
+    return WebServer(processes, app)
+
+
+# --- the access log ------------------------------------------------------------------------------
+
+
+def _secrets(make_clip: MakeClip, reviewer: User, tester: User) -> dict[str, str]:
+    """A live share token, a set-password token and an (unsigned) upload ticket."""
+    clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
+    _, share_token = sharing.create_link(clip, reviewer)
+    password_token = people.issue_password_link(tester, actor=None)
+    db.session.commit()
+    return {"share": share_token, "password": password_token, "ticket": "T" * 24 + ".abc.def"}
+
+
+def test_the_access_log_keeps_only_a_prefix_of_each_secret(
+    web: WebServer, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    secret = _secrets(make_clip, reviewer, tester)
+    for path in (
+        f"/s/{secret['share']}",
+        f"/s/{secret['share']}/media",
+        f"/set-password/{secret['password']}",
+    ):
+        requests.get(f"{web.base}{path}", timeout=10)
+    requests.put(f"{web.base}/clips/1/upload?ticket={secret['ticket']}", data=b"x", timeout=10)
+    # A page's own address comes back as the referer of what it loads.
+    referer = {"Referer": f"{web.base}/set-password/{secret['password']}"}
+    requests.get(f"{web.base}/static/css/app.css", headers=referer, timeout=10)
+    wait_for(lambda: "app.css" in web.log(), timeout=10, what="the access log's last line")
+    log = web.log()
+    assert [name for name, value in secret.items() if value in log] == []
+    assert f"/s/{secret['share'][:4]}…" in log
+    assert f"/s/{secret['share'][:4]}…/media" in log
+    assert f"/set-password/{secret['password'][:4]}…" in log
+    assert "ticket=TTTT…" in log
+
+
+# --- slow clients --------------------------------------------------------------------------------
+
+
+def _trickle(port: int, stop: threading.Event) -> None:
+    """Send a request's headers promising a body, then a byte of it every half second."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100000\r\n\r\n"
+        )
+        while not stop.wait(0.5):
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                return
+
+
+@pytest.mark.parametrize("clients", [2, 4])
+def test_clients_trickling_a_body_do_not_hold_up_healthz(web: WebServer, clients: int) -> None:
+    """Two slow clients, and four: as many as the sync workers the README once recommended."""
+    stop = threading.Event()
+    slow = [threading.Thread(target=_trickle, args=(web.port, stop)) for _ in range(clients)]
+    for thread in slow:
+        thread.start()
+    try:
+        time.sleep(1)  # all are being served, and reading their bodies, by now
+        times = [_healthz_time(web) for _ in range(3)]
+        assert max(times) < 1.0, f"/healthz took {times} s behind {clients} slow clients"
+    finally:
+        stop.set()
+        for thread in slow:
+            thread.join()
+
+
+def _healthz_time(web: WebServer, patience: float = 5.0) -> float:
+    """Seconds until /healthz answers (any status), or `patience` if it does not answer."""
+    started = time.monotonic()
+    try:
+        requests.get(f"{web.base}/healthz", timeout=patience)
+    except requests.Timeout:
+        return patience
+    return time.monotonic() - started
+
+
+# --- the README ----------------------------------------------------------------------------------
+
+
+def test_the_readme_starts_gunicorn_as_the_procfile_does() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    shown = [line.split("#")[0].strip() for line in readme.splitlines() if "gunicorn " in line]
+    shown = [line for line in shown if line.startswith("gunicorn ")]
+    expected = procfile_web_command().replace("${PORT:-8000}", "8000")
+    assert shown == [expected]
+
+
+# --- the logger class on its own -----------------------------------------------------------------
+
+
+def test_the_logger_class_drops_credentials_and_cuts_secrets_from_every_atom() -> None:
+    token = "k" * 43
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/s/{token}/media",
+        "PATH_INFO": f"/s/{token}/media",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_REFERER": f"https://greenlight.test/set-password/{token}",
+    }
+    request = SimpleNamespace(
+        headers=[
+            ("AUTHORIZATION", f"Bearer glt_{token}"),
+            ("COOKIE", f"greenlight_session={token}"),
+        ]
+    )
+    response = SimpleNamespace(status="200 OK", headers=[], sent=10)
+    atoms = RedactingLogger(Config()).atoms(response, request, environ, timedelta(seconds=1))
+    assert [name for name, value in atoms.items() if token in str(value)] == []
+    assert (atoms["r"], atoms["f"]) == (
+        "GET /s/kkkk…/media HTTP/1.1",
+        "https://greenlight.test/set-password/kkkk…",
+    )
+    assert (atoms["{authorization}i"], atoms["{cookie}i"]) == ("-", "-")
