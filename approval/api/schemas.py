@@ -21,9 +21,9 @@ from pydantic import (
     StringConstraints,
 )
 
+from approval.inputs import MAX_ID
 from approval.models import ClipStatus, Role
 
-MAX_ID = 2**31 - 1
 #: A database id: ids beyond a 32-bit integer cannot exist, and are refused before any query.
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 NO_NUL = r"^[^\x00]*$"
