@@ -54,7 +54,7 @@ def create_app(
     limiter.init_app(app)
     from . import inputs
 
-    inputs.install(app)  # before the blueprints add their rules
+    inputs.install(app)  # after CSRFProtect, before the blueprints add their rules
     _configure_login(app)
     _configure_storage(app)
     _check_database(app)

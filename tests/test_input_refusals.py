@@ -1,24 +1,31 @@
-"""What no column can hold is refused before a query: ids past INTEGER, dates past the last.
+"""What no column can hold is refused before a query: NUL characters and ids past INTEGER.
 
-On PostgreSQL each of these was a 500 with a stack trace: an id past 2**31 - 1 in a path or a
-query, a date filter on the last day there is. Pages now refuse them with a page in the site's
-layout (404 for an id no row can have, a field error for a filter) and change nothing.
+On PostgreSQL each of these was a 500 with a stack trace: a NUL character in a form field or a
+query parameter, an id past 2**31 - 1 in a path or a query, a date filter on the last day there
+is. Pages now refuse them with a page in the site's layout (400, or 404 for an id no row can
+have) and change nothing; the API keeps answering problem+json.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from approval.extensions import db
+from approval.extensions import storage as app_storage
 from approval.models import Clip, ClipStatus, Role, User
+from tests.plugins.api import CLIP, SITE, bearer, problem
+from tests.plugins.factories import PASSWORD
 from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
+NUL = "\x00"
 LAYOUT = '<header class="site-header">'
 
 
@@ -117,3 +124,151 @@ def test_the_audit_export_with_an_id_past_the_columns_goes_back_to_the_page(
     response = client.get("/admin/audit/export.csv?clip=99999999999")
     assert response.status_code == 302
     assert "/admin/audit?clip=99999999999" in response.headers["Location"]
+
+
+# --- NUL characters ------------------------------------------------------------------------------
+
+
+def test_a_nul_character_in_the_sign_in_email_is_refused_with_a_page(
+    client: FlaskClient, tester: User
+) -> None:
+    token = csrf_token(client)
+    with nothing_changed():
+        response = client.post(
+            "/login", data={"email": tester.email + NUL, "password": PASSWORD, "csrf_token": token}
+        )
+    page = refusal_page(response, 400)
+    assert "The field “email” contains a NUL character" in page
+
+
+@pytest.mark.parametrize(
+    ("role", "form_page", "action", "fields", "field"),
+    [
+        (Role.TESTER, "/account", "/account", {"display_name": "Tess" + NUL}, "display_name"),
+        (Role.TESTER, "/account/tokens", "/account/tokens", {"name": "laptop" + NUL}, "name"),
+        (
+            Role.ADMIN,
+            "/admin/people",
+            "/admin/people",
+            {"email": "new@example.com", "display_name": "N" + NUL, "roles": "tester"},
+            "display_name",
+        ),
+    ],
+    ids=["display name", "token name", "invite name"],
+)
+def test_a_nul_character_in_a_form_field_is_refused_with_a_page(
+    client: FlaskClient,
+    signed_in: SignIn,
+    role: Role,
+    form_page: str,
+    action: str,
+    fields: dict[str, str],
+    field: str,
+) -> None:
+    signed_in(role)
+    token = csrf_token(client, form_page)
+    with nothing_changed():
+        response = client.post(action, data={**fields, "csrf_token": token})
+    assert f"The field “{field}” contains a NUL character" in refusal_page(response, 400)
+
+
+def test_a_nul_character_in_the_upload_form_is_refused_and_the_file_is_not_kept(
+    client: FlaskClient, signed_in: SignIn
+) -> None:
+    """The multipart upload form, file and all: refused after the one parse CSRF needs."""
+    signed_in(Role.TESTER)
+    token = csrf_token(client, "/clips/new")
+    with nothing_changed():
+        response = client.post(
+            "/clips/new",
+            data={
+                "title": "A clip" + NUL,
+                "notes": "fine",
+                "csrf_token": token,
+                "file": (io.BytesIO(b"\x00" * 4096), "clip.mp4"),
+            },
+            content_type="multipart/form-data",
+        )
+    assert "The field “title” contains a NUL character" in refusal_page(response, 400)
+
+
+def test_a_nul_character_in_a_direct_upload_filename_is_refused(
+    client: FlaskClient, signed_in: SignIn
+) -> None:
+    """No file system names a file with one, so it is refused, not quietly dropped."""
+    signed_in(Role.TESTER)
+    data = {"title": "A clip", "filename": "evil\x00name.mp4", "size": "1000"}
+    with nothing_changed():
+        response = client.post(
+            "/clips/direct", data={**data, "csrf_token": csrf_token(client, "/clips/new")}
+        )
+    assert "The field “filename” contains a NUL character" in refusal_page(response, 400)
+
+
+def test_a_ticketed_upload_body_is_never_read_as_a_form(
+    client: FlaskClient, signed_in: SignIn
+) -> None:
+    """The clip's own bytes stream to storage untouched, whatever they look like."""
+    signed_in(Role.TESTER)
+    body = b"title=a%00b&notes=\x00\x00" + b"\x00" * 65536
+    data = {"title": "A clip", "filename": "clip.mp4", "size": str(len(body))}
+    started = client.post(
+        "/clips/direct", data={**data, "csrf_token": csrf_token(client, "/clips/new")}
+    )
+    ticket = started.get_json()["upload"]
+    assert ticket["method"] == "PUT"
+    response = client.put(
+        ticket["url"].removeprefix(SITE),
+        data=body,
+        headers={**ticket["headers"], "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 204
+    clip = db.session.get(Clip, started.get_json()["clip"])
+    assert clip is not None
+    assert clip.staging_key is not None
+    assert b"".join(app_storage().read(clip.staging_key)) == body
+
+
+@pytest.mark.parametrize(
+    ("role", "query"),
+    [
+        (Role.REVIEWER, "/review/?generator=vid%00gen"),
+        (Role.ADMIN, "/admin/audit?actor=a%00b@example.com"),
+        (Role.ADMIN, "/admin/audit?action=%00"),
+    ],
+    ids=["queue filter", "audit actor", "audit action"],
+)
+def test_a_nul_character_in_a_filter_is_refused_with_a_page(
+    client: FlaskClient, signed_in: SignIn, role: Role, query: str
+) -> None:
+    signed_in(role)
+    with nothing_changed():
+        response = client.get(query)
+    assert "The query parameter" in refusal_page(response, 400)
+
+
+def test_a_nul_character_in_a_path_is_refused_with_a_page(client: FlaskClient) -> None:
+    with nothing_changed():
+        response = client.get("/s/abc%00def")
+    assert "The address contains a NUL character" in refusal_page(response, 400)
+
+
+# --- the API keeps its own answers ---------------------------------------------------------------
+
+
+def test_the_api_still_refuses_a_nul_character_field_by_field(
+    client: FlaskClient, make_user: MakeUser
+) -> None:
+    headers = bearer(make_user(Role.TESTER))
+    with nothing_changed():
+        response = client.post("/api/v1/clips", json={**CLIP, "title": "A" + NUL}, headers=headers)
+    body = problem(response, 422)
+    assert [error["field"] for error in body["errors"]] == ["title"]
+
+
+def test_the_api_still_refuses_a_nul_character_in_the_query_as_a_problem(
+    client: FlaskClient, make_user: MakeUser
+) -> None:
+    headers = bearer(make_user(Role.ADMIN))
+    response = client.get("/api/v1/audit?action=clip%00", headers=headers)
+    assert problem(response, 400)["errors"][0]["field"] == "action"
