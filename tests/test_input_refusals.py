@@ -3,7 +3,7 @@
 On PostgreSQL each of these was a 500 with a stack trace: a NUL character in a form field or a
 query parameter, an id past 2**31 - 1 in a path or a query, a date filter on the last day there
 is. Pages now refuse them with a page in the site's layout (400, or 404 for an id no row can
-have) and change nothing; the API keeps answering problem+json.
+have) and change nothing; the API keeps answering problem+json, and takes only ISO 8601 times.
 """
 
 from __future__ import annotations
@@ -272,3 +272,26 @@ def test_the_api_still_refuses_a_nul_character_in_the_query_as_a_problem(
     headers = bearer(make_user(Role.ADMIN))
     response = client.get("/api/v1/audit?action=clip%00", headers=headers)
     assert problem(response, 400)["errors"][0]["field"] == "action"
+
+
+@pytest.mark.parametrize("since", ["0.5", "0", "1700000000", "-1", "1e9"])
+def test_the_api_takes_only_iso_8601_date_times_for_since(
+    client: FlaskClient, make_user: MakeUser, since: str
+) -> None:
+    """Pydantic reads a bare number as Unix seconds; a query parameter must say its date."""
+    headers = bearer(make_user(Role.ADMIN))
+    with nothing_changed():
+        response = client.get(f"/api/v1/audit?since={since}", headers=headers)
+    body = problem(response, 400)
+    assert body["errors"][0]["field"] == "since"
+    assert "ISO 8601" in body["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "since", ["2026-11-30T12:00:00Z", "2026-11-30T12:00:00%2B01:00", "2026-11-30T12:00:00.5-05:00"]
+)
+def test_the_api_still_takes_iso_8601_date_times_for_since(
+    client: FlaskClient, make_user: MakeUser, since: str
+) -> None:
+    response = client.get(f"/api/v1/audit?since={since}", headers=bearer(make_user(Role.ADMIN)))
+    assert response.status_code == 200
