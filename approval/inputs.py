@@ -2,9 +2,10 @@
 
 PostgreSQL stores no NUL character in text and no id past its INTEGER columns; a query that
 carries either fails inside the database, as a 500. Pages refuse both here, once for every view:
-a path id that cannot exist does not match its route (404), a NUL character anywhere in the
-path, the query or a form field gets a 400 page, and the views that read ids or dates from the
-query string read them through `query_id` and the bounded form fields in approval/forms.py.
+a path id that cannot exist does not match its route (404), an address with a NUL character
+names nothing (404), a NUL character in the query or a form field gets a 400 page, and the
+views that read ids or dates from the query string read them through `query_id` and the
+bounded form fields in approval/forms.py.
 
 The API reads its input through its own strict schemas (see approval/api/schemas.py) and answers
 problem+json, so it is left to them.
@@ -64,10 +65,7 @@ def _shown(text: str) -> str:
 
 
 def _named_values() -> Iterator[tuple[str, str]]:
-    """(where, value) for each path value, query parameter and form field of the request."""
-    for value in (request.view_args or {}).values():
-        if isinstance(value, str):
-            yield "the address", value
+    """(where, value) for each query parameter and form field of the request."""
     for name, values in request.args.lists():
         for value in (name, *values):
             yield f"the query parameter “{_shown(name)}”", value
@@ -83,13 +81,17 @@ def _named_values() -> Iterator[tuple[str, str]]:
 
 
 def refuse_nul_characters() -> Response | None:
-    """Answer 400 (a page in the site's layout) when a request to a page carries a NUL character.
+    """Answer with a page in the site's layout when a request to a page carries a NUL character.
 
-    No column stores one, and a query that carries one fails in the database; the API refuses
-    them field by field through its schemas, so its requests pass through untouched.
+    No column stores one, and a query that carries one fails in the database. In the address it
+    names nothing there could be (404, as for any unknown token); in the query or a form field
+    it is a 400 naming the field. The API refuses them field by field through its schemas, so
+    its requests pass through untouched.
     """
     if wants_problem_json():
         return None
+    if any(isinstance(v, str) and "\x00" in v for v in (request.view_args or {}).values()):
+        return error_page(404)
     for where, value in _named_values():
         if "\x00" in value:
             return error_page(
