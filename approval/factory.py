@@ -52,6 +52,9 @@ def create_app(
     app.before_request(allow_large_bodies)  # before CSRFProtect reads any request body
     csrf.init_app(app)
     limiter.init_app(app)
+    from . import inputs
+
+    inputs.install(app)  # after CSRFProtect, before the blueprints add their rules
     _configure_login(app)
     _configure_storage(app)
     _check_database(app)

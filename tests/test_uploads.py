@@ -294,7 +294,6 @@ def test_bad_details_are_refused_field_by_field(
     ("name", "kept"),
     [
         ("../../etc/passwd.mp4", "passwd.mp4"),
-        ("evil\x00name.mp4", "evilname.mp4"),
         ("a" * 300 + ".mp4", "a" * 196 + ".mp4"),
         ("C:\\Users\\me\\clip.mp4", "clip.mp4"),
     ],

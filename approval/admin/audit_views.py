@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from flask import Response, flash, redirect, render_template, request, stream_with_context, url_for
 from sqlalchemy import Select
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms import DateField, Form, IntegerField, SelectField, StringField
+from wtforms import Form, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length, NumberRange, Optional, ValidationError
+from wtforms.validators import Length, Optional, ValidationError
 
 from approval import audit, paging
 from approval.clock import utcnow
-from approval.forms import ActionForm
+from approval.forms import ActionForm, DayField, IdField
 from approval.models import AuditEvent, Role, User
 from approval.web import roles_required
 
@@ -27,7 +27,7 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson
 class AuditFilterForm(Form):
     """The audit page's filters. A plain GET form: it reads, so there is no CSRF to check."""
 
-    clip = IntegerField("Clip number", validators=[Optional(), NumberRange(min=1)])
+    clip = IdField("Clip number", validators=[Optional()])
     actor = StringField("Actor's email", validators=[Optional(), Length(max=254)])
     action = SelectField(
         "Action",
@@ -38,10 +38,10 @@ class AuditFilterForm(Form):
         default="",
         validators=[Optional()],
     )
-    since = DateField("From (UTC)", validators=[Optional()])
-    until = DateField("To (UTC, inclusive)", validators=[Optional()])
+    since = DayField("From (UTC)", validators=[Optional()])
+    until = DayField("To (UTC, inclusive)", validators=[Optional()])
 
-    def validate_until(self, field: DateField) -> None:
+    def validate_until(self, field: DayField) -> None:
         if field.data and self.since.data and field.data < self.since.data:
             raise ValidationError("The end date must not be before the start date.")
 

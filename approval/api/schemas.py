@@ -9,6 +9,7 @@ return, so the document and the wire cannot disagree.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -16,14 +17,16 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
+from approval.inputs import MAX_ID
 from approval.models import ClipStatus, Role
 
-MAX_ID = 2**31 - 1
 #: A database id: ids beyond a 32-bit integer cannot exist, and are refused before any query.
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 NO_NUL = r"^[^\x00]*$"
@@ -44,6 +47,21 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
 Size = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
+#: The start of an ISO 8601 date-time: a date, "T", hours and minutes.
+ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    """Only ISO 8601 text: pydantic would otherwise read a bare number as Unix seconds."""
+    if not isinstance(value, datetime) and (
+        not isinstance(value, str) or not ISO_DATE_TIME.match(value)
+    ):
+        raise PydanticCustomError(
+            "iso_8601", "give a date-time in ISO 8601 with a UTC offset, e.g. 2026-11-30T12:00:00Z"
+        )
+    return value
+
+
 def _in_range(moment: datetime) -> datetime:
     try:
         return moment.astimezone(UTC)
@@ -51,7 +69,7 @@ def _in_range(moment: datetime) -> datetime:
         raise ValueError("the time is out of range") from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_in_range)]
 
 
 class Body(BaseModel):

@@ -25,6 +25,7 @@ from approval.delivery import serve_object
 from approval.extensions import csrf
 from approval.formatting import format_size
 from approval.forms import ActionForm
+from approval.inputs import query_id
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
 from approval.ops import access, clip_lists, uploads
@@ -73,7 +74,7 @@ def mine() -> str:
 @roles_required(Role.TESTER)
 def upload() -> BaseResponse | str | tuple[str, int]:
     """The upload form; without JavaScript the file comes with it and streams to storage."""
-    previous = _previous(request.args.get("previous", type=int))
+    previous = _previous(query_id("previous"))
     form = UploadForm()
     if not form.validate_on_submit():
         return _upload_page(form, previous, 400 if form.is_submitted() else 200)
@@ -136,7 +137,7 @@ def _status_json(clip: Clip) -> dict[str, Any]:
 @roles_required(Role.TESTER)
 def start_direct() -> tuple[Response, int]:
     """JavaScript path, step 1: create the clip from its details and hand out a ticket."""
-    previous = _previous(request.args.get("previous", type=int))
+    previous = _previous(query_id("previous"))
     form = DirectUploadForm()
     if not form.validate_on_submit():
         return jsonify(errors=form.errors), 400
