@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import (
     Response,
     current_app,
@@ -34,25 +37,40 @@ from .forms import AccountForm, ChangePasswordForm, LoginForm, SetPasswordForm
 SIGN_IN_FAILED = "Wrong email or password."
 
 
-def _login_limit() -> str:
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
+def _config_limit(name: str) -> Callable[[], str]:
+    """A limit read from the settings at each request, so tests and deployments can set it."""
+    return lambda: str(current_app.config[name])
 
 
 def _account_key() -> str:
     return "sign-in:" + normalise_email(request.form.get("email", ""))[:254]
 
 
+def _address_key() -> str:
+    return client_address() or "-"
+
+
+def _account_and_address_key() -> str:
+    return f"{_account_key()}|{_address_key()}"
+
+
 def _failed(response: BaseResponse) -> bool:
-    """Only failed attempts count towards the limit; a redirect means success."""
+    """Only failed attempts count towards the limits; a redirect means success."""
     return response.status_code != 302
 
 
+def _sign_in_limit(limit: str, scope: str, key: Callable[[], str]) -> Callable[..., Any]:
+    return limiter.limit(
+        _config_limit(limit), methods=["POST"], deduct_when=_failed, key_func=key, scope=scope
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed, scope="sign-in-address")
-@limiter.limit(
-    _login_limit, methods=["POST"], deduct_when=_failed, key_func=_account_key,
-    scope="sign-in-account",
-)  # fmt: skip
+# Tight per (account, address) and per address; per account only loosely, so that someone
+# failing on purpose from elsewhere cannot lock the real person out.
+@_sign_in_limit("LOGIN_RATE_LIMIT", "sign-in-account-address", _account_and_address_key)
+@_sign_in_limit("LOGIN_ADDRESS_RATE_LIMIT", "sign-in-address", _address_key)
+@_sign_in_limit("LOGIN_ACCOUNT_RATE_LIMIT", "sign-in-account", _account_key)
 def login() -> BaseResponse | str:
     """Sign in; the same answer whichever of email or password was wrong."""
     if current_user.is_authenticated:
