@@ -52,6 +52,8 @@ ACTIONS = {
     "user.created": "account created",
     "user.password_link_issued": "set-password link issued",
     "user.password_set": "password set",
+    "user.password_changed": "password changed",
+    "user.signed_out_everywhere": "signed out everywhere",
     "user.roles_changed": "roles changed",
     "user.deactivated": "account deactivated",
     "user.reactivated": "account reactivated",

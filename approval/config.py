@@ -80,6 +80,19 @@ def _as_categories(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(categories)
 
 
+def _as_rate_limit(value: Any) -> str:
+    """A Flask-Limiter rule such as "5 per minute" or "50/hour", checked at start-up."""
+    from limits import parse_many
+
+    rule = str(value).strip()
+    try:
+        parse_many(rule)
+    except ValueError:
+        example = '"5 per minute" or "50 per hour"'
+        raise ValueError(f"use a rule such as {example}, got {rule!r}") from None
+    return rule
+
+
 def _as_smtp_url(value: Any) -> str:
     """An empty value (no mail) or a URL that mail.parse_smtp_url accepts."""
     url = str(value).strip()
@@ -106,13 +119,17 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "SITE_URL": str,
     "COOKIE_SECURE": _as_bool,
     "RATELIMIT_STORAGE_URL": str,
-    "LOGIN_RATE_LIMIT": str,
+    "LOGIN_RATE_LIMIT": _as_rate_limit,
+    "LOGIN_ADDRESS_RATE_LIMIT": _as_rate_limit,
+    "LOGIN_ACCOUNT_RATE_LIMIT": _as_rate_limit,
     "MAX_CLIP_BYTES": _as_positive_int,
     "MAX_CLIP_SECONDS": _as_positive_int,
     "APPROVALS_REQUIRED": _as_positive_int,
     "CLAIM_LEASE_SECONDS": _as_positive_int,
     "SHARE_URL_TTL": _as_positive_int,
-    "SHARE_RATE_LIMIT": str,
+    "SHARE_RATE_LIMIT": _as_rate_limit,
+    "SHARE_PASSPHRASE_RATE_LIMIT": _as_rate_limit,
+    "SHARE_PASSPHRASE_LINK_RATE_LIMIT": _as_rate_limit,
     "UPLOAD_TICKET_TTL": _as_positive_int,
     "REJECTION_CATEGORIES": _as_categories,
     "ALLOW_INDEXING": _as_bool,
@@ -133,7 +150,11 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "SITE_URL": "http://127.0.0.1:5000",
         "COOKIE_SECURE": False,
         "RATELIMIT_STORAGE_URL": "memory://",
+        # Failed sign-ins: tight per (account, address) and per address, loose per account, so
+        # nobody can lock a real user out by failing on purpose from elsewhere.
         "LOGIN_RATE_LIMIT": "5 per minute",
+        "LOGIN_ADDRESS_RATE_LIMIT": "20 per minute",
+        "LOGIN_ACCOUNT_RATE_LIMIT": "50 per hour",
         "MAX_CLIP_BYTES": 1 << 30,
         "MAX_CLIP_SECONDS": 120,
         "APPROVALS_REQUIRED": 1,
@@ -141,6 +162,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "SHARE_URL_TTL": 300,
         # Per client address over every /s/ URL: enough for a player seeking, not for guessing.
         "SHARE_RATE_LIMIT": "300 per minute",
+        # Wrong passphrases: per (link, address), and per link across every address.
+        "SHARE_PASSPHRASE_RATE_LIMIT": "5 per minute",
+        "SHARE_PASSPHRASE_LINK_RATE_LIMIT": "50 per hour",
         "UPLOAD_TICKET_TTL": 3600,
         "REJECTION_CATEGORIES": DEFAULT_REJECTION_CATEGORIES,
         "ALLOW_INDEXING": False,

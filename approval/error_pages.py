@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -15,7 +18,7 @@ from approval.ops import access
 from approval.ops.errors import Refused, StateConflict
 from approval.paging import BadCursor
 
-from .extensions import db
+from .extensions import db, limiter
 from .formatting import format_size
 from .log_redaction import redact
 from .storage import StorageError
@@ -137,6 +140,18 @@ def register_error_handlers(app: Flask) -> None:
             "Form expired",
         )
 
+    @app.errorhandler(RateLimitExceeded)
+    def too_many(exc: RateLimitExceeded) -> Response:
+        # Flask-Limiter's own text is the rule ("5 per 1 minute"); say when to come back instead.
+        wait = _seconds_until_reset()
+        response = error_page(
+            429,
+            f"Too many attempts in a short time. Please try again {in_words(wait)}.",
+            "Too many attempts",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
@@ -171,6 +186,25 @@ def register_error_handlers(app: Flask) -> None:
     def internal(exc: InternalServerError) -> Response:
         _rollback_quietly()
         return error_page(500)
+
+
+def _seconds_until_reset() -> int:
+    """Seconds until the breached limit lets this client in again (at least one)."""
+    limit = limiter.current_limit
+    if limit is None:
+        return 60
+    return max(1, math.ceil(limit.reset_at - time.time()))
+
+
+def in_words(seconds: int) -> str:
+    """'in 40 seconds', 'in 2 minutes', 'in about an hour': a wait as people say it."""
+    if seconds < 60:
+        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 60:
+        return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    return "in about an hour" if hours == 1 else f"in about {hours} hours"
 
 
 def _unavailable(what: str, exc: Exception, detail: str, title: str) -> Response:

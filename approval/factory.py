@@ -131,7 +131,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _configure_login(app: Flask) -> None:
-    from .models import User
+    from .ops.sessions import user_for_session
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -141,13 +141,9 @@ def _configure_login(app: Flask) -> None:
     # out whenever a phone moves between networks.
     login_manager.session_protection = "basic"
 
-    @login_manager.user_loader
-    def load_user(user_id: str) -> User | None:
-        if not user_id.isdigit():
-            return None
-        user = db.session.get(User, int(user_id))
-        # A deactivated account loses its live sessions at once.
-        return user if user is not None and user.active else None
+    # The session keeps "<id>:<session token>" (User.get_id), checked on every request: a
+    # deactivated account, or one whose sessions were ended, is signed out at once.
+    login_manager.user_loader(user_for_session)
 
 
 def _configure_storage(app: Flask) -> None:

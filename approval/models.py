@@ -7,6 +7,7 @@ data it needs, so a bug in Python cannot leave, say, an approved clip with no de
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -141,6 +142,11 @@ def _in(column: str, states: tuple[ClipStatus, ...]) -> str:
     return f"{column} IN ({', '.join(repr(s.value) for s in states)})"
 
 
+def new_session_token() -> str:
+    """A fresh session token: 32 random bytes, URL-safe (never contains the cookie's `|`)."""
+    return secrets.token_urlsafe(32)
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
 
@@ -158,6 +164,12 @@ class User(UserMixin, db.Model):
     last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Part of every session and remember cookie (see get_id); ops/sessions.py replaces it to
+    #: end them all. Random rather than a counter, so an old value never comes back. Empty
+    #: (a row made outside the app) matches no cookie.
+    session_token: Mapped[str] = mapped_column(
+        String(64), default=new_session_token, server_default=""
+    )
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -168,6 +180,14 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # type: ignore[override]  # Flask-Login reads this
         return self.active
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session and the remember cookie: id and session token.
+
+        Flask-Login's "alternative token": the user loader (ops/sessions.py) accepts a cookie
+        only while its token is the account's current one.
+        """
+        return f"{self.id}:{self.session_token}"
 
     @property
     def roles(self) -> frozenset[Role]:

@@ -102,8 +102,9 @@ def test_sixth_failed_attempt_for_one_account_gets_429_with_retry_after(
 
 
 def test_failed_attempts_from_one_address_across_accounts_are_limited(
-    client: FlaskClient, login: Login
+    app: Flask, client: FlaskClient, login: Login
 ) -> None:
+    app.config["LOGIN_ADDRESS_RATE_LIMIT"] = "5 per minute"
     statuses = [login(f"guess{n}@example.com", "wrong password").status_code for n in range(6)]
     assert statuses == [200] * 5 + [429]
 

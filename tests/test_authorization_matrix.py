@@ -103,6 +103,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("auth.account", "GET"):                  row("/account",                           SIGN_IN, 200, 200, 200, 200),
     ("auth.account", "POST"):                 row("/account",                           SIGN_IN, 302, 302, 302, 302),
     ("auth.change_password", "POST"):         row("/account/password",                  SIGN_IN, 200, 200, 200, 200),
+    ("auth.sign_out_everywhere", "POST"):     row("/account/sign-out-everywhere",       SIGN_IN, 302, 302, 302, 302),
     ("auth.tokens_page", "GET"):              row("/account/tokens",                    SIGN_IN, 200, 200, 200, 200),
     ("auth.create_token", "POST"):            row("/account/tokens",                    SIGN_IN, 400, 400, 400, 400),
     # One's own tokens only; admins revoke other people's with `flask tokens revoke`.

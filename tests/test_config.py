@@ -62,6 +62,7 @@ def test_secret_key_from_environment_is_used_and_no_file_written(tmp_path: Path)
         ("GREENLIGHT_APPROVALS_REQUIRED", "0", "positive"),
         ("GREENLIGHT_SITE_URL", "greenlight.example", "http"),
         ("GREENLIGHT_REJECTION_CATEGORIES", "no-colon-here", "key: Label"),
+        ("GREENLIGHT_LOGIN_ACCOUNT_RATE_LIMIT", "fifty an hour", "5 per minute"),
     ],
 )
 def test_bad_setting_stops_start_up_naming_the_setting(

@@ -31,8 +31,12 @@ def redis_url() -> str:
 def test_two_app_instances_share_one_limit_through_redis(
     app_factory: Callable[..., Flask], make_user: Callable[..., User], redis_url: str
 ) -> None:
-    """Two workers (two apps) count failures together: the sixth, on either, gets 429."""
+    """Two workers (two apps) count failures together: the sixth, on either, gets 429.
+
+    Every sign-in limit (per account and address, per address, per account) lives in Redis.
+    """
     email = f"target-{uuid.uuid4().hex[:8]}@example.com"
+    address = f"2001:db8::{uuid.uuid4().hex[:4]}"  # fresh, so earlier runs' counts do not apply
     make_user(email=email)
     workers = [app_factory(RATELIMIT_STORAGE_URL=redis_url) for _ in range(2)]
     statuses = []
@@ -41,10 +45,32 @@ def test_two_app_instances_share_one_limit_through_redis(
         response = client.post(
             "/login",
             data={"email": email, "password": "wrong", "csrf_token": csrf_token(client)},
-            environ_base={"REMOTE_ADDR": f"198.51.100.{attempt}"},
+            environ_base={"REMOTE_ADDR": address},
         )
         statuses.append(response.status_code)
     assert statuses == [200] * 5 + [429]
     # The count lives in Redis, not in either worker's memory.
     stored = redis.Redis.from_url(redis_url).keys("*")
     assert any(email in key.decode() for key in stored)
+
+
+def test_the_loose_per_account_limit_is_shared_too(
+    app_factory: Callable[..., Flask], make_user: Callable[..., User], redis_url: str
+) -> None:
+    """Guesses at one account from many addresses, spread over two workers, count together."""
+    email = f"target-{uuid.uuid4().hex[:8]}@example.com"
+    make_user(email=email)
+    workers = [
+        app_factory(RATELIMIT_STORAGE_URL=redis_url, LOGIN_ACCOUNT_RATE_LIMIT="4 per hour")
+        for _ in range(2)
+    ]
+    statuses = []
+    for attempt in range(5):
+        client = workers[attempt % 2].test_client()
+        response = client.post(
+            "/login",
+            data={"email": email, "password": "wrong", "csrf_token": csrf_token(client)},
+            environ_base={"REMOTE_ADDR": f"2001:db8::{uuid.uuid4().hex[:4]}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [200] * 4 + [429]

@@ -472,3 +472,23 @@ def test_share_urls_are_rate_limited_per_address(
     with nothing_changed():
         statuses = [anonymous.get(f"/s/guess-{n:020d}").status_code for n in range(6)]
     assert statuses == [404] * 5 + [429]
+
+
+def test_passphrase_guesses_from_many_addresses_count_against_the_link(
+    app: Flask, anonymous: FlaskClient, approved: Clip, tester: User
+) -> None:
+    app.config["SHARE_PASSPHRASE_LINK_RATE_LIMIT"] = "7 per hour"
+    token = make_link(approved, tester, passphrase="open sesame")
+    other = make_link(approved, tester, passphrase="open sesame")
+    statuses = []
+    for n in range(8):
+        field = csrf_token(anonymous, f"/s/{token}")
+        response = anonymous.post(
+            f"/s/{token}",
+            data={"passphrase": "wrong", "csrf_token": field},
+            environ_base={"REMOTE_ADDR": f"192.0.2.{n}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses == [403] * 7 + [429]
+    # Another link is not affected.
+    assert passphrase_post(anonymous, other, "open sesame").status_code == 302

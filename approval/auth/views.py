@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import (
     Response,
     current_app,
@@ -16,15 +19,16 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.extensions import limiter
-from approval.models import normalise_email
+from approval.models import User, normalise_email
+from approval.ops import people, sessions
 from approval.ops.errors import Refused
 from approval.ops.people import (
     authenticate,
-    check_password_strength,
     find_password_link,
     record_failed_sign_in,
     redeem_password_link,
 )
+from approval.ops.sessions import end_sessions
 from approval.web import client_address, safe_next, show_refusal
 
 from . import bp
@@ -33,25 +37,40 @@ from .forms import AccountForm, ChangePasswordForm, LoginForm, SetPasswordForm
 SIGN_IN_FAILED = "Wrong email or password."
 
 
-def _login_limit() -> str:
-    return str(current_app.config["LOGIN_RATE_LIMIT"])
+def _config_limit(name: str) -> Callable[[], str]:
+    """A limit read from the settings at each request, so tests and deployments can set it."""
+    return lambda: str(current_app.config[name])
 
 
 def _account_key() -> str:
     return "sign-in:" + normalise_email(request.form.get("email", ""))[:254]
 
 
+def _address_key() -> str:
+    return client_address() or "-"
+
+
+def _account_and_address_key() -> str:
+    return f"{_account_key()}|{_address_key()}"
+
+
 def _failed(response: BaseResponse) -> bool:
-    """Only failed attempts count towards the limit; a redirect means success."""
+    """Only failed attempts count towards the limits; a redirect means success."""
     return response.status_code != 302
 
 
+def _sign_in_limit(limit: str, scope: str, key: Callable[[], str]) -> Callable[..., Any]:
+    return limiter.limit(
+        _config_limit(limit), methods=["POST"], deduct_when=_failed, key_func=key, scope=scope
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed, scope="sign-in-address")
-@limiter.limit(
-    _login_limit, methods=["POST"], deduct_when=_failed, key_func=_account_key,
-    scope="sign-in-account",
-)  # fmt: skip
+# Tight per (account, address) and per address; per account only loosely, so that someone
+# failing on purpose from elsewhere cannot lock the real person out.
+@_sign_in_limit("LOGIN_RATE_LIMIT", "sign-in-account-address", _account_and_address_key)
+@_sign_in_limit("LOGIN_ADDRESS_RATE_LIMIT", "sign-in-address", _address_key)
+@_sign_in_limit("LOGIN_ACCOUNT_RATE_LIMIT", "sign-in-account", _account_key)
 def login() -> BaseResponse | str:
     """Sign in; the same answer whichever of email or password was wrong."""
     if current_user.is_authenticated:
@@ -72,9 +91,15 @@ def login() -> BaseResponse | str:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    """Sign out (a POST with CSRF, so no link elsewhere can sign someone out)."""
-    logout_user()
+    """Sign out (a POST with CSRF, so no link elsewhere can sign someone out).
+
+    Every session of the account ends, not only this browser's: a cookie copied from it, or a
+    remember cookie left on another device, stops working too.
+    """
+    if current_user.is_authenticated:
+        end_sessions(current_user)
     session.clear()
+    logout_user()  # after clear(): it leaves the note that deletes the remember cookie
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -116,22 +141,39 @@ def account() -> BaseResponse | str:
 @bp.post("/account/password")
 @login_required
 def change_password() -> BaseResponse | str:
-    """Change one's own password, proving the current one first."""
+    """Change one's own password, proving the current one first; other sessions end."""
     password_form = ChangePasswordForm()
     if password_form.validate_on_submit():
-        if not current_user.check_password(password_form.current.data or ""):
-            password_form.current.errors = ["That is not your current password."]
+        try:
+            people.change_password(
+                current_user, password_form.current.data or "", password_form.password.data or ""
+            )
+        except Refused as exc:
+            show_refusal(exc, password_form, default_field="password")
         else:
-            try:
-                check_password_strength(password_form.password.data or "")
-            except Refused as exc:
-                show_refusal(exc, password_form, default_field="password")
-            else:
-                current_user.set_password(password_form.password.data or "")
-                flash("Your password is changed.", "success")
-                return redirect(url_for("auth.account"))
+            _sign_in_again(current_user)
+            flash("Your password is changed; you are signed out everywhere else.", "success")
+            return redirect(url_for("auth.account"))
     form = AccountForm(obj=current_user, formdata=None)
     return render_template("auth/account.html", form=form, password_form=password_form)
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere() -> BaseResponse:
+    """End every other session and remember cookie of the account; this browser stays."""
+    sessions.sign_out_everywhere(current_user)
+    _sign_in_again(current_user)
+    flash("Every other session of your account is signed out.", "success")
+    return redirect(url_for("auth.account"))
+
+
+def _sign_in_again(user: User) -> None:
+    """Carry this browser over to the account's new session token (and remember cookie)."""
+    user = getattr(user, "_get_current_object", lambda: user)()  # not the proxy to itself
+    remembered = current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies
+    session.clear()
+    login_user(user, remember=remembered)
 
 
 def _no_referrer(response: Response) -> Response:

@@ -17,7 +17,9 @@ from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import PasswordToken, Role, User, UserRole, normalise_email
+from approval.ops import tokens
 from approval.ops.errors import Gone, InvalidInput, NotAllowed, NotFound, Refused, StateConflict
+from approval.ops.sessions import end_sessions
 from approval.passwords import spend_equal_time
 from approval.token_hash import hash_token
 
@@ -136,8 +138,19 @@ def redeem_password_link(token: str, password: str) -> User:
     if spent.rowcount != 1:  # type: ignore[attr-defined]
         raise Gone("This link has already been used. Ask an admin for a new one.")
     link.user.set_password(password)
+    end_sessions(link.user)
     audit.record("user.password_set", actor=link.user, subject_type="user", subject_id=link.user_id)
     return link.user
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Change one's own password, proving the current one; every other session ends."""
+    if not user.check_password(current):
+        raise InvalidInput("That is not your current password.", "current")
+    check_password_strength(new)
+    user.set_password(new)
+    end_sessions(user)
+    audit.record("user.password_changed", actor=user, subject_type="user", subject_id=user.id)
 
 
 def set_roles(
@@ -166,7 +179,11 @@ def set_roles(
 
 
 def set_active(user: User, active: bool, *, actor: User | None) -> User:
-    """Deactivate (sign-in and tokens stop at once) or reactivate an account."""
+    """Deactivate or reactivate an account.
+
+    Deactivation ends its sessions and revokes its API tokens for good, so reactivation revives
+    neither: the person signs in again and makes new tokens.
+    """
     if user.active == active:
         return user
     if not active:
@@ -181,6 +198,10 @@ def set_active(user: User, active: bool, *, actor: User | None) -> User:
         subject_type="user",
         subject_id=user.id,
     )
+    if not active:
+        end_sessions(user)
+        for token in tokens.for_user(user):
+            tokens.revoke(token, actor=actor, reason="account deactivated")
     return user
 
 

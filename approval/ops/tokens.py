@@ -92,6 +92,9 @@ def authenticate(raw: str) -> User:
     if token is None:
         raise NotAuthenticated("This API token is unknown; it may be mistyped or deleted.")
     now = utcnow()
+    # Deactivation revokes the tokens too; while the account is off, say the more useful reason.
+    if not token.user.active:
+        raise NotAuthenticated("The account this API token belongs to is deactivated.")
     if token.revoked_at is not None:
         raise NotAuthenticated(
             f"This API token ({token.prefix}…) was revoked on {_describe_time(token.revoked_at)}; "
@@ -103,8 +106,6 @@ def authenticate(raw: str) -> User:
             "create a new one on your account page."
         )
     user = token.user
-    if not user.active:
-        raise NotAuthenticated("The account this API token belongs to is deactivated.")
     _stamp_last_use(token, now)
     return user
 
@@ -149,7 +150,7 @@ def find(token_id: int, *, owner: User | None = None) -> ApiToken:
     return token
 
 
-def revoke(token: ApiToken, *, actor: User | None) -> bool:
+def revoke(token: ApiToken, *, actor: User | None, reason: str | None = None) -> bool:
     """Revoke a token for good; False when it already was (nothing more is logged)."""
     if actor is not None and actor.id != token.user_id and not actor.has_role(Role.ADMIN):
         raise NotFound(f"There is no API token {token.id}.")
@@ -166,6 +167,7 @@ def revoke(token: ApiToken, *, actor: User | None) -> bool:
         actor=actor,
         subject_type="api_token",
         subject_id=token.id,
+        reason=reason,
         data={"user": token.user_id, "name": token.name, "prefix": token.prefix},
     )
     return True

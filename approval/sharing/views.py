@@ -36,9 +36,12 @@ def _share_limit() -> str:
     return str(current_app.config["SHARE_RATE_LIMIT"])
 
 
-def _passphrase_key() -> str:
-    token = (request.view_args or {}).get("token", "")
-    return f"{sharing.hash_token(token)}:{client_address()}"
+def _link_key() -> str:
+    return sharing.hash_token((request.view_args or {}).get("token", ""))
+
+
+def _link_and_address_key() -> str:
+    return f"{_link_key()}:{client_address()}"
 
 
 def _wrong_passphrase(response: BaseResponse) -> bool:
@@ -54,9 +57,18 @@ def _unlocked(link: ShareLink) -> bool:
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
 @public
+# Wrong passphrases per (link, address), and per link across every address, so guessing from
+# many addresses is as slow as from one.
 @limiter.limit(
-    "5 per minute", methods=["POST"], key_func=_passphrase_key, deduct_when=_wrong_passphrase,
+    lambda: str(current_app.config["SHARE_PASSPHRASE_RATE_LIMIT"]),
+    methods=["POST"],
+    key_func=_link_and_address_key,
+    deduct_when=_wrong_passphrase,
     scope="share-passphrase",
+)
+@limiter.limit(
+    lambda: str(current_app.config["SHARE_PASSPHRASE_LINK_RATE_LIMIT"]), methods=["POST"],
+    key_func=_link_key, deduct_when=_wrong_passphrase, scope="share-passphrase-link",
 )  # fmt: skip
 def page(token: str) -> BaseResponse | str | tuple[str, int]:
     """The public page: no account needed; a passphrase first if the link has one."""
