@@ -12,9 +12,10 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Row, Select, select, update
@@ -122,6 +123,86 @@ def record(
     return event
 
 
+CHECKPOINT_PREFIX = "greenlight-audit-head"
+CHECKPOINT_FORM = f"{CHECKPOINT_PREFIX} seq=N sha256=HASH at=TIME"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class BadCheckpoint(ValueError):
+    """A kept head that is neither a SHA-256 nor a checkpoint line."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A head kept outside the database: the event at position `seq` of the chain had `sha256`.
+
+    `seq` counts events from the start of the chain (1 is the first), so it equals the log's
+    event count when the checkpoint was taken; ids may skip numbers, positions do not. Without a
+    seq (a bare hash was kept), the hash must appear somewhere in the chain.
+    """
+
+    sha256: str
+    seq: int | None = None
+    at: datetime | None = None
+
+    def line(self) -> str:
+        """One line to paste into a ticket or a mail; `audit verify --expect-head` reads it."""
+        parts = [CHECKPOINT_PREFIX]
+        if self.seq is not None:
+            parts.append(f"seq={self.seq}")
+        parts.append(f"sha256={self.sha256}")
+        if self.at is not None:
+            parts.append(f"at={self.at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}, " if self.seq is not None else ""
+        return f"{where}{self.sha256[:12]}…"
+
+
+def parse_checkpoint(text: str) -> Checkpoint:
+    """A kept head as `checkpoint` prints it, or a bare 64-digit SHA-256; BadCheckpoint says why.
+
+    The time is checked for form only: the hash covers the event's time, so a matching hash at
+    the right position already proves it.
+    """
+    value = text.strip()
+    if _SHA256.fullmatch(value.lower()):
+        return Checkpoint(sha256=value.lower())
+    words = value.split()
+    if not words or words[0] != CHECKPOINT_PREFIX:
+        raise BadCheckpoint(
+            f"give the 64-digit SHA-256 of an event, or the line `flask audit checkpoint` "
+            f"prints ({CHECKPOINT_FORM})"
+        )
+    fields: dict[str, str] = {}
+    for word in words[1:]:
+        key, equals, field_value = word.partition("=")
+        if not equals or key not in ("seq", "sha256", "at"):
+            raise BadCheckpoint(f"{word[:40]!r} is not part of a checkpoint ({CHECKPOINT_FORM})")
+        if key in fields:
+            raise BadCheckpoint(f"{key}= is given twice")
+        fields[key] = field_value
+    if "seq" not in fields or "sha256" not in fields:
+        raise BadCheckpoint(f"a checkpoint needs seq= and sha256= ({CHECKPOINT_FORM})")
+    if not fields["seq"].isascii() or not fields["seq"].isdigit() or int(fields["seq"]) < 1:
+        raise BadCheckpoint(f"seq= must be a whole number from 1, not {fields['seq'][:40]!r}")
+    sha256 = fields["sha256"].lower()
+    if not _SHA256.fullmatch(sha256):
+        raise BadCheckpoint("sha256= must be 64 hexadecimal digits")
+    at = None
+    if "at" in fields:
+        try:
+            at = datetime.fromisoformat(fields["at"])
+        except ValueError:
+            raise BadCheckpoint(
+                f"at= must be an ISO 8601 time such as 2026-12-02T20:00:00Z, "
+                f"not {fields['at'][:40]!r}"
+            ) from None
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at
+    return Checkpoint(sha256=sha256, seq=int(fields["seq"]), at=at)
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool
@@ -129,6 +210,8 @@ class Verification:
     head: str
     broken_event_id: int | None = None
     problem: str | None = None
+    #: When the newest event was written (None for an empty log or a broken chain).
+    head_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         if self.ok:
@@ -141,9 +224,19 @@ class Verification:
             "problem": self.problem,
         }
 
+    def checkpoint(self) -> Checkpoint | None:
+        """The head just verified, to keep elsewhere; None when broken or empty."""
+        if not self.ok or self.events == 0:
+            return None
+        return Checkpoint(sha256=self.head, seq=self.events, at=self.head_at)
 
-def verify(batch_size: int = 1000) -> Verification:
+
+def verify(batch_size: int = 1000, *, expect: Checkpoint | None = None) -> Verification:
     """Walk the chain from the start; name the first event whose hash or link is wrong.
+
+    With `expect`, a head kept outside the database, the chain must also still pass through it:
+    the same hash at the same position. Whoever can rewrite the table and its head can forge a
+    chain that verifies on its own, but not one through a hash they never saw.
 
     One statement reads the events beside the head row, so the walk and the head come from the
     same snapshot even while others append; plain rows (not the session's cached objects) stream
@@ -163,7 +256,7 @@ def verify(batch_size: int = 1000) -> Verification:
             .execution_options(yield_per=batch_size)
         )
         try:
-            outcome = _walk(result)
+            outcome = _walk(result, expect)
         finally:
             result.close()
         if outcome is not None:
@@ -190,14 +283,30 @@ def verify(batch_size: int = 1000) -> Verification:
                 f"the log is empty but its head counts {state.event_count} events "
                 "(events were removed)",
             )
+        if expect is not None:
+            return Verification(False, 0, GENESIS_HASH, None, _missing(expect, 0))
         return Verification(True, 0, GENESIS_HASH)
 
 
-def _walk(rows: Iterable[Row[Any]]) -> Verification | None:
+def _missing(expect: Checkpoint, count: int) -> str:
+    """Why a chain that holds on its own does not pass through the kept head."""
+    if expect.seq is None:
+        return (
+            f"no event has the kept hash {expect.sha256[:12]}…: the log was rewritten from "
+            "before that event on, or the hash belongs to another log"
+        )
+    return (
+        f"the log holds {count} events, fewer than the kept head's seq {expect.seq}: events "
+        "were removed and the chain rebuilt, or the checkpoint belongs to another log"
+    )
+
+
+def _walk(rows: Iterable[Row[Any]], expect: Checkpoint | None = None) -> Verification | None:
     """Check each event's link and hash, then the head; None when there were no rows."""
     expected_prev = GENESIS_HASH
     count = 0
     last: Row[Any] | None = None
+    passed_kept_head = expect is None
     for event in rows:
         count += 1
         if event.head_event_id is not None and event.id > event.head_event_id:
@@ -228,6 +337,18 @@ def _walk(rows: Iterable[Row[Any]]) -> Verification | None:
                 event.id,
                 f"event {event.id} was changed after it was written (its hash does not match)",
             )
+        if expect is not None and expect.seq == count and event.hash != expect.sha256:
+            return Verification(
+                False,
+                count - 1,
+                expected_prev,
+                event.id,
+                f"event {event.id}, at seq {count}, has hash {event.hash[:12]}…, not the kept "
+                f"head's {expect.sha256[:12]}…: events up to and including it were rewritten and "
+                "the chain rebuilt",
+            )
+        if expect is not None and event.hash == expect.sha256 and expect.seq in (None, count):
+            passed_kept_head = True
         expected_prev = event.hash
         last = event
     if last is None:
@@ -250,7 +371,9 @@ def _walk(rows: Iterable[Row[Any]]) -> Verification | None:
             f"the head ({last.head_hash[:12]}…, {last.head_count} events) does not match the "
             f"log ({expected_prev[:12]}…, {count} events): the head was changed",
         )
-    return Verification(True, count, expected_prev)
+    if expect is not None and not passed_kept_head:
+        return Verification(False, count, expected_prev, None, _missing(expect, count))
+    return Verification(True, count, expected_prev, head_at=last.occurred_at)
 
 
 def head_hash() -> str:

@@ -159,17 +159,54 @@ class Moment(click.ParamType):
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class KeptHead(click.ParamType):
+    """A head kept outside the database: a checkpoint line or a bare SHA-256."""
+
+    name = "checkpoint"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, audit.Checkpoint):
+            return value
+        try:
+            return audit.parse_checkpoint(str(value))
+        except audit.BadCheckpoint as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @audit_cli.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--expect-head",
+    "expect",
+    type=KeptHead(),
+    help="A head kept elsewhere (the line `audit checkpoint` prints, or just its hash): "
+    "the chain must still pass through it.",
+)
+def audit_verify(expect: audit.Checkpoint | None) -> None:
     """Check the hash chain; on a break, name the first bad event and exit 1."""
-    result = audit.verify()
+    result = audit.verify(expect=expect)
     if result.ok:
-        click.echo(f"ok: {result.events} events, head {result.head}")
+        through = f", through the kept head ({expect})" if expect is not None else ""
+        click.echo(f"ok: {result.events} events, head {result.head}{through}")
         return
     where = f"event {result.broken_event_id}" if result.broken_event_id is not None else "head"
     click.echo(f"BROKEN at {where}: {result.problem}", err=True)
     click.echo(f"{result.events} events read; last good hash {result.head}", err=True)
     sys.exit(1)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Verify the chain, then print its head as one line to keep outside the database."""
+    result = audit.verify()
+    if not result.ok:
+        # Pinning a broken chain would vouch for the damage.
+        click.echo(f"BROKEN: {result.problem}; no checkpoint taken", err=True)
+        sys.exit(1)
+    checkpoint = result.checkpoint()
+    if checkpoint is None:
+        click.echo("the log is empty: nothing to keep yet", err=True)
+        return
+    click.echo(checkpoint.line())
 
 
 @audit_cli.command("export")

@@ -1,8 +1,9 @@
 """Sending stored media to a browser: a presigned redirect for S3, Werkzeug's send_file for disk.
 
 Shared by the signed-in clip pages and the public share links, which both decide *whether*
-to serve before calling in here. Byte ranges, 206/416, If-Range, ETag and 304 are Werkzeug's;
-this module only says where our answers part from its defaults, and why.
+to serve before calling in here. Byte ranges, 206/416, ETag and 304 are Werkzeug's; this
+module only says where our answers part from its defaults (If-Range, long suffixes, odd
+ranges), and why. S3 media never come here: S3 answers the presigned URL's ranges itself.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def _conditions(info: ObjectInfo) -> dict[str, Any]:
     environ.pop("wsgi.file_wrapper", None)
     # If-Match is ignored, as it always was here: Werkzeug would answer 412 and still send a body.
     environ.pop("HTTP_IF_MATCH", None)
+    # If-Range is decided here, not by Werkzeug, which lets a weak or unquoted tag match.
+    if_range = environ.pop("HTTP_IF_RANGE", None)
     wanted = request.range if "HTTP_RANGE" in environ else None
     if (
         wanted is None
@@ -99,6 +102,8 @@ def _conditions(info: ObjectInfo) -> dict[str, Any]:
         or len(wanted.ranges) != 1
         # A matching If-None-Match is evaluated before Range (RFC 9110 §13.2.2): 304, not 206.
         or request.if_none_match.contains_weak(info.etag)
+        # The client's copy may be stale: send the whole object rather than a piece of it.
+        or (if_range is not None and not if_range_matches(if_range, info.etag))
     ):
         # Several ranges, other units or a malformed header: RFC 9110 lets a server ignore them
         # and send it all, where Werkzeug would refuse with 416.
@@ -107,6 +112,15 @@ def _conditions(info: ObjectInfo) -> dict[str, Any]:
         # A suffix longer than the object means all of it (RFC 9110 §14.1.3), not 416.
         environ["HTTP_RANGE"] = "bytes=0-"
     return environ
+
+
+def if_range_matches(value: str, etag: str) -> bool:
+    """Whether If-Range lets the Range apply (RFC 9110 §13.1.5).
+
+    Only a strong entity tag that equals ours, quoted as we send it, matches. A date would have
+    to equal a Last-Modified, and we send none; a weak tag never matches.
+    """
+    return value.strip(" \t") == f'"{etag}"'
 
 
 class _StoredFile(io.RawIOBase):

@@ -290,4 +290,9 @@ def test_since_must_carry_a_utc_offset(client: FlaskClient, make_user: MakeUser)
 def test_verify_reports_the_chain(client: FlaskClient, make_user: MakeUser) -> None:
     headers = bearer(make_user(Role.ADMIN))
     result = client.get("/api/v1/audit/verify", headers=headers).get_json()
-    assert result == {"ok": True, "events": audit.event_count(), "head": audit.head_hash()}
+    assert result == {
+        "ok": True,
+        "events": audit.event_count(),
+        "head": audit.head_hash(),
+        "checkpoint": audit.verify().checkpoint().line(),
+    }

@@ -27,10 +27,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from approval import audit
 from approval.extensions import db
-from approval.models import AuditEvent, Clip, ClipStatus, Role, User
+from approval.models import AuditEvent, AuditHead, Clip, ClipStatus, Role, User
 from approval.ops import claims
 from approval.ops.people import create_user, record_failed_sign_in, set_active, set_roles
+from tests.plugins.api import bearer, problem
 from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import SignIn, csrf_token
 
 Login = Callable[..., Any]
@@ -417,6 +419,178 @@ def test_verify_reads_the_database_not_the_session(app: Flask, make_user: MakeUs
     assert audit.verify().broken_event_id == cached.id
 
 
+# --- a head kept outside the database ------------------------------------------------------------
+
+
+def rewrite_from(conn: sa.Connection, first_id: int, reason: str) -> None:
+    """Forge the log as a database owner could: change event `first_id`, re-hash it and every
+    later event, and move the head, so the chain verifies on its own."""
+    table = AuditEvent.__table__
+    previous = conn.scalar(
+        select(table.c.hash).where(table.c.id < first_id).order_by(table.c.id.desc()).limit(1)
+    )
+    previous = previous or audit.GENESIS_HASH
+    rows = conn.execute(select(table).where(table.c.id >= first_id).order_by(table.c.id)).all()
+    for row in rows:
+        values = dict(row._mapping)
+        values["prev_hash"] = previous
+        if row.id == first_id:
+            values["reason"] = reason
+        forged = audit.event_hash(AuditEvent(**values))  # a transient copy, never added
+        conn.execute(
+            sa.update(table)
+            .where(table.c.id == row.id)
+            .values(reason=values["reason"], prev_hash=previous, hash=forged)
+        )
+        previous = forged
+    conn.execute(sa.update(AuditHead.__table__).values(last_hash=previous))
+
+
+def checkpoint_line(app: Flask) -> str:
+    result = cli(app, "audit", "checkpoint")
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+def test_checkpoint_prints_seq_hash_and_time_in_one_line(
+    app: Flask, make_clip: MakeClip, clock: FrozenClock
+) -> None:
+    make_clip(ClipStatus.APPROVED)
+    line = checkpoint_line(app)
+    assert line == (
+        f"greenlight-audit-head seq={count()} sha256={audit.head_hash()} "
+        f"at={clock.now:%Y-%m-%dT%H:%M:%S}Z"
+    )
+    assert audit.parse_checkpoint(line) == audit.Checkpoint(
+        sha256=audit.head_hash(), seq=count(), at=clock.now.replace(microsecond=0)
+    )
+
+
+def test_checkpoint_of_a_broken_chain_is_refused(app: Flask, make_clip: MakeClip) -> None:
+    make_clip(ClipStatus.APPROVED)
+    with guard_lifted("UPDATE") as conn:
+        conn.execute(sa.text("UPDATE audit_events SET reason = 'x' WHERE id = 2"))
+    result = cli(app, "audit", "checkpoint")
+    assert result.exit_code == 1
+    assert "BROKEN: event 2 was changed after it was written" in result.output
+    assert "sha256=" not in result.output
+
+
+def test_a_rewritten_tail_and_head_pass_plain_verify_but_not_the_kept_head(
+    app: Flask, make_clip: MakeClip
+) -> None:
+    clip = make_clip(ClipStatus.REJECTED)
+    kept = checkpoint_line(app)
+    rejected = audit.clip_timeline(clip.id)[-1].id
+    assert rejected == count()  # the decision is the tail
+    with guard_lifted("UPDATE") as conn:
+        rewrite_from(conn, rejected, "Looks fine")
+    # What the README used to admit: the forged chain holds on its own.
+    assert cli(app, "audit", "verify").exit_code == 0
+    result = cli(app, "audit", "verify", "--expect-head", kept)
+    assert result.exit_code == 1
+    assert (
+        f"BROKEN at event {rejected}: event {rejected}, at seq {count()}, has hash "
+        f"{audit.head_hash()[:12]}…, not the kept head's {kept.split('sha256=')[1][:12]}…"
+    ) in result.output
+
+
+def test_a_rewrite_before_the_kept_head_is_caught_at_its_position(
+    app: Flask, make_user: MakeUser
+) -> None:
+    make_user()
+    append(5)
+    kept = audit.parse_checkpoint(checkpoint_line(app))
+    append(5)  # the log grew after the checkpoint was taken
+    with guard_lifted("UPDATE") as conn:
+        rewrite_from(conn, 3, "edited")
+    assert audit.verify().ok
+    result = audit.verify(expect=kept)
+    assert not result.ok
+    assert result.broken_event_id == kept.seq
+    assert "events up to and including it were rewritten" in (result.problem or "")
+    bare = audit.verify(expect=audit.Checkpoint(sha256=kept.sha256))
+    assert "no event has the kept hash" in (bare.problem or "")
+
+
+@pytest.mark.parametrize("kept_as", ["line", "hash"])
+def test_a_log_that_grew_past_the_kept_head_passes_through_it(
+    app: Flask, make_user: MakeUser, kept_as: str
+) -> None:
+    make_user()
+    append(3)
+    line = checkpoint_line(app)
+    kept = line if kept_as == "line" else line.split("sha256=")[1].split()[0].upper()
+    append(4)
+    result = cli(app, "audit", "verify", "--expect-head", kept)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"ok: {count()} events, head {audit.head_hash()}, through")
+
+
+def test_a_cut_tail_with_a_moved_head_is_caught_by_the_kept_seq(
+    app: Flask, make_user: MakeUser
+) -> None:
+    make_user()
+    append(4)
+    kept = audit.parse_checkpoint(checkpoint_line(app))
+    last = db.session.scalar(select(func.max(AuditEvent.id)))
+    with guard_lifted("DELETE") as conn:
+        conn.execute(sa.text("DELETE FROM audit_events WHERE id = :id"), {"id": last})
+        conn.execute(
+            sa.text(
+                "UPDATE audit_head SET last_hash = (SELECT hash FROM audit_events WHERE id = :id),"
+                " last_event_id = :id, event_count = event_count - 1"
+            ),
+            {"id": last - 1},
+        )
+    assert audit.verify().ok
+    result = audit.verify(expect=kept)
+    assert result.problem == (
+        f"the log holds {kept.seq - 1} events, fewer than the kept head's seq {kept.seq}: "
+        "events were removed and the chain rebuilt, or the checkpoint belongs to another log"
+    )
+    bare = audit.verify(expect=audit.Checkpoint(sha256=kept.sha256))
+    assert not bare.ok
+
+
+def test_an_emptied_log_with_a_reset_head_fails_the_kept_head(
+    app: Flask, make_user: MakeUser
+) -> None:
+    make_user()
+    kept = audit.parse_checkpoint(checkpoint_line(app))
+    with guard_lifted("DELETE") as conn:
+        conn.execute(sa.text("DELETE FROM audit_events"))
+        conn.execute(
+            sa.text("UPDATE audit_head SET last_hash = :g, last_event_id = NULL, event_count = 0"),
+            {"g": audit.GENESIS_HASH},
+        )
+    assert audit.verify().ok
+    assert "fewer than the kept head's seq 1" in (audit.verify(expect=kept).problem or "")
+
+
+BAD_HEADS = [
+    ("abc123", "give the 64-digit SHA-256 of an event"),
+    ("f" * 63, "give the 64-digit SHA-256 of an event"),
+    ("greenlight-audit-head sha256=" + "f" * 64, "a checkpoint needs seq= and sha256="),
+    ("greenlight-audit-head seq=0 sha256=" + "f" * 64, "seq= must be a whole number from 1"),
+    ("greenlight-audit-head seq=1 sha256=" + "f" * 60, "sha256= must be 64 hexadecimal digits"),
+    ("greenlight-audit-head seq=1 seq=2 sha256=" + "f" * 64, "seq= is given twice"),
+    ("greenlight-audit-head seq=1 sha256=" + "f" * 64 + " at=noon", "at= must be an ISO 8601"),
+    ("greenlight-audit-head seq=1 sha256=" + "f" * 64 + " by=me", "'by=me' is not part of"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), BAD_HEADS)
+def test_a_bad_kept_head_is_a_usage_error(
+    app: Flask, make_user: MakeUser, value: str, message: str
+) -> None:
+    make_user()
+    result = cli(app, "audit", "verify", "--expect-head", value)
+    assert result.exit_code == 2
+    assert "Invalid value for '--expect-head'" in result.output
+    assert message in result.output
+
+
 # --- concurrency ---------------------------------------------------------------------------------
 
 
@@ -660,6 +834,84 @@ def test_verify_button_flashes_the_result(
     client.post("/admin/audit/verify", data={"csrf_token": token})
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "The chain is broken: event 4 was changed after it was written" in page
+
+
+def test_verify_button_gives_a_checkpoint_and_checks_a_kept_head(
+    app: Flask, client: FlaskClient, admin: User, admin_signed_in: FlaskClient, make_clip: MakeClip
+) -> None:
+    make_clip(ClipStatus.APPROVED)
+    token = csrf_token(client, "/admin/audit")
+    client.post("/admin/audit/verify", data={"csrf_token": token})
+    page = client.get("/admin/audit").get_data(as_text=True)
+    found = re.search(r"Checkpoint to keep: (greenlight-audit-head [^<]+)", page)
+    assert found is not None
+    kept = found.group(1).strip()
+    assert kept == checkpoint_line(app)
+    newest = count()
+    with guard_lifted("UPDATE") as conn:
+        rewrite_from(conn, newest, "rewritten")
+    response = client.post("/admin/audit/verify", data={"csrf_token": token, "expected_head": kept})
+    assert response.status_code == 302
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert f"The chain is broken: event {count()}, at seq {count()}, has hash" in page
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [*BAD_HEADS, ("x" * 10_000, "longer than 300 characters")]
+)
+def test_verify_button_with_a_bad_kept_head_shows_the_error_on_the_form(
+    client: FlaskClient,
+    admin: User,
+    admin_signed_in: FlaskClient,
+    make_clip: MakeClip,
+    value: str,
+    message: str,
+) -> None:
+    make_clip(ClipStatus.WAITING)
+    token = csrf_token(client, "/admin/audit")
+    with nothing_changed():
+        response = client.post(
+            "/admin/audit/verify", data={"csrf_token": token, "expected_head": value}
+        )
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    errors = re.search(r'<ul class="errors" id="expected_head-errors">(.*?)</ul>', html, re.S)
+    assert errors is not None
+    assert message.replace("'", "&#39;")[1:] in errors.group(1)
+    assert "The chain holds" not in html
+
+
+def test_api_verify_checks_a_kept_head(
+    app: Flask, client: FlaskClient, make_user: MakeUser
+) -> None:
+    headers = bearer(make_user(Role.ADMIN))
+    first = client.get("/api/v1/audit/verify", headers=headers).get_json()
+    assert first["checkpoint"] == checkpoint_line(app)
+    newest = count()
+    with guard_lifted("UPDATE") as conn:
+        rewrite_from(conn, newest, "rewritten")
+    assert client.get("/api/v1/audit/verify", headers=headers).get_json()["ok"] is True
+    result = client.get(
+        "/api/v1/audit/verify", query_string={"expect_head": first["checkpoint"]}, headers=headers
+    ).get_json()
+    assert result["ok"] is False
+    assert result["broken_event"] == count()
+    assert "events up to and including it were rewritten" in result["problem"]
+    assert "checkpoint" not in result
+
+
+@pytest.mark.parametrize(("value", "message"), BAD_HEADS)
+def test_api_verify_with_a_bad_kept_head_is_422(
+    client: FlaskClient, make_user: MakeUser, value: str, message: str
+) -> None:
+    headers = bearer(make_user(Role.ADMIN))
+    with nothing_changed():
+        response = client.get(
+            "/api/v1/audit/verify", query_string={"expect_head": value}, headers=headers
+        )
+    body = problem(response, 422)
+    assert body["errors"][0]["field"] == "expect_head"
+    assert message in body["errors"][0]["message"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

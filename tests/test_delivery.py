@@ -7,7 +7,7 @@ the share links in test_share.py; these pin the corners delivery.py decides for 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +15,10 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from approval.delivery import serve_object
+from approval.extensions import db
 from approval.extensions import storage as app_storage
+from approval.models import Clip, ClipStatus, User
+from approval.ops import sharing
 
 KEY = "clips/de/object"
 CONTENT = bytes(range(256)) * 64  # 16,384 bytes with a recognisable pattern
@@ -84,6 +87,24 @@ def test_if_range_that_does_not_match_gets_the_whole_object(
 ) -> None:
     """We send no Last-Modified, so a date cannot show the client's copy is current either."""
     headers = {"Range": "bytes=100-199", "If-Range": validator}
+    response = served.get("/_delivery", headers=headers)
+    assert (response.status_code, response.get_data()) == (200, CONTENT)
+
+
+@pytest.mark.parametrize("form", ["weak", "unquoted"])
+def test_if_range_with_our_etag_weak_or_unquoted_gets_the_whole_object(
+    served: FlaskClient, form: str
+) -> None:
+    """RFC 9110 §13.1.5: only a strong entity tag can match; Werkzeug lets these through."""
+    etag = etag_of(served)
+    validator = {"weak": f"W/{etag}", "unquoted": etag.strip('"')}[form]
+    response = served.get("/_delivery", headers={"Range": "bytes=100-199", "If-Range": validator})
+    assert (response.status_code, response.get_data()) == (200, CONTENT)
+
+
+def test_if_range_that_does_not_match_ignores_an_unsatisfiable_range(served: FlaskClient) -> None:
+    """A failed If-Range means the Range is ignored altogether, so there is nothing to refuse."""
+    headers = {"Range": f"bytes={SIZE}-", "If-Range": "Wed, 21 Oct 2015 07:28:00 GMT"}
     response = served.get("/_delivery", headers=headers)
     assert (response.status_code, response.get_data()) == (200, CONTENT)
 
@@ -158,3 +179,65 @@ def test_a_range_near_the_end_reads_only_from_its_start(
         environ_overrides={"wsgi.file_wrapper": UnseekableFileWrapper},
     )
     assert (response.get_data(), min(read_from)) == (CONTENT[-100:], SIZE - 100)
+
+
+# --- through the real routes, on local disk ------------------------------------------------------
+# S3 media never reach this code: the routes redirect to a presigned URL and S3 answers Range
+# and If-Range itself.
+
+
+@pytest.fixture
+def media_path(
+    request: pytest.FixtureRequest, make_clip: Callable[..., Clip], tester: User
+) -> tuple[FlaskClient, str]:
+    """A client and the path of an approved clip's media: the signed-in page or a share link."""
+    clip = make_clip(ClipStatus.APPROVED, tester=tester, content=CONTENT)
+    if request.param == "clip page":
+        browser: FlaskClient = request.getfixturevalue("signed_in")(tester)
+        return browser, f"/clips/{clip.id}/media?original=1"
+    _, token = sharing.create_link(clip, tester)
+    db.session.commit()
+    return request.getfixturevalue("client"), f"/s/{token}/media"
+
+
+ROUTES = pytest.mark.parametrize("media_path", ["clip page", "share link"], indirect=True)
+
+
+@ROUTES
+@pytest.mark.parametrize("suffix", [SIZE, SIZE + 1, 10**30])
+def test_a_route_answers_a_long_suffix_with_the_whole_clip(
+    media_path: tuple[FlaskClient, str], suffix: int
+) -> None:
+    browser, path = media_path
+    response = browser.get(path, headers={"Range": f"bytes=-{suffix}"})
+    assert (response.status_code, response.headers["Content-Range"], response.get_data()) == (
+        206,
+        f"bytes 0-{SIZE - 1}/{SIZE}",
+        CONTENT,
+    )
+
+
+@ROUTES
+@pytest.mark.parametrize("form", ["date in the future", "date in the past", "weak", "unquoted"])
+def test_a_route_gives_the_whole_clip_when_if_range_does_not_match(
+    media_path: tuple[FlaskClient, str], form: str
+) -> None:
+    browser, path = media_path
+    etag = browser.head(path).headers["ETag"]
+    assert "Last-Modified" not in browser.head(path).headers
+    validator = {
+        "date in the future": "Tue, 21 Oct 2098 07:28:00 GMT",
+        "date in the past": "Wed, 21 Oct 2015 07:28:00 GMT",
+        "weak": f"W/{etag}",
+        "unquoted": etag.strip('"'),
+    }[form]
+    response = browser.get(path, headers={"Range": "bytes=-100", "If-Range": validator})
+    assert (response.status_code, response.get_data()) == (200, CONTENT)
+
+
+@ROUTES
+def test_a_route_honours_if_range_with_its_strong_etag(media_path: tuple[FlaskClient, str]) -> None:
+    browser, path = media_path
+    etag = browser.head(path).headers["ETag"]
+    response = browser.get(path, headers={"Range": "bytes=-100", "If-Range": etag})
+    assert (response.status_code, response.get_data()) == (206, CONTENT[-100:])

@@ -13,11 +13,12 @@ from wtforms.validators import Length, Optional, ValidationError
 
 from approval import audit, paging
 from approval.clock import utcnow
-from approval.forms import ActionForm, DayField, IdField
+from approval.forms import DayField, IdField
 from approval.models import AuditEvent, Role, User
 from approval.web import roles_required
 
 from . import bp
+from .forms import VerifyForm
 
 PAGE_SIZE = 50
 FILTERS = ("clip", "actor", "action", "since", "until")
@@ -75,10 +76,8 @@ def _filter_args() -> dict[str, str]:
     return {name: value for name, value in request.args.items() if name in FILTERS and value}
 
 
-@bp.get("/audit")
-@roles_required(Role.ADMIN)
-def audit_log() -> tuple[str, int]:
-    """The log, newest first, filtered and paged by keyset; the head hash; verify and download."""
+def _page(verify_form: VerifyForm, status: int = 200) -> tuple[str, int]:
+    """The audit page, its filters read from the address."""
     form = AuditFilterForm(request.args)
     query = _query(form)
     page = (
@@ -93,21 +92,40 @@ def audit_log() -> tuple[str, int]:
         filters=_filter_args(),
         head=audit.head_hash(),
         event_count=audit.event_count(),
-        action_form=ActionForm(),
+        verify_form=verify_form,
     )
-    return html, 200 if query is not None else 400
+    return html, status if query is not None else 400
+
+
+@bp.get("/audit")
+@roles_required(Role.ADMIN)
+def audit_log() -> tuple[str, int]:
+    """The log, newest first, filtered and paged by keyset; the head hash; verify and download."""
+    return _page(VerifyForm(formdata=None))
 
 
 @bp.post("/audit/verify")
 @roles_required(Role.ADMIN)
-def audit_verify() -> BaseResponse:
-    """Walk the whole chain now and say whether it holds."""
-    if ActionForm().validate_on_submit():
-        result = audit.verify()
-        if result.ok:
-            flash(f"The chain holds: {result.events} events, ending in {result.head}.", "success")
-        else:
-            flash(f"The chain is broken: {result.problem}.", "error")
+def audit_verify() -> BaseResponse | tuple[str, int]:
+    """Walk the whole chain now, through a kept head if one is given, and say whether it holds."""
+    form = VerifyForm()
+    if not form.validate_on_submit():  # CSRFProtect has checked the token already
+        return _page(form, 400)
+    result = audit.verify(expect=form.checkpoint)
+    checkpoint = result.checkpoint()
+    if checkpoint is not None:
+        through = (
+            f" It passes through the kept head ({form.checkpoint})." if form.checkpoint else ""
+        )
+        flash(
+            f"The chain holds: {result.events} events, ending in {result.head}.{through} "
+            f"Checkpoint to keep: {checkpoint.line()}",
+            "success",
+        )
+    elif result.ok:
+        flash("The chain holds: the log is empty.", "success")
+    else:
+        flash(f"The chain is broken: {result.problem}.", "error")
     return redirect(url_for("admin.audit_log"))
 
 

@@ -8,6 +8,7 @@ from approval.models import Role
 from . import audit_schemas as aus
 from . import serialize
 from .blueprint import api
+from .problems import field_error
 from .registry import Reply
 
 ADMIN = (Role.ADMIN,)
@@ -30,8 +31,23 @@ def list_events(query: aus.AuditQuery) -> Reply:
     )
 
 
-@api.route("GET", "/audit/verify", tag="audit", replies={200: aus.AuditVerification}, roles=ADMIN)
-def verify_log() -> Reply:
-    """Walk the whole chain: ok with the count and head hash, or the first broken event."""
-    outcome = audit.verify().as_dict()
+@api.route("GET", "/audit/verify", tag="audit", query=aus.AuditVerifyQuery,
+           replies={200: aus.AuditVerification}, roles=ADMIN, errors=(422,))  # fmt: skip
+def verify_log(query: aus.AuditVerifyQuery) -> Reply:
+    """Walk the whole chain: ok with the count and head hash, or the first broken event.
+
+    With expect_head, the chain must also still pass through that kept head; a value that is
+    neither a checkpoint line nor a SHA-256 gets 422.
+    """
+    expect = None
+    if query.expect_head is not None:
+        try:
+            expect = audit.parse_checkpoint(query.expect_head)
+        except audit.BadCheckpoint as exc:
+            raise field_error(422, "expect_head", str(exc)) from None
+    result = audit.verify(expect=expect)
+    outcome = result.as_dict()
+    checkpoint = result.checkpoint()
+    if checkpoint is not None:
+        outcome["checkpoint"] = checkpoint.line()
     return Reply(200, aus.AuditVerification.model_validate(outcome))

@@ -24,6 +24,12 @@ class AuditQuery(Query):
     limit: Annotated[int, Field(ge=1, le=100)] = 50
 
 
+class AuditVerifyQuery(Query):
+    expect_head: Annotated[str, Field(max_length=300)] | None = None
+    """A head kept outside the database: the line `flask audit checkpoint` prints, or just the
+    event's SHA-256. The chain must still pass through it (the same hash at the same seq)."""
+
+
 class AuditEventOut(Out):
     """One event with every field its hash covers, and the hash."""
 
@@ -59,3 +65,5 @@ class AuditVerification(Out):
     """SHA-256 of the newest event (or of the point where the chain broke)."""
     broken_event: int | None = None
     problem: str | None = None
+    checkpoint: str | None = None
+    """When the chain holds: its head as a line to keep outside the database, for expect_head."""
