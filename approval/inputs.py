@@ -19,10 +19,10 @@ from flask import Flask, Response, abort, request
 from werkzeug.routing import IntegerConverter, Map
 
 from .error_pages import error_page, wants_problem_json
+from .models import MAX_ID
 
-#: The largest id an INTEGER primary key holds. Every row a path or a filter names by number has
-#: one (audit events, whose ids are BIGINT, are reached only through signed cursors).
-MAX_ID = 2**31 - 1
+__all__ = ["MAX_ID", "BoundedIntConverter", "install", "query_id"]
+
 
 #: Bodies a browser form sends; their fields are checked. Any other body is left unread here.
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})

@@ -142,6 +142,11 @@ def _in(column: str, states: tuple[ClipStatus, ...]) -> str:
     return f"{column} IN ({', '.join(repr(s.value) for s in states)})"
 
 
+#: The largest id an INTEGER primary key holds: a larger number names no row, and must not reach
+#: the database (PostgreSQL fails the query). Audit events (BIGINT) are reached by signed cursors.
+MAX_ID = 2**31 - 1
+
+
 def new_session_token() -> str:
     """A fresh session token: 32 random bytes, URL-safe (never contains the cookie's `|`)."""
     return secrets.token_urlsafe(32)

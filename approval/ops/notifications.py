@@ -15,7 +15,7 @@ from approval import outbox, paging
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
-from approval.models import Clip, Notification, Role, User, UserRole
+from approval.models import MAX_ID, Clip, Notification, Role, User, UserRole
 from approval.ops import queue
 from approval.ops.errors import NotAllowed, NotFound
 
@@ -137,7 +137,7 @@ def mark_read(user: User, notification_id: int | None = None) -> int:
     )
     if notification_id is not None:
         note = (
-            db.session.get(Notification, notification_id) if 0 < notification_id < 2**31 else None
+            db.session.get(Notification, notification_id) if 0 < notification_id <= MAX_ID else None
         )
         if note is None or note.user_id != user.id:
             raise NotFound(f"You have no notification {notification_id}.")

@@ -12,16 +12,13 @@ import hmac
 
 from approval import audit
 from approval.extensions import db
-from approval.models import User, new_session_token
-
-#: users.id is an INTEGER; a larger number names nobody (and must not reach the database).
-MAX_USER_ID = 2**31 - 1
+from approval.models import MAX_ID, User, new_session_token
 
 
 def user_for_session(session_id: str) -> User | None:
     """The active account a session or remember cookie names, if its token is still current."""
     user_id, _, token = session_id.partition(":")
-    if not user_id.isdigit() or not token or int(user_id) > MAX_USER_ID:
+    if not user_id.isdigit() or not token or int(user_id) > MAX_ID:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not user.active or not user.session_token:

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
-from approval.models import ApiToken, Role, User
+from approval.models import MAX_ID, ApiToken, Role, User
 from approval.ops.errors import InvalidInput, NotAllowed, NotAuthenticated, NotFound, StateConflict
 from approval.token_hash import hash_token
 
@@ -144,7 +144,7 @@ def for_user(user: User) -> list[ApiToken]:
 
 def find(token_id: int, *, owner: User | None = None) -> ApiToken:
     """The token with this id (of `owner`, if given); NotFound when there is none."""
-    token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None
+    token = db.session.get(ApiToken, token_id) if 0 < token_id <= MAX_ID else None
     if token is None or (owner is not None and token.user_id != owner.id):
         raise NotFound(f"There is no API token {token_id}.")
     return token
