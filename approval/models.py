@@ -280,7 +280,7 @@ class Clip(db.Model):
     #: public watch it, downloads still give the original.
     rendition_key: Mapped[str | None] = mapped_column(String(200))
     rendition_size: Mapped[int | None] = mapped_column(BigInteger)
-    rendition_sha256: Mapped[str | None] = mapped_column(String(64))
+    rendition_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     rendition_etag: Mapped[str | None] = mapped_column(String(200))
     rendition_codec: Mapped[str | None] = mapped_column(String(20))
 

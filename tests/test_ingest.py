@@ -29,12 +29,12 @@ from approval.ops import sharing, tokens, uploads
 from approval.storage import LocalStorage, ObjectNotFound, S3Storage
 from tests.plugins.factories import FrozenClock
 from tests.plugins.storage import s3_client_for
+from tests.plugins.uploads import SITE, complete
 from tests.plugins.web import csrf_token
 from tests.plugins.workers import signed_in
 
 MakeUser = Callable[..., User]
 MakeVideo = Callable[..., Path]
-SITE = "http://greenlight.test"
 SMALL = {"seconds": 1.0, "width": 320, "height": 180}
 
 
@@ -102,13 +102,6 @@ def send(client: FlaskClient, ticket: dict[str, Any], body: bytes, name: str = "
     content_type = upload["fields"]["Content-Type"]
     files = {"file": (name, body, content_type)}
     return requests.post(upload["url"], data=upload["fields"], files=files, timeout=30).status_code
-
-
-def complete(client: FlaskClient, clip_id: int) -> Any:
-    return client.post(
-        f"/clips/{clip_id}/complete",
-        headers={"Accept": "application/json", "X-CSRFToken": csrf_token(client, "/clips/new")},
-    )
 
 
 def upload(client: FlaskClient, body: bytes, name: str = "clip.mp4", title: str = "A clip") -> Clip:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -21,11 +20,11 @@ from approval.models import AuditEvent, Clip, ClipStatus, Role, User, Verdict
 from approval.ops import claims, workflow
 from tests.plugins.factories import FrozenClock
 from tests.plugins.snapshot import nothing_changed, stored_objects
+from tests.plugins.uploads import SITE, complete, direct_upload, send, start_direct
 from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 Login = Callable[..., Any]
-SITE = "http://greenlight.test"
 
 
 @pytest.fixture
@@ -49,48 +48,6 @@ def queue_size() -> int:
         )
         or 0
     )
-
-
-def start_direct(client: FlaskClient, name: str, size: int, **fields: Any) -> Any:
-    data = {"title": "A clip", "prompt": "a cat surfing", "generator": "vidgen", **fields}
-    data.update(filename=name, size=str(size), csrf_token=csrf_token(client, "/clips/new"))
-    return client.post("/clips/direct", data=data, headers={"Accept": "application/json"})
-
-
-def send(client: FlaskClient, upload: dict[str, Any], body: bytes, name: str) -> int:
-    """Play the browser: send the bytes where the ticket says, how it says."""
-    if upload["method"] == "PUT":
-        assert upload["url"].startswith(SITE)
-        response = client.put(
-            upload["url"].removeprefix(SITE), data=body, headers=upload["headers"]
-        )
-        return response.status_code
-    content_type = upload["fields"]["Content-Type"]
-    response = requests.post(
-        upload["url"],
-        data=upload["fields"],
-        files={"file": (name, body, content_type)},
-        timeout=30,
-    )
-    return response.status_code
-
-
-def complete(client: FlaskClient, clip_id: int) -> Any:
-    return client.post(
-        f"/clips/{clip_id}/complete",
-        headers={"Accept": "application/json", "X-CSRFToken": csrf_token(client, "/clips/new")},
-    )
-
-
-def direct_upload(client: FlaskClient, path: Path, name: str | None = None, **fields: Any) -> Any:
-    """The whole JavaScript path; returns the completion response."""
-    name = name or path.name
-    body = path.read_bytes()
-    started = start_direct(client, name, len(body), **fields)
-    assert started.status_code == 201, started.get_data(as_text=True)
-    ticket = started.get_json()
-    assert send(client, ticket["upload"], body, name) in (200, 201, 204)
-    return complete(client, ticket["clip"])
 
 
 # --- the good path ------------------------------------------------------------------------------

@@ -290,10 +290,22 @@ class ShareLinkOut(Out):
     live: bool
 
 
+class SameBytes(Out):
+    id: int
+    url: str
+    title: str
+    status: ClipStatus
+    tester: Person
+    part: Literal["original", "playback_copy"]
+    """Which of that clip's files has these bytes: its original, or the copy made for playback."""
+
+
 class ClipDetail(ClipOut):
     decisions: list[DecisionOut]
     share_links: list[ShareLinkOut]
     """The clip's links, for those who may manage them; the tokens are never shown again."""
+    same_bytes: list[SameBytes]
+    """Other testers' earlier clips with these very bytes (reviewers and admins; else empty)."""
 
 
 class ClipCreated(Out):

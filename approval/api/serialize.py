@@ -15,7 +15,7 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.ops import access
+from approval.ops import access, known_bytes
 from approval.ops.sharing import is_live
 from approval.web import site_url
 
@@ -169,6 +169,17 @@ def clip_detail(clip: Clip, viewer: User) -> s.ClipDetail:
             **_fields(clip, viewer),
             "decisions": [decision_out(d, viewer) for d in clip.decisions],
             "share_links": [share_link_out(link, viewer) for link in links],
+            "same_bytes": [
+                s.SameBytes(
+                    id=match.clip.id,
+                    url=clip_url(match.clip.id),
+                    title=match.clip.title,
+                    status=match.clip.status,
+                    tester=person(match.clip.tester),
+                    part=match.part.value,
+                )
+                for match in known_bytes.earlier_copies(clip, viewer)
+            ],
         }
     )
 

@@ -28,7 +28,7 @@ from approval.forms import ActionForm
 from approval.inputs import query_id
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import access, clip_lists, uploads
+from approval.ops import access, clip_lists, known_bytes, uploads
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
@@ -201,6 +201,7 @@ def detail(clip_id: int) -> str:
         "clips/detail.html",
         clip=clip,
         versions=clip.earlier_versions(),
+        earlier_copies=known_bytes.earlier_copies(clip, current_user),
         events=audit.clip_timeline(clip.id),
         action_form=ActionForm(),
         playable=clip.status in VERIFIED_STATES,

@@ -19,9 +19,8 @@ from sqlalchemy import and_, or_, select, update
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.ingest import IngestPlan, IngestResult, derived_key
-from approval.media import MediaRejected
 from approval.models import STEP_CHECKING, Clip, ClipStatus
-from approval.ops import workflow
+from approval.ops import known_bytes, workflow
 
 #: A transient failure is retried after 30 s, then twice as long each time, at most an hour.
 FIRST_RETRY_SECONDS = 30
@@ -81,7 +80,7 @@ def finish(plan: IngestPlan, result: IngestResult) -> bool:
     clip = db.session.get(Clip, plan.clip_id, populate_existing=True)
     if clip is None or clip.status != ClipStatus.VERIFYING:
         return False
-    refuse_known_bytes(clip, result.sha256)
+    known_bytes.refuse_again(clip, result.sha256)
     facts = result.facts
     rendition = result.rendition
     verified = workflow.VerifiedMedia(
@@ -169,25 +168,3 @@ def stalled(*, grace_seconds: int, limit: int = 500) -> list[int]:
             .limit(limit)
         )
     )
-
-
-def refuse_known_bytes(clip: Clip, sha256: str) -> None:
-    """The very same bytes were rejected or taken down before: say so instead of queueing them."""
-    earlier = db.session.scalar(
-        select(Clip)
-        .where(
-            Clip.sha256 == sha256,
-            Clip.status.in_([ClipStatus.REJECTED, ClipStatus.TAKEN_DOWN]),
-            Clip.id != clip.id,
-        )
-        .order_by(Clip.id)
-        .limit(1)
-    )
-    if earlier is None:
-        return
-    verb = "taken down" if earlier.status == ClipStatus.TAKEN_DOWN else "rejected"
-    if earlier.tester_id == clip.tester_id:
-        why = earlier.takedown_reason if verb == "taken down" else earlier.decision_reason
-        raise MediaRejected(f"this exact file was already {verb} as “{earlier.title}”: {why}")
-    by = "an admin" if verb == "taken down" else "a reviewer"
-    raise MediaRejected(f"this exact file was already {verb} by {by}")

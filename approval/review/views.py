@@ -16,7 +16,7 @@ from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, Verdict
-from approval.ops import claims, people, workflow
+from approval.ops import claims, known_bytes, people, workflow
 from approval.ops import queue as reads
 from approval.web import roles_required
 
@@ -98,6 +98,7 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
         following=following,
         upcoming=upcoming,
         versions=clip.earlier_versions(),
+        earlier_copies=known_bytes.earlier_copies(clip, current_user),
         reject_form=reject_form,
         categories=rejection_categories(),
         renew_seconds=max(

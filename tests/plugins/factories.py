@@ -48,16 +48,20 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., User]:
-    """Factory: make_user(Role.REVIEWER, email=..., active=...) with PASSWORD as password."""
+    """Factory: make_user(Role.REVIEWER, email=..., display_name=..., active=...), PASSWORD."""
     counter = iter(range(1, 10_000))
 
     def make(
-        *roles: Role, email: str | None = None, active: bool = True, password: str = PASSWORD
+        *roles: Role,
+        email: str | None = None,
+        display_name: str | None = None,
+        active: bool = True,
+        password: str = PASSWORD,
     ) -> User:
         number = next(counter)
         user = create_user(
             email or f"person{number}@example.com",
-            f"Person {number}",
+            display_name or f"Person {number}",
             roles or (Role.TESTER,),
             actor=None,
             password=password,
