@@ -25,9 +25,9 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
     false,
     select,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -322,6 +322,8 @@ class Clip(db.Model):
     taken_down_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     taken_down_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     takedown_reason: Mapped[str | None] = mapped_column(Text)
+    #: When the tester put a failed upload out of sight in My clips; the row and its log stay.
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
@@ -432,18 +434,82 @@ class Decision(db.Model):
     #: it; NULL from the API and older decisions.
     played_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When its reviewer took it back within the undo window: the verdict stays on record, but
+    #: no longer counts, and the reviewer may give a new one.
+    reopened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     clip: Mapped[Clip] = relationship(back_populates="decisions")
     reviewer: Mapped[User] = relationship()
+    comments: Mapped[list[Comment]] = relationship(
+        secondary="decision_comments", order_by="Comment.id"
+    )
 
     __table_args__ = (
-        UniqueConstraint("clip_id", "reviewer_id", name="uq_decisions_clip_reviewer"),
+        # One standing verdict per reviewer and clip; reopened ones are history.
+        Index(
+            "uq_decisions_clip_reviewer_standing",
+            "clip_id",
+            "reviewer_id",
+            unique=True,
+            sqlite_where=text("reopened_at IS NULL"),
+            postgresql_where=text("reopened_at IS NULL"),
+        ),
         CheckConstraint(
             "verdict = 'approve' OR (category IS NOT NULL AND reason IS NOT NULL)",
             name="reject_has_reason",
         ),
         CheckConstraint("timecode IS NULL OR timecode >= 0", name="timecode_not_negative"),
     )
+
+
+#: A comment is a paragraph in the margin, not an essay.
+COMMENT_MAX_CHARS = 2000
+
+
+class Comment(db.Model):
+    """A remark on a clip at a moment or over a range (in to out), or a reply in its thread.
+
+    Comments are never edited or deleted: a thread is part of the clip's history, and each one
+    is written to the audit log. A reply belongs to its thread's first comment and has no time
+    of its own.
+    """
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    #: The thread's first comment; NULL for that first comment itself.
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id"), index=True)
+    at_seconds: Mapped[float | None] = mapped_column(Float)
+    until_seconds: Mapped[float | None] = mapped_column(Float)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    clip: Mapped[Clip] = relationship()
+    author: Mapped[User] = relationship(lazy="joined")
+    replies: Mapped[list[Comment]] = relationship(order_by="Comment.id")
+
+    __table_args__ = (
+        Index("ix_comments_clip_thread", "clip_id", "id"),
+        CheckConstraint("at_seconds IS NULL OR at_seconds >= 0", name="comment_at_not_negative"),
+        CheckConstraint(
+            "until_seconds IS NULL OR (at_seconds IS NOT NULL AND until_seconds > at_seconds)",
+            name="comment_range_ordered",
+        ),
+        CheckConstraint(
+            "thread_id IS NULL OR (at_seconds IS NULL AND until_seconds IS NULL)",
+            name="reply_has_no_time",
+        ),
+    )
+
+
+#: Which comments a rejection points at ("see the comments at 0:03 and 0:07").
+decision_comments = db.Table(
+    "decision_comments",
+    db.Column("decision_id", ForeignKey("decisions.id"), primary_key=True),
+    db.Column("comment_id", ForeignKey("comments.id"), primary_key=True),
+)
 
 
 class ShareLink(db.Model):
