@@ -15,11 +15,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from approval.ops import storage_gc
 from approval.ops.errors import Refused
 from approval.ops.people import create_user, issue_password_link, set_active, set_roles
 
 from . import audit
 from .extensions import db, storage
+from .formatting import format_size
 from .models import Role, User
 from .web import password_link_url
 
@@ -28,7 +30,7 @@ ROLE_CHOICE = click.Choice([role.value for role in Role])
 # AppGroup wraps every command in the app context, however the command is invoked.
 users_cli = AppGroup("users", help="Manage accounts and roles.")
 demo_cli = AppGroup("demo", help="Demo accounts for a first look.")
-storage_cli = AppGroup("storage", help="Set up clip storage.")
+storage_cli = AppGroup("storage", help="Set up clip storage and collect its garbage.")
 audit_cli = AppGroup("audit", help="Check and export the decision log.")
 
 
@@ -137,6 +139,21 @@ def storage_init() -> None:
     """Create the bucket or folder if missing and allow browser uploads from SITE_URL."""
     for line in storage().init(cors_origins=[current_app.config["SITE_URL"]]):
         click.echo(line)
+
+
+@storage_cli.command("gc")
+@click.option("--delete", is_flag=True, help="Delete what is found (without it: a dry run).")
+def storage_gc_command(delete: bool) -> None:
+    """List (or delete) stored objects no clip needs, each with the reason."""
+    found = storage_gc.collect(storage(), grace=storage_gc.grace_period(), delete=delete)
+    for item in found:
+        click.echo(f"{item.key}\t{format_size(item.size)}\t{item.why}")
+    total = format_size(sum(item.size for item in found))
+    noun = "object" if len(found) == 1 else "objects"
+    if delete:
+        click.echo(f"{len(found)} {noun} deleted ({total}).")
+    else:
+        click.echo(f"{len(found)} {noun} ({total}) would be deleted; run with --delete to do it.")
 
 
 class Moment(click.ParamType):

@@ -156,12 +156,13 @@ def reap_stalled_verifications() -> None:
 
 @huey.periodic_task(crontab(minute="17"))
 def cleanup() -> None:
-    """Close uploads abandoned for a day and delete staged objects nobody will read."""
-    from approval.ops import uploads
+    """Close uploads abandoned for a day, then delete what storage holds that no clip needs."""
+    from approval.ops import storage_gc
 
     with _job_context():
         cleanup_abandoned(timedelta(hours=24))
-        uploads.delete_stale_staging()
+        for item in storage_gc.collect(storage(), grace=storage_gc.grace_period(), delete=True):
+            log.info("deleted %s: %s", item.key, item.why)
 
 
 def cleanup_abandoned(older_than: timedelta) -> int:

@@ -25,10 +25,10 @@ from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.jobqueue import huey
 from approval.models import AuditEvent, Clip, ClipStatus, User
-from approval.ops import sharing, tokens, uploads
-from approval.storage import LocalStorage, ObjectNotFound, S3Storage
+from approval.ops import sharing, tokens
+from approval.storage import LocalStorage, ObjectNotFound
 from tests.plugins.factories import FrozenClock
-from tests.plugins.storage import s3_client_for
+from tests.plugins.snapshot import collect_garbage, stored_objects
 from tests.plugins.uploads import SITE, complete
 from tests.plugins.web import csrf_token
 from tests.plugins.workers import signed_in
@@ -140,21 +140,6 @@ def approve(player: FlaskClient, clip_id: int) -> None:
     assert clip.status == ClipStatus.APPROVED
 
 
-def stored_objects() -> list[str]:
-    """Every object key in storage, so a test can prove nothing stray was left or added."""
-    store = app_storage()
-    if isinstance(store, LocalStorage):
-        root = Path(store.root)
-        return sorted(
-            str(path.relative_to(root))
-            for path in root.rglob("*")
-            if path.is_file() and not path.relative_to(root).parts[0].startswith(".")
-        )
-    assert isinstance(store, S3Storage)
-    listing = s3_client_for(store).list_objects_v2(Bucket=store.bucket)
-    return sorted(item["Key"] for item in listing.get("Contents", []))
-
-
 def stored_bytes(key: str) -> bytes | None:
     """What storage holds at key, or None."""
     try:
@@ -250,7 +235,7 @@ def test_bytes_sent_with_a_used_ticket_are_deleted_by_cleanup(
     clip, staging_key, _ = reuse_ticket_after_approval(uploader, player, clip_a, clip_b)
     kept = sorted([clip.storage_key, clip.poster_key])
     past_ticket_life(app, clock)
-    uploads.delete_stale_staging()
+    collect_garbage()
     assert stored_objects() == kept
     assert staging_key not in stored_objects()
 
@@ -261,7 +246,7 @@ def test_cleanup_spares_a_staged_upload_still_in_its_ticket_life(
     ticket = start(uploader, "clip.mp4", len(clip_a))
     assert send(uploader, ticket, clip_a) in (200, 201, 204)
     before = stored_objects()
-    assert uploads.delete_stale_staging() == 0
+    assert collect_garbage() == []
     assert stored_objects() == before
 
 

@@ -22,13 +22,13 @@ from werkzeug.wrappers import Response as BaseResponse
 from approval import audit, jobs
 from approval.clock import utcnow
 from approval.delivery import serve_object
-from approval.extensions import csrf
+from approval.extensions import csrf, storage
 from approval.formatting import format_size
 from approval.forms import ActionForm
 from approval.inputs import query_id
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import access, clip_lists, known_bytes, uploads
+from approval.ops import access, clip_lists, known_bytes, storage_gc, uploads
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
@@ -251,8 +251,8 @@ def _serve(clip: Clip, kind: Media) -> Response:
 @bp.cli.command("cleanup")
 @click.option("--older-than-hours", default=24, show_default=True, type=click.IntRange(min=1))
 def cleanup(older_than_hours: int) -> None:
-    """Fail uploads abandoned for longer than this, and delete their partial bytes."""
+    """Fail uploads abandoned for longer than this, then delete what no clip needs (storage gc)."""
     count = jobs.cleanup_abandoned(timedelta(hours=older_than_hours))
     click.echo(f"{count} abandoned upload{'s' if count != 1 else ''} cleaned up")
-    staged = uploads.delete_stale_staging()
-    click.echo(f"{staged} stale staged object{'s' if staged != 1 else ''} deleted")
+    garbage = storage_gc.collect(storage(), grace=storage_gc.grace_period(), delete=True)
+    click.echo(f"{len(garbage)} object{'s' if len(garbage) != 1 else ''} no clip needs deleted")

@@ -256,7 +256,8 @@ def upload_whole(
 
     The form parser has already spooled the file, so this is a local copy inside the request's
     transaction: a refused file leaves neither the row nor any bytes (put_stream keeps nothing
-    it refused), and whatever a later failure leaves staged, `delete_stale_staging` sweeps.
+    it refused), and whatever a later failure leaves staged, storage garbage collection
+    (ops/storage_gc) sweeps.
     """
     clip = create(tester, filename=filename, previous_id=previous_id, **details)
     limit = current_app.config["MAX_CLIP_BYTES"]
@@ -307,26 +308,3 @@ def abandoned_uploads(older_than: timedelta) -> list[int]:
 def abandon_upload(clip_id: int) -> list[str | None]:
     """Fail one abandoned upload; returns the keys to delete once that is committed."""
     return verification.fail(clip_id, "the upload was never finished")
-
-
-def delete_stale_staging() -> int:
-    """Delete staged objects older than a ticket's life that no uploading clip waits for.
-
-    These are bytes sent with a ticket after its upload was completed (or never completed):
-    nobody reads them, and nobody should pay to keep them.
-    """
-    ttl = timedelta(seconds=current_app.config["UPLOAD_TICKET_TTL"])
-    cutoff = utcnow() - ttl
-    store = storage()
-    removed = 0
-    for item in store.list_keys(STAGING_PREFIX):
-        if item.modified >= cutoff:
-            continue
-        waiting = db.session.scalar(
-            select(Clip.id).where(Clip.staging_key == item.key, Clip.status == ClipStatus.UPLOADING)
-        )
-        if waiting is None:
-            store.delete(item.key)
-            removed += 1
-    db.session.rollback()
-    return removed

@@ -33,6 +33,7 @@ from approval.models import (
     User,
     UserRole,
 )
+from approval.ops import storage_gc
 from approval.storage import LocalStorage, S3Storage
 from tests.plugins.storage import s3_client_for
 
@@ -62,6 +63,12 @@ def stored_objects() -> list[str]:
     assert isinstance(store, S3Storage)
     listing = s3_client_for(store).list_objects_v2(Bucket=store.bucket)
     return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def collect_garbage(*, delete: bool = True) -> list[str]:
+    """Storage garbage collection as the periodic cleanup runs it; the keys it found, sorted."""
+    found = storage_gc.collect(app_storage(), grace=storage_gc.grace_period(), delete=delete)
+    return sorted(item.key for item in found)
 
 
 @dataclass(frozen=True)

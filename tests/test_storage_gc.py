@@ -1,0 +1,139 @@
+"""`flask storage gc` and the periodic cleanup: what no clip needs goes, what a clip needs stays.
+
+Every test runs on each backend (local disk, S3 in-process, S3 over real HTTP). Objects are
+stamped with the real time by storage, so the app's clock is moved past the grace period.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+
+from approval import jobs
+from approval.extensions import db
+from approval.extensions import storage as app_storage
+from approval.ingest import derived_key
+from approval.models import Clip, ClipStatus
+from tests.plugins.factories import FrozenClock
+from tests.plugins.snapshot import collect_garbage, stored_objects
+
+MakeClip = Callable[..., Clip]
+
+
+@pytest.fixture
+def app(app_factory: Callable[..., Flask], storage_url: str) -> Iterator[Flask]:
+    app = app_factory(STORAGE_URL=storage_url)
+    with app.app_context():
+        app_storage().init(cors_origins=[])
+        yield app
+
+
+def put(key: str, body: bytes = b"bytes") -> str:
+    app_storage().put_stream(key, io.BytesIO(body), content_type="video/mp4")
+    return key
+
+
+def past_grace(app: Flask, clock: FrozenClock) -> None:
+    """Move the app's clock beyond an upload ticket's life after the objects' real stamps."""
+    ttl = app.config["UPLOAD_TICKET_TTL"]
+    clock.now = max(clock.now, datetime.now(UTC)) + timedelta(seconds=ttl + 60)
+
+
+@dataclass
+class Seeded:
+    keep: set[str] = field(default_factory=set)
+    garbage: dict[str, str] = field(default_factory=dict)  # key → a word of the reason
+    uploading: str = ""  # the staged object of an upload still in progress
+
+
+@pytest.fixture
+def seeded(make_clip: MakeClip) -> Seeded:
+    """A clip of every status with its objects, and each kind of garbage beside them."""
+    seeded = Seeded()
+    for status in (
+        ClipStatus.WAITING,
+        ClipStatus.IN_REVIEW,
+        ClipStatus.APPROVED,
+        ClipStatus.REJECTED,
+        ClipStatus.TAKEN_DOWN,
+        ClipStatus.WITHDRAWN,
+    ):
+        clip = make_clip(status, content=f"{status.value} bytes".encode())
+        assert clip.poster_key is not None
+        seeded.keep |= {clip.storage_key, clip.poster_key}
+        # A playback copy it records, and an earlier attempt's it does not.
+        clip.rendition_key = put(derived_key(clip.storage_key, "renditions", 2, ".mp4"))
+        seeded.keep.add(clip.rendition_key)
+        earlier = put(derived_key(clip.storage_key, "renditions", 1, ".mp4"))
+        seeded.garbage[earlier] = "earlier verification attempt"
+    uploading = make_clip(ClipStatus.UPLOADING)
+    assert uploading.staging_key is not None
+    seeded.uploading = put(uploading.staging_key)
+    seeded.keep.add(seeded.uploading)
+    # Verifying: its staged upload waits to be taken (a retry may come an hour later), and a
+    # live attempt's poster exists before the row records it.
+    verifying = make_clip(ClipStatus.VERIFYING)
+    assert verifying.staging_key is not None
+    seeded.keep.add(put(verifying.staging_key))
+    seeded.keep.add(put(verifying.storage_key))
+    seeded.keep.add(put(derived_key(verifying.storage_key, "posters", 1, ".jpg")))
+    failed = make_clip(ClipStatus.FAILED)
+    seeded.garbage[put(failed.storage_key)] = "failed verification"
+    seeded.garbage[put("incoming/ab/abandoned")] = "staged upload no upload waits for"
+    seeded.garbage[put("clips/zz/" + "0" * 32)] = "no clip refers to it"
+    seeded.garbage[put("posters/zz/" + "1" * 32 + "-1.jpg")] = "no clip refers to it"
+    seeded.keep.add(put("elsewhere/not-ours.txt"))  # not under a prefix the app writes
+    db.session.commit()
+    assert set(stored_objects()) == seeded.keep | set(seeded.garbage)
+    return seeded
+
+
+def test_gc_finds_exactly_the_garbage_and_deletes_only_it(
+    app: Flask, seeded: Seeded, clock: FrozenClock
+) -> None:
+    past_grace(app, clock)
+    assert collect_garbage(delete=False) == sorted(seeded.garbage)
+    assert set(stored_objects()) == seeded.keep | set(seeded.garbage)  # a dry run deletes nothing
+    assert collect_garbage() == sorted(seeded.garbage)
+    assert set(stored_objects()) == seeded.keep
+    assert collect_garbage() == []
+
+
+def test_nothing_younger_than_an_upload_tickets_life_is_garbage(seeded: Seeded) -> None:
+    assert collect_garbage() == []
+    assert set(stored_objects()) == seeded.keep | set(seeded.garbage)
+
+
+def test_the_command_is_a_dry_run_that_says_why_then_deletes_with_delete(
+    app: Flask, seeded: Seeded, clock: FrozenClock
+) -> None:
+    past_grace(app, clock)
+    dry = app.test_cli_runner().invoke(args=["storage", "gc"])
+    assert dry.exit_code == 0, dry.output
+    for key, why in seeded.garbage.items():
+        (line,) = [line for line in dry.output.splitlines() if line.startswith(key + "\t")]
+        assert why in line
+    for key in seeded.keep:
+        assert key not in dry.output
+    assert f"{len(seeded.garbage)} objects" in dry.output
+    assert "would be deleted; run with --delete" in dry.output
+    assert set(stored_objects()) == seeded.keep | set(seeded.garbage)
+
+    done = app.test_cli_runner().invoke(args=["storage", "gc", "--delete"])
+    assert done.exit_code == 0, done.output
+    assert f"{len(seeded.garbage)} objects deleted" in done.output
+    assert set(stored_objects()) == seeded.keep
+
+
+def test_the_periodic_cleanup_runs_the_same_collection(
+    app: Flask, seeded: Seeded, clock: FrozenClock
+) -> None:
+    past_grace(app, clock)
+    clock.now += timedelta(days=1)  # and the upload in progress was abandoned a day ago
+    jobs.cleanup.call_local()
+    assert set(stored_objects()) == seeded.keep - {seeded.uploading}
