@@ -564,6 +564,33 @@ def test_s3_init_creates_private_bucket_with_cors(bare_storage: Storage) -> None
 
 
 @pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
+def test_s3_init_sets_lifecycle_rules_and_keeps_the_buckets_own(bare_storage: Storage) -> None:
+    """Unfinished multipart uploads are aborted and staged uploads expire; other rules stay."""
+    assert isinstance(bare_storage, S3Storage)
+    client = s3_client_for(bare_storage)
+    bare_storage.init(cors_origins=[TEST_ORIGIN])
+    own = {"ID": "keep-logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled",
+           "Expiration": {"Days": 30}}  # fmt: skip
+    rules = client.get_bucket_lifecycle_configuration(Bucket=bare_storage.bucket)["Rules"]
+    client.put_bucket_lifecycle_configuration(
+        Bucket=bare_storage.bucket, LifecycleConfiguration={"Rules": [*rules, own]}
+    )
+    lines = bare_storage.init(cors_origins=[TEST_ORIGIN])  # again: replaces ours, keeps theirs
+    assert any("set lifecycle" in line for line in lines)
+    rules = client.get_bucket_lifecycle_configuration(Bucket=bare_storage.bucket)["Rules"]
+    by_id = {rule["ID"]: rule for rule in rules}
+    assert sorted(by_id) == sorted(
+        ["greenlight-abort-incomplete-multipart", "greenlight-expire-staged-uploads", "keep-logs"]
+    )
+    abort = by_id["greenlight-abort-incomplete-multipart"]
+    assert abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    staged = by_id["greenlight-expire-staged-uploads"]
+    assert staged["Filter"] == {"Prefix": "incoming/"}
+    assert staged["Expiration"]["Days"] == 7
+    assert by_id["keep-logs"]["Expiration"]["Days"] == 30
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
 def test_s3_init_honours_region(storage_url: str) -> None:
     """A bucket outside us-east-1 is created with its LocationConstraint."""
     url = storage_url.replace(f"region={TEST_REGION}", "region=eu-west-1")

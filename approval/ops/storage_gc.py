@@ -28,8 +28,7 @@ from sqlalchemy import select
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import Clip, ClipStatus
-from approval.ops.uploads import STAGING_PREFIX
-from approval.storage import Storage
+from approval.storage import STAGING_PREFIX, Storage
 
 ORIGINALS_PREFIX = "clips/"
 #: Posters and playback copies live beside the original's key: kind/…/<token>-<attempt>.<ext>.

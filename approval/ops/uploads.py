@@ -39,7 +39,6 @@ CONTENT_TYPES = {
     ".mkv": "video/x-matroska",
 }
 MAX_FILENAME_LENGTH = 200
-STAGING_PREFIX = "incoming/"
 
 
 def clean_filename(name: str) -> str:

@@ -6,6 +6,7 @@ import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .base import (
+    STAGING_PREFIX,
     InstallGuard,
     ObjectExists,
     ObjectInfo,
@@ -21,6 +22,7 @@ from .local import LocalStorage
 from .s3 import ADDRESSING_STYLES, S3Storage, validate_bucket
 
 __all__ = [
+    "STAGING_PREFIX",
     "InstallGuard",
     "LocalStorage",
     "ObjectExists",

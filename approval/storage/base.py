@@ -19,6 +19,10 @@ MAX_KEY_LENGTH = 1024
 _KEY_CHARS = re.compile(r"[A-Za-z0-9/_.-]+")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
+#: Where uploads are staged before verification takes them: the one prefix a client may write
+#: to, and the one the bucket's lifecycle rule expires.
+STAGING_PREFIX = "incoming/"
+
 # Bytes asked of an upload stream per read(); small enough that memory stays flat however
 # large the upload is, big enough that per-call overhead does not matter.
 READ_CHUNK = 1 << 20

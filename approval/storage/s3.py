@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .base import (
     READ_CHUNK,
+    STAGING_PREFIX,
     ClosingIterator,
     InstallGuard,
     ObjectExists,
@@ -63,6 +64,27 @@ HEALTH_READ_TIMEOUT = 5
 CORS_ALLOWED_HEADERS = ["Content-Type", "Range", "x-amz-checksum-sha256"]
 CORS_EXPOSE_HEADERS = ["ETag", "Content-Range"]
 CORS_RULE_ID = "greenlight-browser-direct"
+
+# Lifecycle rules: parts of multipart uploads nobody finished cost money and are invisible to
+# listings; staged uploads that outlive any retry of their verification are garbage (the gc
+# removes them sooner; the rule is the backstop when nothing runs it).
+ABORT_MULTIPART_DAYS = 1
+EXPIRE_STAGING_DAYS = 7
+LIFECYCLE_RULES: list[dict[str, Any]] = [
+    {
+        "ID": "greenlight-abort-incomplete-multipart",
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_MULTIPART_DAYS},
+    },
+    {
+        "ID": "greenlight-expire-staged-uploads",
+        "Filter": {"Prefix": STAGING_PREFIX},
+        "Status": "Enabled",
+        "Expiration": {"Days": EXPIRE_STAGING_DAYS},
+    },
+]
+LIFECYCLE_IDS = {rule["ID"] for rule in LIFECYCLE_RULES}
 
 # Error codes by which S3-compatible servers say "this API does not exist here".
 _UNSUPPORTED_CODES = {"NotImplemented", "XNotImplemented", "MethodNotAllowed", "NotSupported"}
@@ -429,9 +451,14 @@ class S3Storage(Storage):
             raise self._error("checking bucket", exc) from exc
 
     def init(self, *, cors_origins: list[str]) -> list[str]:
-        """Create the bucket if needed, block public access, and set the browser CORS rule."""
+        """Create the bucket if needed, block public access, set the CORS and lifecycle rules."""
         origins = list(dict.fromkeys(validate_origin(o) for o in cors_origins))
-        lines = [self._ensure_bucket(), self._block_public_access(), self._set_cors(origins)]
+        lines = [
+            self._ensure_bucket(),
+            self._block_public_access(),
+            self._set_cors(origins),
+            self._set_lifecycle(),
+        ]
         for line in lines:
             log.info("storage init: %s", line)
         return lines
@@ -512,6 +539,34 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             raise self._error("setting CORS", exc) from exc
         return f"set CORS (GET, HEAD, POST, PUT) for {', '.join(origins)}; replaced other rules"
+
+    def _set_lifecycle(self) -> str:
+        """Our two lifecycle rules, replacing earlier versions of them and keeping any others."""
+        try:
+            try:
+                current = self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+                rules = [r for r in current.get("Rules", []) if r.get("ID") not in LIFECYCLE_IDS]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            self._client.put_bucket_lifecycle_configuration(
+                Bucket=self.bucket, LifecycleConfiguration={"Rules": [*rules, *LIFECYCLE_RULES]}
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _UNSUPPORTED_CODES or _status(exc) in (405, 501):
+                return (
+                    f"server does not support lifecycle rules ({code}); left as is. "
+                    "`flask storage gc --delete` removes stale staged uploads instead"
+                )
+            raise self._error("setting lifecycle rules", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error("setting lifecycle rules", exc) from exc
+        return (
+            f"set lifecycle: abort multipart uploads unfinished after {ABORT_MULTIPART_DAYS} day, "
+            f"expire {STAGING_PREFIX!r} after {EXPIRE_STAGING_DAYS} days; kept other rules"
+        )
 
 
 class _BoundedReader:
