@@ -13,6 +13,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask.logging import default_handler
 from sqlalchemy import func, select
 
 from approval.ops import storage_gc
@@ -265,19 +266,23 @@ def audit_export(
     "--periodic/--no-periodic",
     default=False,
     show_default=True,
-    help="Run the periodic tasks (cleanup, reaper, digest). Exactly one worker per deployment.",
+    help="Run the schedule (cleanup, reaper, mail retries, digest). Any number of workers may:"
+    " each job still runs once per period across the deployment.",
 )
 def worker_command(workers: int, periodic: bool) -> None:
     """Run a job consumer: verification, renditions, mail and, with --periodic, the schedule."""
     from . import jobs  # noqa: F401  # registers the tasks with the queue
-    from .jobqueue import beat_while_consuming, huey
+    from .jobqueue import beat_while_consuming, huey, run_periodic_once_per_deployment
 
     if huey.immediate:
         raise click.ClickException("GREENLIGHT_QUEUE_IMMEDIATE is on: jobs run in the web process")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The root handler above prints the app's records too; Flask's own would print them twice.
+    current_app.logger.removeHandler(default_handler)
     beat_while_consuming()
+    run_periodic_once_per_deployment()
     # SqliteHuey is polled: Huey's default backs off to 10 s between empty looks, which a
     # tester waiting on "checking the file" would feel. A poll a second costs next to nothing.
     consumer = huey.create_consumer(

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from huey import MemoryHuey
+from huey.exceptions import CancelExecution
 from huey.signals import SIGNAL_COMPLETE, SIGNAL_ERROR
 from huey.storage import RedisStorage, SqliteStorage
 from redis import ConnectionPool
@@ -102,6 +103,58 @@ def beat_while_consuming() -> None:
 
     huey.on_startup("greenlight-heartbeat")(beat)
     huey.signal(SIGNAL_COMPLETE, SIGNAL_ERROR)(beat)
+
+
+#: Periodic task name → how many seconds one period lasts. Every worker host may run the
+#: schedule (--periodic); the first consumer to claim a period runs the task, the others skip.
+_PERIODS: dict[str, int] = {}
+
+
+def once_per_period(seconds: int) -> Callable[[Any], Any]:
+    """Mark a periodic task to run once per `seconds` across the deployment, not per host.
+
+    Apply it outside `huey.periodic_task`, so it sees the task's registered name.
+    """
+
+    def mark(task: Any) -> Any:
+        _PERIODS[task.task_class.__name__] = seconds  # what a running task calls its name
+        return task
+
+    return mark
+
+
+def claim_period(name: str, seconds: int, now: float | None = None) -> bool:
+    """Whether this consumer is the first in the deployment to run `name` this period.
+
+    The claim is a put-if-empty in the queue's own storage (a Redis hash field, a SQLite row),
+    shared by every host that shares the queue. The previous period's claim is dropped, so
+    claims do not pile up. Hosts' clocks need only agree well within one period.
+    """
+    period = int((time.time() if now is None else now) // seconds)
+    claimed = bool(huey.storage.put_if_empty(_period_key(name, period), b"1"))
+    if claimed:
+        huey.storage.delete_data(_period_key(name, period - 1))
+    return claimed
+
+
+def _period_key(name: str, period: int) -> str:
+    return f"greenlight:periodic:{name}:{period}"
+
+
+def run_periodic_once_per_deployment() -> None:
+    """Make this process's consumer skip a periodic task another host ran this period.
+
+    A pre-execute hook runs only in a consumer, so `task.call_local()` (tests, the CLI) always
+    runs the task.
+    """
+
+    def skip_if_claimed(task: Any) -> None:
+        seconds = _PERIODS.get(task.name)
+        if seconds is not None and not claim_period(task.name, seconds):
+            log.info("%s: already run this period by another worker; skipped", task.name)
+            raise CancelExecution()
+
+    huey.pre_execute("greenlight-once-per-period")(skip_if_claimed)
 
 
 def queue_health() -> dict[str, Any]:

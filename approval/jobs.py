@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import ingest, outbox
 from .extensions import db, storage
-from .jobqueue import huey, job_app, record_heartbeat
+from .jobqueue import huey, job_app, once_per_period, record_heartbeat
 from .media import MediaRejected
 from .ops import verification
 from .ops.errors import StateConflict
@@ -140,10 +140,11 @@ def send_mail(notification_ids: list[int], attempt: int = 1) -> None:
 
 @huey.periodic_task(crontab(minute="*"))
 def heartbeat() -> None:
-    """Tell /healthz that a worker is alive."""
+    """Tell /healthz that a worker is alive (every host's, so not once per period)."""
     record_heartbeat()
 
 
+@once_per_period(60)
 @huey.periodic_task(crontab(minute="*"))
 def reap_stalled_verifications() -> None:
     """Enqueue again every verifying clip whose job vanished (worker killed, enqueue lost)."""
@@ -154,6 +155,7 @@ def reap_stalled_verifications() -> None:
             verify_clip(clip_id)
 
 
+@once_per_period(3600)
 @huey.periodic_task(crontab(minute="17"))
 def cleanup() -> None:
     """Close uploads abandoned for a day, then delete what storage holds that no clip needs."""
@@ -181,6 +183,7 @@ def cleanup_abandoned(older_than: timedelta) -> int:
     return len(stale)
 
 
+@once_per_period(600)
 @huey.periodic_task(crontab(minute="*/10"))
 def retry_mail() -> None:
     """Mail whatever is still unsent and due a retry (a lost job, a restart)."""
@@ -188,6 +191,7 @@ def retry_mail() -> None:
         outbox.send_pending()
 
 
+@once_per_period(86400)
 @huey.periodic_task(crontab(minute="0", hour="7"))
 def queue_digest() -> None:
     """The reviewers' daily digest of the queue."""

@@ -9,6 +9,7 @@ Faults (storage stopped, mail down) are in test_faults.py; the helpers are tests
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,8 +19,9 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from huey.constants import EmptyData
 
-from approval import jobs
+from approval import jobqueue, jobs
 from approval.models import STEP_RENDERING, ClipStatus, User
 from tests.plugins.database import IN_CI
 from tests.plugins.workers import (
@@ -200,6 +202,46 @@ def test_a_worker_without_the_schedule_beats_too(
         what="a heartbeat from a worker without --periodic",
         logs=processes.logs,
     )
+
+
+def test_periodic_jobs_run_once_per_period_across_workers(
+    app: Flask, workers: Workers, processes: Processes
+) -> None:
+    """Two hosts both run the schedule; a periodic job asked for four times runs once."""
+    workers.start(periodic=True)
+    workers.start(periodic=True)
+    for _ in range(4):
+        jobs.queue_digest()  # as each host's scheduler would, at 07:00
+
+    def log_lines(pattern: str) -> int:
+        return sum(
+            len(re.findall(pattern, path.read_text(errors="replace")))
+            for _, path in processes.started
+        )
+
+    ran = r"jobs\.queue_digest: \S+ executed in"
+    skipped = r"jobs\.queue_digest: \S+ cancelled by greenlight-once-per-period"
+    wait_for(
+        lambda: log_lines(ran) + log_lines(skipped) >= 4,
+        timeout=30,
+        what="every digest job to end, run or skipped",
+        logs=processes.logs,
+    )
+    assert log_lines(ran) == 1, processes.logs()
+    assert log_lines(skipped) == 3, processes.logs()
+
+
+def test_a_period_is_claimed_once_across_hosts_and_the_last_claim_is_dropped(app: Flask) -> None:
+    """The claim itself, on the queue's real storage (SQLite or Redis)."""
+    day = 86400.0
+    now = 1_800_000_000.0
+    assert jobqueue.claim_period("digest", 86400, now=now)
+    assert not jobqueue.claim_period("digest", 86400, now=now + 60)
+    assert not jobqueue.claim_period("digest", 86400, now=now + 61)
+    assert jobqueue.claim_period("other", 86400, now=now)  # each job has its own claim
+    assert jobqueue.claim_period("digest", 86400, now=now + day)  # the next day
+    period = int(now // day)
+    assert jobqueue.huey.storage.peek_data(f"greenlight:periodic:digest:{period}") is EmptyData
 
 
 def test_healthz_names_an_unreachable_queue(app_factory: Callable[..., Flask]) -> None:
