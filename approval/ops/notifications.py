@@ -24,6 +24,7 @@ KINDS = {
     "clip.approved": "Approved",
     "clip.rejected": "Rejected",
     "clip.taken_down": "Taken down",
+    "comment.added": "Comment",
     "queue.digest": "Queue digest",
 }
 #: A digest goes out at most this often, so a cron job that runs twice sends once.
@@ -105,6 +106,20 @@ def clip_taken_down(clip: Clip) -> Notification:
     )
 
 
+def comment_added(
+    user: User, clip: Clip, who: str, verb: str, moment: str, words: str
+) -> Notification:
+    """Tell someone of a comment or reply on a clip they take part in (see ops/comments.py)."""
+    who = who[:1].upper() + who[1:]
+    return notify(
+        user,
+        "comment.added",
+        clip,
+        f"{who} {verb} on {clip.title}",
+        f"{who} {verb} on {_quoted(clip)}{moment}:\n{words}",
+    )
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -167,6 +182,8 @@ def target(notification: Notification) -> Target | None:
     anchor = ""
     if notification.kind == "clip.rejected" and clip.decision_timecode is not None:
         anchor = f"#t={clip.decision_timecode:.1f}"
+    elif notification.kind == "comment.added":
+        anchor = "#comments"
     return Target("clips.detail", {"clip_id": clip.id}, anchor)
 
 

@@ -1,0 +1,331 @@
+"""Comments at timecodes: threads on a clip, rejections that cite them, pages and the API.
+
+A comment sits at a moment (or a range, at to until) of a verified clip; replies join the
+thread's first comment and have no time of their own. The clip's tester and the staff may
+comment; a tester reads reviewers as "a reviewer". Every comment is logged and notified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from approval.extensions import db
+from approval.models import (
+    COMMENT_MAX_CHARS,
+    AuditEvent,
+    Clip,
+    ClipStatus,
+    Comment,
+    Decision,
+    Notification,
+    Role,
+    User,
+    Verdict,
+)
+from approval.ops import comments, workflow
+from approval.ops.errors import InvalidInput, NotFound, StateConflict
+from tests.plugins.snapshot import nothing_changed
+
+MakeUser = Callable[..., User]
+MakeClip = Callable[..., Clip]
+
+#: The fake clips of the factories last 2.0 seconds.
+DURATION = 2.0
+
+
+def comment_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Comment)) or 0
+
+
+@contextmanager
+def no_comment_stored() -> Iterator[None]:
+    """Nothing changed at all: no comment, and none of the tables the snapshot counts."""
+    before = comment_count()
+    with nothing_changed():
+        yield
+    assert comment_count() == before
+
+
+def events(action: str) -> list[dict[str, Any]]:
+    found = db.session.scalars(select(AuditEvent).where(AuditEvent.action == action))
+    return [{**json.loads(e.data), "actor": e.actor_id, "clip": e.clip_id} for e in found]
+
+
+def notes_for(user: User) -> list[Notification]:
+    return list(
+        db.session.scalars(
+            select(Notification)
+            .where(Notification.user_id == user.id, Notification.kind.like("comment.%"))
+            .order_by(Notification.id)
+        )
+    )
+
+
+# --- the operations -------------------------------------------------------------------------------
+
+
+def test_a_reviewer_comments_at_a_moment(app: Flask, make_clip: MakeClip, reviewer: User) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    comment = comments.add_comment(clip, reviewer, "  The hand has six fingers.  ", at_seconds=1.25)
+    db.session.commit()
+    assert (comment.clip_id, comment.author_id, comment.thread_id) == (clip.id, reviewer.id, None)
+    assert (comment.at_seconds, comment.until_seconds) == (1.25, None)
+    assert comment.body == "The hand has six fingers."
+
+
+def test_a_comment_can_span_a_range(app: Flask, make_clip: MakeClip, reviewer: User) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    comment = comments.add_comment(clip, reviewer, "Flicker", at_seconds=0.5, until_seconds=2.0)
+    assert (comment.at_seconds, comment.until_seconds) == (0.5, 2.0)
+
+
+def test_a_comment_without_a_time_is_about_the_whole_clip(
+    app: Flask, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    comment = comments.add_comment(clip, reviewer, "Lovely light overall")
+    assert (comment.at_seconds, comment.until_seconds) == (None, None)
+
+
+def test_the_clips_tester_may_comment_on_it(app: Flask, make_clip: MakeClip, tester: User) -> None:
+    clip = make_clip(ClipStatus.REJECTED, tester=tester)
+    comment = comments.add_comment(clip, tester, "Fixed in the next version", at_seconds=0)
+    assert comment.author_id == tester.id
+
+
+def test_an_admin_may_comment(app: Flask, make_clip: MakeClip, admin: User) -> None:
+    clip = make_clip(ClipStatus.APPROVED)
+    assert comments.add_comment(clip, admin, "Rights checked").author_id == admin.id
+
+
+def test_another_tester_cannot_comment_and_learns_nothing(
+    app: Flask, make_clip: MakeClip, make_user: MakeUser
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    stranger = make_user(Role.TESTER)
+    with no_comment_stored(), pytest.raises(NotFound):
+        comments.add_comment(clip, stranger, "Mine is better")
+
+
+@pytest.mark.parametrize("status", [ClipStatus.UPLOADING, ClipStatus.VERIFYING, ClipStatus.FAILED])
+def test_only_verified_clips_take_comments(
+    app: Flask, make_clip: MakeClip, reviewer: User, status: ClipStatus
+) -> None:
+    clip = make_clip(status)
+    with no_comment_stored(), pytest.raises(StateConflict, match="checked"):
+        comments.add_comment(clip, reviewer, "Too early")
+
+
+@pytest.mark.parametrize(
+    ("at", "until", "field"),
+    [
+        (-0.1, None, "at"),
+        (2.01, None, "at"),
+        (float("nan"), None, "at"),
+        (float("inf"), None, "at"),
+        (1.0, 1.0, "until"),
+        (1.5, 1.0, "until"),
+        (1.0, 2.5, "until"),
+        (None, 1.0, "until"),
+        (1.0, float("nan"), "until"),
+    ],
+)
+def test_a_time_outside_the_clip_is_refused_naming_the_field(
+    app: Flask, make_clip: MakeClip, reviewer: User, at: float, until: float, field: str
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    with no_comment_stored(), pytest.raises(InvalidInput) as refused:
+        comments.add_comment(clip, reviewer, "Here", at_seconds=at, until_seconds=until)
+    assert refused.value.field == field
+    assert refused.value.status_code == 422
+
+
+def test_the_very_end_of_the_clip_is_a_moment_in_it(
+    app: Flask, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    assert comments.add_comment(clip, reviewer, "Last frame", at_seconds=DURATION).at_seconds == 2.0
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("x" * 10_000, "2,000"),
+        ("x" * (COMMENT_MAX_CHARS + 1), "2,000"),
+        ("before\x00after", "NUL"),
+    ],
+)
+def test_an_unusable_body_is_refused_and_nothing_stored(
+    app: Flask, make_clip: MakeClip, reviewer: User, body: str, says: str
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    with no_comment_stored(), pytest.raises(InvalidInput, match=says) as refused:
+        comments.add_comment(clip, reviewer, body, at_seconds=1.0)
+    assert refused.value.field == "body"
+
+
+def test_a_body_of_exactly_the_limit_is_kept(
+    app: Flask, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    assert len(comments.add_comment(clip, reviewer, "y" * COMMENT_MAX_CHARS).body) == 2000
+
+
+def test_a_reply_joins_the_thread_and_has_no_time(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, reviewer, "Why the blur?", at_seconds=1.0)
+    answer = comments.reply(first, tester, "Motion blur setting; will lower it")
+    db.session.commit()
+    assert (answer.thread_id, answer.clip_id, answer.at_seconds) == (first.id, clip.id, None)
+    assert [r.id for r in first.replies] == [answer.id]
+
+
+def test_a_reply_to_a_reply_attaches_to_the_threads_first_comment(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, reviewer, "Why the blur?", at_seconds=1.0)
+    answer = comments.reply(first, tester, "Motion blur")
+    again = comments.reply(answer, reviewer, "Thanks")
+    assert again.thread_id == first.id
+
+
+def test_a_reply_to_a_comment_on_a_clip_one_may_not_see_is_not_found(
+    app: Flask, make_clip: MakeClip, reviewer: User, make_user: MakeUser
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    first = comments.add_comment(clip, reviewer, "Hm", at_seconds=1.0)
+    stranger = make_user(Role.TESTER)
+    with no_comment_stored(), pytest.raises(NotFound):
+        comments.reply(first, stranger, "Me too")
+
+
+def test_an_empty_reply_is_refused(app: Flask, make_clip: MakeClip, reviewer: User) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    first = comments.add_comment(clip, reviewer, "Hm", at_seconds=1.0)
+    db.session.commit()
+    with no_comment_stored(), pytest.raises(InvalidInput) as refused:
+        comments.reply(first, reviewer, " ")
+    assert refused.value.field == "body"
+
+
+def test_each_comment_is_logged_with_its_place_and_words(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, reviewer, "Six fingers", at_seconds=0.5, until_seconds=1)
+    answer = comments.reply(first, tester, "Will fix")
+    db.session.commit()
+    assert events("comment.added") == [
+        {"comment": first.id, "thread": None, "at": 0.5, "until": 1.0, "body": "Six fingers",
+         "actor": reviewer.id, "clip": clip.id},
+        {"comment": answer.id, "thread": first.id, "at": None, "until": None, "body": "Will fix",
+         "actor": tester.id, "clip": clip.id},
+    ]  # fmt: skip
+
+
+def test_threads_come_oldest_first_with_their_replies(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    late = comments.add_comment(clip, reviewer, "Later moment", at_seconds=1.5)
+    early = comments.add_comment(clip, reviewer, "Earlier moment", at_seconds=0.2)
+    answer = comments.reply(late, tester, "ok")
+    db.session.commit()
+    threads = comments.threads(clip)
+    assert [t.id for t in threads] == [late.id, early.id]
+    assert [r.id for r in threads[0].replies] == [answer.id]
+
+
+# --- notifications --------------------------------------------------------------------------------
+
+
+def test_a_reviewers_comment_tells_the_tester_without_naming_the_reviewer(
+    app: Flask, make_clip: MakeClip, make_user: MakeUser, tester: User
+) -> None:
+    reviewer = make_user(Role.REVIEWER, display_name="Rita Secret")
+    clip = make_clip(ClipStatus.WAITING, tester=tester, title="Ball")
+    comments.add_comment(clip, reviewer, "Six fingers", at_seconds=1.5)
+    db.session.commit()
+    [note] = notes_for(tester)
+    assert note.clip_id == clip.id
+    assert "A reviewer commented" in note.subject + note.body
+    assert "0:01.5" in note.body
+    assert "Six fingers" in note.body
+    assert "Rita" not in note.subject + note.body
+
+
+def test_a_reviewers_reply_tells_the_tester(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, tester, "Is the ending too fast?", at_seconds=1.0)
+    comments.reply(first, reviewer, "A little")
+    db.session.commit()
+    [note] = notes_for(tester)
+    assert "A little" in note.body
+
+
+def test_a_testers_reply_tells_the_reviewers_in_that_thread(
+    app: Flask, make_clip: MakeClip, make_user: MakeUser, tester: User
+) -> None:
+    first_reviewer, second_reviewer, bystander = (make_user(Role.REVIEWER) for _ in range(3))
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, first_reviewer, "Blur", at_seconds=1.0)
+    comments.reply(first, second_reviewer, "Agreed")
+    comments.add_comment(clip, bystander, "Elsewhere", at_seconds=0.1)
+    comments.reply(first, tester, "Will fix the blur")
+    db.session.commit()
+    told = {n.user_id for n in db.session.scalars(select(Notification)) if "fix the blur" in n.body}
+    assert told == {first_reviewer.id, second_reviewer.id}
+
+
+def test_nobody_is_told_of_their_own_comment(app: Flask, make_clip: MakeClip, tester: User) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    comments.add_comment(clip, tester, "Note to self", at_seconds=1.0)
+    db.session.commit()
+    assert notes_for(tester) == []
+
+
+# --- rejections that cite comments ----------------------------------------------------------------
+
+
+def test_a_rejection_can_cite_comments_of_its_clip(
+    app: Flask, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    blur = comments.add_comment(clip, reviewer, "Blur", at_seconds=1.0)
+    hand = comments.add_comment(clip, reviewer, "Hand", at_seconds=0.3)
+    decision = workflow.decide(
+        clip, reviewer, Verdict.REJECT, category="quality", reason="See comments",
+        comment_ids=[hand.id, blur.id],
+    )  # fmt: skip
+    db.session.commit()
+    assert [c.id for c in db.session.get(Decision, decision.id).comments] == [blur.id, hand.id]
+    assert events("clip.rejected")[-1]["comments"] == [blur.id, hand.id]
+
+
+def test_a_rejection_citing_another_clips_comment_is_refused(
+    app: Flask, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    elsewhere = comments.add_comment(make_clip(ClipStatus.WAITING), reviewer, "x", at_seconds=1)
+    db.session.commit()
+    with no_comment_stored(), pytest.raises(InvalidInput, match="this clip") as refused:
+        workflow.decide(
+            clip, reviewer, Verdict.REJECT, category="quality", reason="r",
+            comment_ids=[elsewhere.id],
+        )  # fmt: skip
+    assert refused.value.field == "comment_ids"
+    assert db.session.get(Clip, clip.id).status == ClipStatus.IN_REVIEW
