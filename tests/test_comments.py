@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from approval.extensions import db
@@ -32,6 +33,7 @@ from approval.models import (
 from approval.ops import comments, workflow
 from approval.ops.errors import InvalidInput, NotFound, StateConflict
 from tests.plugins.snapshot import nothing_changed
+from tests.plugins.web import SignIn, csrf_token
 
 MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
@@ -329,3 +331,245 @@ def test_a_rejection_citing_another_clips_comment_is_refused(
         )  # fmt: skip
     assert refused.value.field == "comment_ids"
     assert db.session.get(Clip, clip.id).status == ClipStatus.IN_REVIEW
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def page_text(response: Any) -> str:
+    return response.get_data(as_text=True)
+
+
+def post_comment(
+    client: FlaskClient, clip: Clip, page: str, back: str = "clip", **fields: str
+) -> Any:
+    data = {f"comment-{name}": value for name, value in fields.items()}
+    return client.post(
+        f"/clips/{clip.id}/comments",
+        data={**data, "back": back, "csrf_token": csrf_token(client, page)},
+    )
+
+
+def post_reply(client: FlaskClient, clip: Clip, first: Comment, page: str, body: str) -> Any:
+    return client.post(
+        f"/clips/{clip.id}/comments/{first.id}/replies",
+        data={f"reply-{first.id}-body": body, "csrf_token": csrf_token(client, page)},
+    )
+
+
+def test_the_clip_page_shows_threads_with_times_markers_and_forms(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, make_user: MakeUser, tester: User
+) -> None:
+    reviewer = make_user(Role.REVIEWER, display_name="Rita Secret")
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, reviewer, "Six fingers", at_seconds=1.5, until_seconds=2)
+    comments.reply(first, tester, "Will fix <b>that</b>")
+    db.session.commit()
+    signed_in(tester)
+    html = page_text(client.get(f"/clips/{clip.id}"))
+    assert 'id="comment-markers"' in html
+    assert f'id="comment-{first.id}"' in html
+    assert 'data-marker-at="1.5" data-marker-until="2.0"' in html
+    assert 'data-seek="1.5"' in html
+    assert ">0:01.5" in html
+    assert "Six fingers" in html
+    assert "Will fix &lt;b&gt;that&lt;/b&gt;" in html
+    assert "a reviewer" in html
+    assert "Rita" not in html
+    assert 'name="comment-at"' in html
+    assert f'name="reply-{first.id}-body"' in html
+    assert "js/comments.js" in html
+
+
+def test_the_review_page_shows_the_panel_with_the_testers_name(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User, make_user: MakeUser
+) -> None:
+    tester = make_user(Role.TESTER, display_name="Tess Tester")
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    comments.add_comment(clip, tester, "Look at the ending", at_seconds=1.9)
+    db.session.commit()
+    signed_in(reviewer)
+    html = page_text(client.get(f"/review/{clip.id}"))
+    assert 'id="comment-markers"' in html
+    assert "Look at the ending" in html
+    assert "Tess Tester" in html
+    assert 'name="back" value="review"' in html
+
+
+def test_a_tester_comments_from_the_clip_page_without_javascript(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    signed_in(tester)
+    response = post_comment(client, clip, f"/clips/{clip.id}", body="Is 0:01 too dark?", at="1")
+    [comment] = db.session.scalars(select(Comment)).all()
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/clips/{clip.id}#comment-{comment.id}"
+    assert (comment.body, comment.at_seconds, comment.author_id) == (
+        "Is 0:01 too dark?",
+        1.0,
+        tester.id,
+    )
+
+
+def test_a_reviewer_comments_from_the_review_page_and_returns_there(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    signed_in(reviewer)
+    response = post_comment(
+        client, clip, f"/review/{clip.id}", back="review", body="Flicker", at="0.5", until="1.25"
+    )
+    comment = db.session.scalars(select(Comment)).one()
+    assert response.headers["Location"] == f"/review/{clip.id}#comment-{comment.id}"
+    assert (comment.at_seconds, comment.until_seconds) == (0.5, 1.25)
+
+
+def test_a_reply_from_the_page_returns_to_it(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    first = comments.add_comment(clip, reviewer, "Blur?", at_seconds=1.0)
+    db.session.commit()
+    signed_in(tester)
+    response = post_reply(client, clip, first, f"/clips/{clip.id}", "Yes, on purpose")
+    answer = db.session.scalars(select(Comment).where(Comment.thread_id == first.id)).one()
+    assert response.headers["Location"] == f"/clips/{clip.id}#comment-{answer.id}"
+    assert answer.body == "Yes, on purpose"
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"body": "Late", "at": "5"}, "within the clip: 0 to 2 seconds"),
+        ({"body": "Backwards", "at": "1.5", "until": "1"}, "after the start"),
+        ({"body": "Word", "at": "soon"}, "number"),
+        ({"body": "", "at": "1"}, "empty"),
+        ({"body": "x" * 10_000, "at": "1"}, "at most 2,000 characters"),
+    ],
+)
+def test_a_bad_comment_is_shown_on_the_form_keeping_the_input(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, tester: User,
+    fields: dict[str, str], says: str,
+) -> None:  # fmt: skip
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    signed_in(tester)
+    page = f"/clips/{clip.id}"
+    token = csrf_token(client, page)
+    data = {f"comment-{name}": value for name, value in fields.items()}
+    with no_comment_stored():
+        response = client.post(f"{page}/comments", data={**data, "csrf_token": token})
+    html = page_text(response)
+    assert response.status_code == 422
+    assert says in html
+    assert 'aria-invalid="true"' in html
+    assert fields["body"][:50] in html
+    assert f'value="{fields["at"]}"' in html
+
+
+def test_a_bad_reply_is_shown_beside_its_thread(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    first = comments.add_comment(clip, reviewer, "Blur?", at_seconds=1.0)
+    db.session.commit()
+    signed_in(reviewer)
+    with no_comment_stored():
+        response = post_reply(client, clip, first, f"/review/{clip.id}", "y" * 10_000)
+    assert response.status_code == 422
+    assert f'id="reply-{first.id}-body-errors"' in page_text(response)
+
+
+def test_a_reply_on_a_clip_one_may_not_see_is_404_and_stores_nothing(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User, make_user: MakeUser
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    first = comments.add_comment(clip, reviewer, "Blur?", at_seconds=1.0)
+    db.session.commit()
+    signed_in(make_user(Role.TESTER))
+    with no_comment_stored():
+        response = post_reply(client, clip, first, "/clips/", "Mine")
+    assert response.status_code == 404
+
+
+def test_a_reply_naming_a_comment_of_another_clip_is_404(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip, other = make_clip(ClipStatus.WAITING), make_clip(ClipStatus.WAITING)
+    elsewhere = comments.add_comment(other, reviewer, "There", at_seconds=1.0)
+    db.session.commit()
+    signed_in(reviewer)
+    token = csrf_token(client, "/review/")
+    with no_comment_stored():
+        response = client.post(
+            f"/clips/{clip.id}/comments/{elsewhere.id}/replies",
+            data={f"reply-{elsewhere.id}-body": "Here", "csrf_token": token},
+        )
+    assert response.status_code == 404
+
+
+def test_a_comment_on_a_clip_still_being_checked_is_refused(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.VERIFYING, tester=tester)
+    signed_in(tester)
+    with no_comment_stored():
+        response = post_comment(client, clip, f"/clips/{clip.id}", body="Hello")
+    assert response.status_code == 409
+
+
+def test_the_reject_form_offers_the_clips_comments_to_cite(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    blur = comments.add_comment(clip, reviewer, "Blur here", at_seconds=1.0)
+    db.session.commit()
+    signed_in(reviewer)
+    html = page_text(client.get(f"/review/{clip.id}"))
+    assert f'name="comment_ids" type="checkbox" value="{blur.id}"' in html
+
+
+def test_a_rejection_citing_comments_shows_them_to_the_tester(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User, tester: User,
+    app: Flask,
+) -> None:  # fmt: skip
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, tester=tester)
+    blur = comments.add_comment(clip, reviewer, "Blur here", at_seconds=1.0)
+    comments.add_comment(clip, reviewer, "Not cited", at_seconds=0.2)
+    db.session.commit()
+    signed_in(reviewer)
+    response = client.post(
+        f"/review/{clip.id}/reject",
+        data={
+            "category": "quality", "reason": "See the comment", "comment_ids": [str(blur.id)],
+            "csrf_token": csrf_token(client, f"/review/{clip.id}"),
+        },
+    )  # fmt: skip
+    assert response.status_code == 302
+    decision = db.session.scalars(select(Decision).where(Decision.clip_id == clip.id)).one()
+    assert [c.id for c in decision.comments] == [blur.id]
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/account")})
+    signed_in(tester)
+    html = page_text(client.get(f"/clips/{clip.id}"))
+    cited = html.split('class="cited-comments"')[1].split("</ul>")[0]
+    assert "Blur here" in cited
+    assert f'href="#comment-{blur.id}"' in cited
+    assert "Not cited" not in cited
+
+
+def test_a_rejection_citing_a_comment_of_another_clip_is_refused_on_the_form(
+    client: FlaskClient, signed_in: SignIn, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    elsewhere = comments.add_comment(make_clip(ClipStatus.WAITING), reviewer, "x", at_seconds=1)
+    db.session.commit()
+    signed_in(reviewer)
+    token = csrf_token(client, f"/review/{clip.id}")
+    with no_comment_stored():
+        response = client.post(
+            f"/review/{clip.id}/reject",
+            data={"category": "quality", "reason": "r", "comment_ids": [str(elsewhere.id)],
+                  "csrf_token": token},
+        )  # fmt: skip
+    assert response.status_code == 422
+    assert "only at comments on this clip" in page_text(response)
