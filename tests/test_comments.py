@@ -32,6 +32,7 @@ from approval.models import (
 )
 from approval.ops import comments, workflow
 from approval.ops.errors import InvalidInput, NotFound, StateConflict
+from tests.plugins.api import bearer, problem
 from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import SignIn, csrf_token
 
@@ -573,3 +574,176 @@ def test_a_rejection_citing_a_comment_of_another_clip_is_refused_on_the_form(
         )  # fmt: skip
     assert response.status_code == 422
     assert "only at comments on this clip" in page_text(response)
+
+
+# --- the API --------------------------------------------------------------------------------------
+
+
+def test_the_api_adds_a_comment_and_lists_the_threads(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING, tester=tester)
+    made = client.post(
+        f"/api/v1/clips/{clip.id}/comments",
+        json={"body": " Six fingers ", "at": 1.5, "until": 2},
+        headers=bearer(reviewer),
+    )
+    assert made.status_code == 201, made.get_json()
+    thread = made.get_json()
+    assert (thread["body"], thread["at"], thread["until"], thread["thread"]) == (
+        "Six fingers", 1.5, 2.0, None,
+    )  # fmt: skip
+    answered = client.post(
+        f"/api/v1/clips/{clip.id}/comments/{thread['id']}/replies",
+        json={"body": "Will fix"},
+        headers=bearer(tester),
+    )
+    assert answered.status_code == 201
+    assert answered.get_json()["thread"] == thread["id"]
+    listed = client.get(f"/api/v1/clips/{clip.id}/comments", headers=bearer(tester)).get_json()
+    [only] = listed["items"]
+    assert only["author"] is None
+    assert only["author_name"] == "a reviewer"
+    assert [(r["body"], r["by_tester"], r["author"]["id"]) for r in only["replies"]] == [
+        ("Will fix", True, tester.id)
+    ]
+
+
+def test_the_api_names_reviewers_to_the_staff(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User, admin: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    comments.add_comment(clip, reviewer, "Blur", at_seconds=1.0)
+    db.session.commit()
+    listed = client.get(f"/api/v1/clips/{clip.id}/comments", headers=bearer(admin)).get_json()
+    assert listed["items"][0]["author"] == {"id": reviewer.id, "name": reviewer.display_name}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"body": "Late", "at": 2.5}, "at"),
+        ({"body": "Early", "at": -1}, "at"),
+        ({"body": "Backwards", "at": 1.5, "until": 1.0}, "until"),
+        ({"body": "Past the end", "at": 1.5, "until": 9}, "until"),
+        ({"body": "No start", "until": 1.0}, "until"),
+        ({"body": "", "at": 1}, "body"),
+        ({"body": "   ", "at": 1}, "body"),
+        ({"body": "x" * 10_000, "at": 1}, "body"),
+        ({"body": "a\x00b", "at": 1}, "body"),
+        ({"at": 1}, "body"),
+    ],
+)
+def test_the_api_refuses_a_bad_comment_with_422_naming_the_field(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User, body: dict[str, Any], field: str
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    headers = bearer(reviewer)
+    with no_comment_stored():
+        response = client.post(f"/api/v1/clips/{clip.id}/comments", json=body, headers=headers)
+    refusal = problem(response, 422)
+    assert [error["field"] for error in refusal["errors"]] == [field]
+    assert refusal["detail"].startswith(f"{field}:") or field in refusal["detail"]
+
+
+def test_the_api_refuses_a_bad_reply_body_with_422(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    first = comments.add_comment(clip, reviewer, "Blur", at_seconds=1.0)
+    headers = bearer(reviewer)
+    with no_comment_stored():
+        response = client.post(
+            f"/api/v1/clips/{clip.id}/comments/{first.id}/replies",
+            json={"body": "x" * 10_000},
+            headers=headers,
+        )
+    assert problem(response, 422)["errors"][0]["field"] == "body"
+
+
+def test_the_api_answers_404_for_a_reply_on_a_clip_one_may_not_see(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User, make_user: MakeUser
+) -> None:
+    clip = make_clip(ClipStatus.WAITING)
+    first = comments.add_comment(clip, reviewer, "Blur", at_seconds=1.0)
+    headers = bearer(make_user(Role.TESTER))
+    with no_comment_stored():
+        reply = client.post(
+            f"/api/v1/clips/{clip.id}/comments/{first.id}/replies",
+            json={"body": "Mine"},
+            headers=headers,
+        )
+        listing = client.get(f"/api/v1/clips/{clip.id}/comments", headers=headers)
+        new = client.post(
+            f"/api/v1/clips/{clip.id}/comments", json={"body": "Mine"}, headers=headers
+        )
+    problem(reply, 404)
+    problem(listing, 404)
+    problem(new, 404)
+
+
+def test_the_api_answers_404_for_a_comment_of_another_clip(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip, other = make_clip(ClipStatus.WAITING), make_clip(ClipStatus.WAITING)
+    elsewhere = comments.add_comment(other, reviewer, "There", at_seconds=1.0)
+    headers = bearer(reviewer)
+    with no_comment_stored():
+        response = client.post(
+            f"/api/v1/clips/{clip.id}/comments/{elsewhere.id}/replies",
+            json={"body": "Here"},
+            headers=headers,
+        )
+    problem(response, 404)
+
+
+def test_the_api_answers_409_on_a_clip_not_checked_yet(
+    client: FlaskClient, make_clip: MakeClip, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.UPLOADING, tester=tester)
+    headers = bearer(tester)
+    with no_comment_stored():
+        response = client.post(
+            f"/api/v1/clips/{clip.id}/comments", json={"body": "Hello"}, headers=headers
+        )
+    problem(response, 409)
+
+
+def test_the_api_decision_can_cite_comments(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    blur = comments.add_comment(clip, reviewer, "Blur", at_seconds=1.0)
+    db.session.commit()
+    response = client.post(
+        f"/api/v1/clips/{clip.id}/decision",
+        json={
+            "decision": "reject",
+            "category": "quality",
+            "reason": "See",
+            "comment_ids": [blur.id],
+        },
+        headers=bearer(reviewer),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["decision"]["comment_ids"] == [blur.id]
+
+
+def test_the_api_decision_citing_another_clips_comment_is_422(
+    client: FlaskClient, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer)
+    elsewhere = comments.add_comment(make_clip(ClipStatus.WAITING), reviewer, "x", at_seconds=1)
+    headers = bearer(reviewer)
+    with no_comment_stored():
+        response = client.post(
+            f"/api/v1/clips/{clip.id}/decision",
+            json={"decision": "reject", "category": "quality", "reason": "r",
+                  "comment_ids": [elsewhere.id]},
+            headers=headers,
+        )  # fmt: skip
+    refusal = problem(response, 422)
+    assert refusal["errors"] == [
+        {"field": "comment_ids", "message": refusal["errors"][0]["message"]}
+    ]
+    assert "only at comments on this clip" in refusal["detail"]
