@@ -747,3 +747,13 @@ def test_the_api_decision_citing_another_clips_comment_is_422(
         {"field": "comment_ids", "message": refusal["errors"][0]["message"]}
     ]
     assert "only at comments on this clip" in refusal["detail"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_clip_id_no_row_can_have_is_404_for_both_methods_of_the_comments_path(
+    client: FlaskClient, as_reviewer: dict[str, str], method: str
+) -> None:
+    response = client.open(
+        "/api/v1/clips/2147483648/comments", method=method, json={"body": "x"}, headers=as_reviewer
+    )
+    problem(response, 404)
