@@ -757,3 +757,20 @@ def test_a_clip_id_no_row_can_have_is_404_for_both_methods_of_the_comments_path(
         "/api/v1/clips/2147483648/comments", method=method, json={"body": "x"}, headers=as_reviewer
     )
     problem(response, 404)
+
+
+def test_the_rejection_notice_names_the_moments_of_the_cited_comments(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = make_clip(ClipStatus.IN_REVIEW, reviewer=reviewer, tester=tester)
+    blur = comments.add_comment(clip, reviewer, "Blur", at_seconds=1.0)
+    hand = comments.add_comment(clip, reviewer, "Hand", at_seconds=0.3)
+    workflow.decide(
+        clip, reviewer, Verdict.REJECT, category="quality", reason="See comments",
+        comment_ids=[blur.id, hand.id],
+    )  # fmt: skip
+    db.session.commit()
+    notice = db.session.scalars(
+        select(Notification).where(Notification.kind == "clip.rejected")
+    ).one()
+    assert "See the comments at 0:00.3 and 0:01." in notice.body

@@ -6,6 +6,7 @@ that transaction commits (see outbox.py); the decision never waits on, or fails 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from approval import outbox, paging
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
-from approval.models import MAX_ID, Clip, Notification, Role, User, UserRole
+from approval.models import MAX_ID, Clip, Comment, Notification, Role, User, UserRole
 from approval.ops import queue
 from approval.ops.errors import NotAllowed, NotFound
 
@@ -77,14 +78,15 @@ def clip_approved(clip: Clip) -> Notification:
     )
 
 
-def clip_rejected(clip: Clip) -> Notification:
-    """Tell the tester their clip was rejected, and why."""
+def clip_rejected(clip: Clip, cited: Sequence[Comment] = ()) -> Notification:
+    """Tell the tester their clip was rejected, and why (with the comments it points at)."""
     category = rejection_categories().get(
         clip.decision_category or "", clip.decision_category or ""
     )
     moment = ""
     if clip.decision_timecode is not None:
         moment = f" The reviewer points at {timecode(clip.decision_timecode)}."
+    moment += _cited(cited)
     return notify(
         clip.tester,
         "clip.rejected",
@@ -93,6 +95,19 @@ def clip_rejected(clip: Clip) -> Notification:
         f"{_quoted(clip)} was rejected ({category}): {clip.decision_reason}{moment}\n"
         "You can upload a new version from the clip's page.",
     )
+
+
+def _cited(cited: Sequence[Comment]) -> str:
+    """ " See the comments at 0:00.3 and 0:01.", in the order of the clip."""
+    if not cited:
+        return ""
+    timed = sorted(c.at_seconds for c in cited if c.at_seconds is not None)
+    places = [timecode(seconds) for seconds in timed]
+    if len(timed) < len(cited):
+        places.append("on the whole clip")
+    listed = places[0] if len(places) == 1 else f"{', '.join(places[:-1])} and {places[-1]}"
+    noun = "comment" if len(cited) == 1 else "comments"
+    return f" See the {noun} at {listed}." if timed else f" See the {noun} {listed}."
 
 
 def clip_taken_down(clip: Clip) -> Notification:

@@ -382,7 +382,7 @@ def decide(
             reason=reason,
             data=data,
         )
-        notifications.clip_rejected(clip)
+        notifications.clip_rejected(clip, cited)
     elif approvals >= current_app.config["APPROVALS_REQUIRED"]:
         move(
             clip,
