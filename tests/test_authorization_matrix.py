@@ -45,7 +45,7 @@ from werkzeug.test import TestResponse
 from approval.api.blueprint import api as api_registry
 from approval.extensions import db, limiter
 from approval.models import Clip, ClipStatus, Notification, Role, ShareLink, User
-from approval.ops import people, sharing, tokens, uploads
+from approval.ops import comments, people, sharing, tokens, uploads
 from approval.web import app_put_url
 from tests.plugins.factories import PASSWORD
 from tests.plugins.snapshot import nothing_changed, snapshot
@@ -125,6 +125,9 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("clips.status", "GET"):                  row("/clips/{waiting}/status",            SIGN_IN, 200, 404, 200, 200),
     ("clips.detail", "GET"):                  row("/clips/{waiting}",                   SIGN_IN, 200, 404, 200, 200),
     ("clips.withdraw_clip", "POST"):          row("/clips/{waiting}/withdraw",          SIGN_IN, 302, 404, 403, 403),
+    # Comments: whoever sees a clip; an empty form shows the page again with the error (422).
+    ("clips.add_comment", "POST"):            row("/clips/{waiting}/comments",          SIGN_IN, 422, 404, 422, 422),
+    ("clips.reply_to_comment", "POST"):       row("/clips/{waiting}/comments/{comment}/replies", SIGN_IN, 422, 404, 422, 422),
     ("clips.media", "GET"):                   row("/clips/{approved}/media",            SIGN_IN, 200, 404, 200, 200),
     ("clips.poster", "GET"):                  row("/clips/{approved}/poster",           SIGN_IN, 200, 404, 200, 200),
     # share links: whoever sees a clip manages its links; the public pages need no account
@@ -165,6 +168,11 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("api.clip_ticket", "POST"):              row("/api/v1/clips/{uploading}/ticket",   401,     200, 404, 403, 403),
     ("api.complete_clip", "POST"):            row("/api/v1/clips/{uploading}/complete", 401,     422, 404, 403, 403),
     ("api.withdraw_clip", "POST"):            row("/api/v1/clips/{waiting}/withdraw",   401,     200, 404, 403, 403),
+    ("api.list_comments", "GET"):             row("/api/v1/clips/{waiting}/comments",   401,     200, 404, 200, 200),
+    # The body is read before the clip is looked up, so `{}` is a 422 for every signed-in
+    # caller, an unseen clip and one that exists nowhere alike (test_comments.py has the 404s).
+    ("api.add_comment", "POST"):              row("/api/v1/clips/{waiting}/comments",   401,     422, 422, 422, 422),
+    ("api.reply_to_comment", "POST"):         row("/api/v1/clips/{waiting}/comments/{comment}/replies", 401, 422, 422, 422, 422),
     ("api.decide", "POST"):                   row("/api/v1/clips/{in_review}/decision", 401,     403, 403, 422, 403),
     ("api.create_share_link", "POST"):        row("/api/v1/clips/{approved}/share-links", 401,   201, 404, 201, 201),
     ("api.revoke_share_link", "DELETE"):      row("/api/v1/share-links/{link}",         401,     204, 404, 204, 204),
@@ -219,6 +227,7 @@ def world(app: Flask, make_user: MakeUser, make_clip: MakeClip) -> World:
     )
     # Claimed by the reviewer, who holds no other claim.
     in_review = make_clip(ClipStatus.IN_REVIEW, tester=tester, reviewer=reviewer)
+    comment = comments.add_comment(waiting, reviewer, "Is the ending too dark?", at_seconds=1.0)
     script_token, _ = tokens.create(tester, name="script", actor=tester)
     db.session.commit()
     notification = db.session.scalar(sa.select(Notification.id).filter_by(user_id=tester.id))
@@ -236,6 +245,7 @@ def world(app: Flask, make_user: MakeUser, make_clip: MakeClip) -> World:
             "uploading": uploading.id,
             "upload_url": urlsplit(ticket.url)._replace(scheme="", netloc="").geturl(),
             "waiting": waiting.id,
+            "comment": comment.id,
             "in_review": in_review.id,
             "approved": approved.id,
             "link": link.id,

@@ -37,7 +37,7 @@ from approval.api import api
 from approval.api.registry import IdConverter
 from approval.extensions import db, limiter
 from approval.models import ClipStatus, Notification, Role, User
-from approval.ops import people, sharing, tokens
+from approval.ops import comments, people, sharing, tokens
 from tests.plugins.factories import PASSWORD, FrozenClock
 from tests.plugins.web import csrf_token
 
@@ -119,6 +119,11 @@ def world(
         approved, tester, passphrase="open sesame", expires_at=clock.now + timedelta(days=3)
     )
     password_token = people.issue_password_link(invited, actor=admin)
+    # A thread on a clip the tester sees, and one on a clip only the staff see.
+    threads = [
+        comments.add_comment(clip, decider, "Look here", at_seconds=1.0)
+        for clip in (clips[ClipStatus.WAITING], foreign)
+    ]
     api_tokens = [tokens.create(user, name="walk", actor=None)[0] for user in (tester, admin)]
     db.session.commit()
     notifications = db.session.scalars(db.select(Notification.id)).all()
@@ -131,6 +136,7 @@ def world(
             "link_id": [str(link.id), str(guarded.id)],
             "token_id": [str(t.id) for t in api_tokens],
             "notification_id": [str(n) for n in notifications],
+            "comment_id": [str(c.id) for c in threads],
             "token": [share_token, guarded_token, password_token],
             "filename": [str(static[0].relative_to(app.static_folder or "")) if static else "x"],
         },

@@ -489,6 +489,7 @@ def test_review_page_has_no_inline_script(
     scripts = re.findall(r"<script[^>]*>", page)
     assert scripts == [
         '<script src="/static/js/player.js" defer>',
+        '<script src="/static/js/comments.js" defer>',
         '<script src="/static/js/review.js" defer>',
     ]
     assert not re.search(r"\son[a-z]+=", page)  # no event-handler attributes either

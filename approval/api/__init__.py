@@ -7,7 +7,7 @@ from flask import Flask, Response
 from approval.extensions import csrf, db
 from approval.paging import BAD_CURSOR, BadCursor
 
-from . import audit_log, clips, openapi, review, sharing  # noqa: F401  # routes register on bp
+from . import audit_log, clips, comments, openapi, review, sharing  # noqa: F401  # routes register on bp
 from .blueprint import api, bp
 from .commands import tokens_cli
 from .problems import ApiError

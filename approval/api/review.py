@@ -71,7 +71,12 @@ def decide(user: User, clip_id: int, body: rs.DecisionCreate) -> Reply:
     """
     clip = access.visible_clip(clip_id, user)
     verdict = Verdict(body.decision)
-    options = {"category": body.category, "reason": body.reason, "timecode": body.timecode}
+    options = {
+        "category": body.category,
+        "reason": body.reason,
+        "timecode": body.timecode,
+        "comment_ids": body.comment_ids,
+    }
     upcoming = None
     if body.claim_next:
         decision, upcoming = workflow.decide_and_claim_next(clip, user, verdict, **options)

@@ -11,6 +11,7 @@ from .schemas import (
     Body,
     ClipDetail,
     DecisionOut,
+    Id,
     LongText,
     Out,
     text,
@@ -41,6 +42,8 @@ class DecisionCreate(Body):
     """Required for a rejection; the tester reads it."""
     timecode: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     """Seconds into the clip a rejection points at."""
+    comment_ids: Annotated[list[Id], Field(max_length=100)] = []
+    """Comments of this clip a rejection points at (see the comments operations)."""
     claim_next: bool = False
     """Claim the next clip in the same step, as the review page does."""
 

@@ -270,6 +270,8 @@ class DecisionOut(Out):
     timecode: float | None
     played_seconds: float | None
     """How much of the clip the reviewer's player played (null from the API)."""
+    comment_ids: list[int]
+    """The clip's comments a rejection points at."""
     reviewer: Person | None
     """Null for testers: they never learn who reviewed their clip."""
     created_at: datetime

@@ -141,6 +141,7 @@ def decision_out(decision: Decision, viewer: User) -> s.DecisionOut:
         reason=decision.reason,
         timecode=decision.timecode,
         played_seconds=decision.played_seconds,
+        comment_ids=[comment.id for comment in decision.comments],
         reviewer=actor(decision.reviewer, viewer),
         created_at=decision.created_at,
     )

@@ -6,6 +6,7 @@ that transaction commits (see outbox.py); the decision never waits on, or fails 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,7 @@ from approval import outbox, paging
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
-from approval.models import MAX_ID, Clip, Notification, Role, User, UserRole
+from approval.models import MAX_ID, Clip, Comment, Notification, Role, User, UserRole
 from approval.ops import queue
 from approval.ops.errors import NotAllowed, NotFound
 
@@ -24,6 +25,7 @@ KINDS = {
     "clip.approved": "Approved",
     "clip.rejected": "Rejected",
     "clip.taken_down": "Taken down",
+    "comment.added": "Comment",
     "queue.digest": "Queue digest",
 }
 #: A digest goes out at most this often, so a cron job that runs twice sends once.
@@ -76,14 +78,15 @@ def clip_approved(clip: Clip) -> Notification:
     )
 
 
-def clip_rejected(clip: Clip) -> Notification:
-    """Tell the tester their clip was rejected, and why."""
+def clip_rejected(clip: Clip, cited: Sequence[Comment] = ()) -> Notification:
+    """Tell the tester their clip was rejected, and why (with the comments it points at)."""
     category = rejection_categories().get(
         clip.decision_category or "", clip.decision_category or ""
     )
     moment = ""
     if clip.decision_timecode is not None:
         moment = f" The reviewer points at {timecode(clip.decision_timecode)}."
+    moment += _cited(cited)
     return notify(
         clip.tester,
         "clip.rejected",
@@ -94,6 +97,19 @@ def clip_rejected(clip: Clip) -> Notification:
     )
 
 
+def _cited(cited: Sequence[Comment]) -> str:
+    """ " See the comments at 0:00.3 and 0:01.", in the order of the clip."""
+    if not cited:
+        return ""
+    timed = sorted(c.at_seconds for c in cited if c.at_seconds is not None)
+    places = [timecode(seconds) for seconds in timed]
+    if len(timed) < len(cited):
+        places.append("on the whole clip")
+    listed = places[0] if len(places) == 1 else f"{', '.join(places[:-1])} and {places[-1]}"
+    noun = "comment" if len(cited) == 1 else "comments"
+    return f" See the {noun} at {listed}." if timed else f" See the {noun} {listed}."
+
+
 def clip_taken_down(clip: Clip) -> Notification:
     """Tell the tester their approved clip was taken down; its links no longer work."""
     return notify(
@@ -102,6 +118,20 @@ def clip_taken_down(clip: Clip) -> Notification:
         clip,
         f"Taken down: {clip.title}",
         f"{_quoted(clip)} was taken down: {clip.takedown_reason}\nIts share links no longer work.",
+    )
+
+
+def comment_added(
+    user: User, clip: Clip, who: str, verb: str, moment: str, words: str
+) -> Notification:
+    """Tell someone of a comment or reply on a clip they take part in (see ops/comments.py)."""
+    who = who[:1].upper() + who[1:]
+    return notify(
+        user,
+        "comment.added",
+        clip,
+        f"{who} {verb} on {clip.title}",
+        f"{who} {verb} on {_quoted(clip)}{moment}:\n{words}",
     )
 
 
@@ -167,6 +197,8 @@ def target(notification: Notification) -> Target | None:
     anchor = ""
     if notification.kind == "clip.rejected" and clip.decision_timecode is not None:
         anchor = f"#t={clip.decision_timecode:.1f}"
+    elif notification.kind == "comment.added":
+        anchor = "#comments"
     return Target("clips.detail", {"clip_id": clip.id}, anchor)
 
 

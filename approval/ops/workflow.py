@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,7 +41,7 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.ops import claims, notifications
+from approval.ops import claims, comments, notifications
 from approval.ops.errors import InvalidInput, NotAllowed, NotFound, StateConflict
 from approval.ops.transitions import describe, lock, move
 
@@ -317,11 +318,13 @@ def decide(
     reason: str | None = None,
     timecode: float | None = None,
     played_seconds: float | None = None,
+    comment_ids: Sequence[int] = (),
 ) -> Decision:
     """Record a verdict under a live claim; enough approvals approve, any rejection rejects.
 
     `played_seconds` is how much of the clip the reviewer's player reported playing (None
     from the API); the audit event keeps it beside the hashes of every file they were served.
+    A rejection may cite comments of the clip (`comment_ids`); an approval cites none.
     """
     if clip.is_owned_by(reviewer):
         raise NotAllowed("You cannot decide on a clip you uploaded.")
@@ -331,8 +334,10 @@ def decide(
     if verdict == Verdict.REJECT:
         _check_rejection(category, reason)
         check_timecode(clip, timecode)
+        cited = comments.cited(clip, comment_ids)
     else:
         category = timecode = None  # an approval points at nothing in particular
+        cited = []
     played_seconds = check_played_seconds(played_seconds)
 
     now = utcnow()
@@ -358,6 +363,8 @@ def decide(
         # What the reviewer was shown, so the log proves what was watched and what is shared.
         "served_sha256": served_hashes(clip),
     }
+    if cited:
+        data["comments"] = [comment.id for comment in cited]
     if verdict == Verdict.REJECT:
         move(
             clip,
@@ -375,7 +382,7 @@ def decide(
             reason=reason,
             data=data,
         )
-        notifications.clip_rejected(clip)
+        notifications.clip_rejected(clip, cited)
     elif approvals >= current_app.config["APPROVALS_REQUIRED"]:
         move(
             clip,
@@ -406,6 +413,7 @@ def decide(
         timecode=timecode,
         played_seconds=played_seconds,
         created_at=now,
+        comments=cited,
     )
     db.session.add(decision)
     db.session.flush()

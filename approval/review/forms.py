@@ -11,6 +11,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from approval.config import rejection_categories
+from approval.forms import MultiCheckboxField
+from approval.models import Comment
+from approval.ops.notifications import timecode
 from approval.ops.queue import AGES, Filters
 
 
@@ -48,6 +51,15 @@ class QueueFilterForm(FlaskForm):
         )
 
 
+class CitedComments(MultiCheckboxField):
+    """The clip's comments a rejection points at; any other id is refused in words."""
+
+    def pre_validate(self, form: Any) -> None:
+        offered = {choice.value for choice in self.choices}  # type: ignore[union-attr]
+        if any(value not in offered for value in self.data or []):
+            raise ValidationError("A rejection can point only at comments on this clip.")
+
+
 class RejectForm(FlaskForm):
     """A rejection needs a category and a reason the tester will read; a timecode is optional."""
 
@@ -67,13 +79,24 @@ class RejectForm(FlaskForm):
         validators=[Optional()],
         description="Optional: where in the clip the problem is, in seconds.",
     )
+    comment_ids = CitedComments("Point at comments (optional)", coerce=int, validators=[Optional()])
 
-    def __init__(self, *args: Any, duration: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        duration: float | None = None,
+        comments: list[Comment] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.duration = duration
         self.category.choices = [
             SelectChoice("", "Choose a category…"),
             *(SelectChoice(key, label) for key, label in rejection_categories().items()),
+        ]
+        # The clip's threads: a rejection can say "see the comments at 0:03 and 0:07".
+        self.comment_ids.choices = [
+            SelectChoice(comment.id, _citation(comment)) for comment in comments or []
         ]
 
     def validate_timecode(self, field: Field) -> None:
@@ -83,3 +106,11 @@ class RejectForm(FlaskForm):
             raise ValidationError("Give a number of seconds from 0.")
         if self.duration is not None and field.data > self.duration:
             raise ValidationError(f"The clip is only {self.duration:g} seconds long.")
+
+
+def _citation(comment: Comment) -> str:
+    """How the reject form lists a comment: its moment and the start of its words."""
+    words = comment.body if len(comment.body) <= 80 else comment.body[:79] + "…"
+    if comment.at_seconds is None:
+        return f"Whole clip: {words}"
+    return f"{timecode(comment.at_seconds)}: {words}"

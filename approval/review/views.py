@@ -16,7 +16,7 @@ from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, Verdict
-from approval.ops import claims, known_bytes, people, workflow
+from approval.ops import claims, comments, known_bytes, people, workflow
 from approval.ops import queue as reads
 from approval.web import roles_required
 
@@ -80,7 +80,11 @@ def _open(clip: Clip | None) -> BaseResponse:
 def review_clip(clip_id: int) -> str:
     """One clip to review: player, facts, earlier versions, and the decision forms."""
     clip = db.get_or_404(Clip, clip_id)
-    return _render_clip(clip, RejectForm(duration=clip.duration_seconds))
+    return _render_clip(clip, _reject_form(clip))
+
+
+def _reject_form(clip: Clip) -> RejectForm:
+    return RejectForm(duration=clip.duration_seconds, comments=comments.threads(clip))
 
 
 def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
@@ -153,7 +157,7 @@ def approve(clip_id: int) -> BaseResponse:
 def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
     """Reject the clip with a category and a reason, then open the next one."""
     clip = db.get_or_404(Clip, clip_id)
-    form = RejectForm(duration=clip.duration_seconds)
+    form = _reject_form(clip)
     if not form.validate_on_submit():
         return _render_clip(clip, form), 422
     _, upcoming = workflow.decide_and_claim_next(
@@ -164,6 +168,7 @@ def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
         reason=form.reason.data,
         timecode=form.timecode.data,
         played_seconds=_played_seconds(),
+        comment_ids=form.comment_ids.data or [],
     )
     flash(f"“{clip.title}”: rejected.", "success")
     return _open(upcoming)
