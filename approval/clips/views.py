@@ -76,10 +76,13 @@ def upload() -> BaseResponse | str | tuple[str, int]:
     """The upload form; without JavaScript the file comes with it and streams to storage."""
     previous = _previous(query_id("previous"))
     form = UploadForm()
+    if previous is not None and not form.is_submitted():
+        form.fill_from(previous)
     if not form.validate_on_submit():
         return _upload_page(form, previous, 400 if form.is_submitted() else 200)
-    file = form.file.data
-    if not file or not file.filename:
+    # Without JavaScript one file makes one clip; the page's script sends several one by one.
+    file = next((f for f in form.file.data or [] if f and f.filename), None)
+    if file is None:
         form.file.errors = ["Choose a video file."]
         return _upload_page(form, previous, 400)
     try:
