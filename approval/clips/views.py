@@ -28,7 +28,7 @@ from approval.forms import ActionForm
 from approval.inputs import query_id
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import access, clip_lists, known_bytes, uploads
+from approval.ops import access, clip_lists, dismissals, known_bytes, uploads
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
@@ -65,9 +65,20 @@ def _previous(previous_id: int | None) -> Clip | None:
 @roles_required(Role.TESTER)
 def mine() -> str:
     """The tester's own clips, newest first, a page at a time (keyset on id)."""
-    page = clip_lists.own(current_user, cursor=request.args.get("cursor"))
-    next_page = url_for("clips.mine", cursor=page.next) if page.next else None
-    return render_template("clips/mine.html", clips=page.items, next_page=next_page)
+    show_dismissed = request.args.get("dismissed") == "1"
+    page = clip_lists.own(
+        current_user, cursor=request.args.get("cursor"), with_dismissed=show_dismissed
+    )
+    more = {"dismissed": 1} if show_dismissed else {}
+    next_page = url_for("clips.mine", cursor=page.next, **more) if page.next else None
+    return render_template(
+        "clips/mine.html",
+        clips=page.items,
+        next_page=next_page,
+        show_dismissed=show_dismissed,
+        dismissed_count=clip_lists.dismissed_count(current_user),
+        action_form=ActionForm(),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -199,7 +210,11 @@ def status(clip_id: int) -> Response:
 @login_required
 def detail(clip_id: int) -> str:
     """One clip: player, status, reasons, versions, share links and its own timeline."""
-    clip = access.visible_clip(clip_id, current_user)
+    return clip_page(access.visible_clip(clip_id, current_user))
+
+
+def clip_page(clip: Clip, *, share_form: ShareLinkForm | None = None) -> str:
+    """The clip's page; a share form that came back with errors is shown as it was typed."""
     return render_template(
         "clips/detail.html",
         clip=clip,
@@ -209,7 +224,7 @@ def detail(clip_id: int) -> str:
         action_form=ActionForm(),
         playable=clip.status in VERIFIED_STATES,
         links=clip.share_links,
-        share_form=ShareLinkForm(),
+        share_form=share_form or ShareLinkForm(formdata=None),
         now=utcnow(),
     )
 
@@ -222,6 +237,16 @@ def withdraw_clip(clip_id: int) -> BaseResponse:
     withdraw(clip, current_user)
     flash("The clip is withdrawn.", "success")
     return redirect(url_for("clips.detail", clip_id=clip.id))
+
+
+@bp.post("/<int:clip_id>/dismiss")
+@roles_required(Role.TESTER)
+def dismiss(clip_id: int) -> BaseResponse:
+    """Put one's own failed upload out of sight in My clips (Show dismissed brings it back)."""
+    clip = access.own_clip(clip_id, current_user)
+    dismissals.dismiss(clip, current_user)
+    flash(f"The failed upload “{clip.original_filename}” is dismissed from My clips.", "success")
+    return redirect(url_for("clips.mine"))
 
 
 @bp.get("/<int:clip_id>/media")
