@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Response, jsonify, redirect, url_for
+from pathlib import Path
+
+from flask import Response, current_app, jsonify, redirect, url_for
 from flask_login import current_user
 from sqlalchemy import text
 from werkzeug.wrappers import Response as BaseResponse
@@ -29,6 +31,17 @@ def index() -> BaseResponse:
     if current_user.has_role(Role.REVIEWER):
         return redirect(url_for("review.queue"))
     return redirect(url_for("clips.mine"))
+
+
+@bp.get("/favicon.ico")
+@limiter.exempt
+def favicon() -> Response:
+    """The icon browsers ask for on their own, at the address they ask (an SVG; all take it)."""
+    assert current_app.static_folder is not None  # the factory always sets one
+    icon = (Path(current_app.static_folder) / "favicon.svg").read_bytes()
+    response = Response(icon, mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "public, max-age=86400"  # the same for everyone
+    return response
 
 
 @bp.get("/healthz")
