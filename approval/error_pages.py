@@ -130,7 +130,9 @@ def _share_link_page(status: int, title: str, detail: str) -> str | None:
     heading, advice = SHARE_LINK_MESSAGES.get(status, (title, SHARE_LINK_OTHER_ADVICE))
     if status == 403:  # the default text speaks of accounts
         detail = "This link does not allow that, or needs its passphrase first."
-    return render_template("sharing/unavailable.html", heading=heading, detail=detail, advice=advice)
+    return render_template(
+        "sharing/unavailable.html", heading=heading, detail=detail, advice=advice
+    )
 
 
 def error_page(status: int, detail: str | None = None, title: str | None = None) -> Response:

@@ -86,7 +86,11 @@ def test_what_was_typed_wins_over_the_previous_version_when_the_form_comes_back(
 ) -> None:
     previous = make_clip(ClipStatus.REJECTED, tester=tester, title="Rolling ball")
     url = f"/clips/new?previous={previous.id}"
-    data = {"title": "Ball, take two", "generator": "", "csrf_token": csrf_token(tester_client, url)}
+    data = {
+        "title": "Ball, take two",
+        "generator": "",
+        "csrf_token": csrf_token(tester_client, url),
+    }
     with nothing_changed():
         response = tester_client.post(url, data=data)  # no file: the form comes back
     page = response.get_data(as_text=True)
@@ -151,7 +155,8 @@ def test_a_share_form_error_focuses_the_field_at_fault(
 ) -> None:
     _, page = _share(tester_client, approved, expiry="date", expires_on="2020-01-01")
     tag = re.search(r'<input[^>]*name="expires_on"[^>]*>', page)
-    assert tag and "autofocus" in tag.group(0)
+    assert tag
+    assert "autofocus" in tag.group(0)
 
 
 # --- 3. titles say their limit, and a long one comes back with the input -------------------------
@@ -160,7 +165,8 @@ def test_a_share_form_error_focuses_the_field_at_fault(
 def test_the_title_states_its_limit_before_the_browser_cuts(tester_client: FlaskClient) -> None:
     page = tester_client.get("/clips/new").get_data(as_text=True)
     tag = re.search(r'<input[^>]*name="title"[^>]*>', page)
-    assert tag and 'maxlength="200"' in tag.group(0)
+    assert tag
+    assert 'maxlength="200"' in tag.group(0)
     assert "up to 200 characters" in page.lower()
     assert 'aria-describedby="title-hint' in tag.group(0)
 
@@ -176,7 +182,8 @@ def test_a_title_over_the_limit_comes_back_with_the_input_and_the_count(
     assert response.status_code == 400
     assert input_value(page, "title") == title
     errors = field_errors(page, "title")
-    assert "200 characters" in errors and "230" in errors
+    assert "200 characters" in errors
+    assert "230" in errors
 
 
 # --- 5. failed uploads can be dismissed ----------------------------------------------------------
@@ -347,7 +354,9 @@ def test_favicon_ico_answers_with_the_icon(client: FlaskClient) -> None:
 @pytest.mark.parametrize("path", ["/login", "/s/" + "x" * 43])
 def test_pages_link_the_icon(client: FlaskClient, path: str) -> None:
     page = client.get(path).get_data(as_text=True)
-    assert re.search(r'<link rel="icon" href="/static/favicon\.svg[^"]*" type="image/svg\+xml">', page)
+    assert re.search(
+        r'<link rel="icon" href="/static/favicon\.svg[^"]*" type="image/svg\+xml">', page
+    )
 
 
 # --- 9. the form takes several files, filtered to video ------------------------------------------

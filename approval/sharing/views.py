@@ -16,6 +16,9 @@ from flask import (
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as BaseResponse
 
+# The module, not the function: clip views import this package's forms, so it may be half
+# loaded when this runs; clip_page is looked up when a request needs it.
+from approval.clips import views as clip_views
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import limiter
@@ -23,9 +26,6 @@ from approval.models import ShareLink
 from approval.ops import access, sharing
 from approval.ops.served import Media
 from approval.ops.workflow import InvalidInput
-# The module, not the function: clip views import this package's forms, so it may be half
-# loaded when this runs; clip_page is looked up when a request needs it.
-from approval.clips import views as clip_views
 from approval.web import client_address, show_refusal, site_url, storage_origin
 
 from . import bp

@@ -62,7 +62,8 @@ def _decide(site: Site, clip: Clip, reviewer: User, verdict: Verdict, reason: st
     with site.app.app_context():
         live = db.session.get(Clip, clip.id)
         person = db.session.get(User, reviewer.id)
-        assert live is not None and person is not None
+        assert live is not None
+        assert person is not None
         claims.claim(live, person)
         if verdict == Verdict.APPROVE:
             workflow.decide(live, person, Verdict.APPROVE)
@@ -75,7 +76,8 @@ def _share(site: Site, clip: Clip, tester: User) -> str:
     with site.app.app_context():
         live = db.session.get(Clip, clip.id)
         person = db.session.get(User, tester.id)
-        assert live is not None and person is not None
+        assert live is not None
+        assert person is not None
         _, token = sharing.create_link(
             live, person, label=LONG_WORD[:100], expires_at=None, passphrase=None,
             allow_download=True,
@@ -97,7 +99,10 @@ def test_long_words_never_widen_a_page(site: Site, chromium: Any, make_video: Ma
     reviewer = site.user(Role.REVIEWER, email="rey@example.com", name="Rey Reviewer")
     second = site.user(Role.REVIEWER, email="ria@example.com", name="Ria Reviewer")
     admin = site.user(Role.ADMIN, email="ada@example.com", name="Ada Admin")
-    video = make_video("ball.mp4", seconds=1.0, width=640, height=360)
+    # Three different files: the same bytes again would be refused as already rejected.
+    videos = [
+        make_video(f"ball-{n}.mp4", seconds=1.0 + n / 5, width=640, height=360) for n in range(3)
+    ]
     words = {
         "title": LONG_WORD,
         "prompt": LONG_WORD * 10,
@@ -105,17 +110,23 @@ def test_long_words_never_widen_a_page(site: Site, chromium: Any, make_video: Ma
         "generator": LONG_WORD,
         "generator_version": LONG_WORD[:100],
     }
-    approved = _uploaded(site, tester, video, **words)
+    approved = _uploaded(site, tester, videos[0], **words)
     _decide(site, approved, reviewer, Verdict.APPROVE)
     token = _share(site, approved, tester)
-    rejected = _uploaded(site, tester, video, **words)
+    rejected = _uploaded(site, tester, videos[1], **words)
     _decide(site, rejected, reviewer, Verdict.REJECT, reason=LONG_WORD * 5)
-    waiting = _uploaded(site, tester, video, **words)
+    waiting = _uploaded(site, tester, videos[2], **words)
+    assert waiting.status == ClipStatus.WAITING
 
     pages = {
         tester: ["/clips/", f"/clips/{approved.id}", f"/clips/{rejected.id}", "/inbox/"],
         second: ["/review/", f"/review/{waiting.id}"],
-        admin: ["/admin/people", f"/admin/people/{tester.id}", "/admin/audit", f"/clips/{rejected.id}"],
+        admin: [
+            "/admin/people",
+            f"/admin/people/{tester.id}",
+            "/admin/audit",
+            f"/clips/{rejected.id}",
+        ],
         None: [f"/s/{token}"],
     }
     too_wide = []
@@ -127,10 +138,12 @@ def test_long_words_never_widen_a_page(site: Site, chromium: Any, make_video: Ma
             page.goto(site.url + path)
             scroll, inner = _fits(page)
             if scroll > inner:
-                too_wide.append(f"{path} as {who.email if who else 'a stranger'}: {scroll} > {inner}")
+                too_wide.append(
+                    f"{path} as {who.email if who else 'a stranger'}: {scroll} > {inner}"
+                )
             site.shot(page, "long-words-" + path.strip("/").replace("/", "-"))
             site.check_a11y(page, f"long words, {path}")
-    assert too_wide == []
+    assert too_wide == [], "\n".join(too_wide)
     assert site.violations == []
     assert site.problems == []
 
@@ -145,7 +158,12 @@ def test_the_share_player_keeps_the_clips_aspect(
 ) -> None:
     tester = site.user(Role.TESTER, email="tess@example.com", name="Tess")
     reviewer = site.user(Role.REVIEWER, email="rey@example.com", name="Rey")
-    clip = _uploaded(site, tester, make_video("shape.mp4", seconds=1.0, width=width, height=height), title="Shape")
+    clip = _uploaded(
+        site,
+        tester,
+        make_video("shape.mp4", seconds=1.0, width=width, height=height),
+        title="Shape",
+    )
     _decide(site, clip, reviewer, Verdict.APPROVE)
     token = _share(site, clip, tester)
     for size in SIZES:
@@ -156,9 +174,11 @@ def test_the_share_player_keeps_the_clips_aspect(
             "() => { const r = document.getElementById('player').getBoundingClientRect();"
             " return [r.width, r.height]; }"
         )
-        assert box[0] > 0 and box[1] > 0
+        assert box[0] > 0
+        assert box[1] > 0
         assert abs(box[0] / box[1] - width / height) <= 0.01 * (width / height), (size, box)
-        assert box[0] <= SIZES[size][0] and box[1] <= 0.7 * SIZES[size][1] + 1, (size, box)
+        assert box[0] <= SIZES[size][0], (size, box)
+        assert box[1] <= 0.7 * SIZES[size][1] + 1, (size, box)
         site.shot(page, f"share-player-{size}")
         site.check_a11y(page, f"share page, {size}")
     assert site.violations == []
@@ -223,7 +243,8 @@ def test_several_files_become_several_clips_each_with_its_own_row(
     site.shot(page, f"two-files-chosen-{size}")
     page.click("#upload-submit")
     rows = _both_waiting(page)
-    assert "beach.mp4" in rows[0] and "forest-walk.mp4" in rows[1]
+    assert "beach.mp4" in rows[0]
+    assert "forest-walk.mp4" in rows[1]
     assert page.url.endswith("/clips/new")  # several files: the page stays, with the results
     assert site.clip(title="beach").status == ClipStatus.WAITING
     assert site.clip(title="forest-walk").status == ClipStatus.WAITING
