@@ -38,9 +38,9 @@ def favicon() -> Response:
     """The icon browsers ask for on their own, at the address they ask (an SVG; all take it)."""
     assert current_app.static_folder is not None  # the factory always sets one
     icon = (Path(current_app.static_folder) / "favicon.svg").read_bytes()
-    response = Response(icon, mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "public, max-age=86400"  # the same for everyone
-    return response
+    # No caching header of its own: to a signed-in caller it is private, no-store like every
+    # answer (approval/cache_headers.py); browsers keep favicons in a cache of their own.
+    return Response(icon, mimetype="image/svg+xml")
 
 
 @bp.get("/healthz")
