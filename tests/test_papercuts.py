@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -373,3 +374,23 @@ def test_the_file_picker_takes_several_videos(tester_client: FlaskClient) -> Non
     assert accept
     assert set(accept.group(1).split(",")) >= {"video/*", ".mp4", ".mov", ".webm", ".mkv"}
     assert 'id="drop-zone"' in page
+
+
+def test_without_javascript_the_form_takes_the_first_file_and_says_so(
+    tester_client: FlaskClient, make_video: Callable[..., Path]
+) -> None:
+    first, second = make_video("one.mp4"), make_video("two.mp4", seconds=1.0)
+    with first.open("rb") as one, second.open("rb") as two:
+        response = tester_client.post(
+            "/clips/new",
+            data={
+                "title": "Plain",
+                "file": [(one, "one.mp4"), (two, "two.mp4")],
+                "csrf_token": csrf_token(tester_client, "/clips/new"),
+            },
+            content_type="multipart/form-data",
+            follow_redirects=True,
+        )
+    clip = db.session.scalars(select(Clip)).one()
+    assert clip.original_filename == "one.mp4"
+    assert "Only the first file, one.mp4, was uploaded" in response.get_data(as_text=True)

@@ -92,7 +92,8 @@ def upload() -> BaseResponse | str | tuple[str, int]:
     if not form.validate_on_submit():
         return _upload_page(form, previous, 400 if form.is_submitted() else 200)
     # Without JavaScript one file makes one clip; the page's script sends several one by one.
-    file = next((f for f in form.file.data or [] if f and f.filename), None)
+    files = [f for f in form.file.data or [] if f and f.filename]
+    file = files[0] if files else None
     if file is None:
         form.file.errors = ["Choose a video file."]
         return _upload_page(form, previous, 400)
@@ -106,6 +107,12 @@ def upload() -> BaseResponse | str | tuple[str, int]:
         )
     except Refused as exc:
         return _upload_page(form, previous, show_refusal(exc, form, default_field="file"))
+    if len(files) > 1:
+        flash(
+            f"Only the first file, {clip.original_filename}, was uploaded: without JavaScript "
+            "the form takes one file at a time. Upload the others the same way.",
+            "warning",
+        )
     return AfterCommit(lambda: _after_completion(clip))
 
 
