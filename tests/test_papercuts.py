@@ -394,3 +394,12 @@ def test_without_javascript_the_form_takes_the_first_file_and_says_so(
     clip = db.session.scalars(select(Clip)).one()
     assert clip.original_filename == "one.mp4"
     assert "Only the first file, one.mp4, was uploaded" in response.get_data(as_text=True)
+
+
+def test_bad_share_options_for_a_clip_that_cannot_be_shared_still_say_why(
+    tester_client: FlaskClient, make_clip: MakeClip, tester: User
+) -> None:
+    taken_down = make_clip(ClipStatus.TAKEN_DOWN, tester=tester)
+    status, page = _share(tester_client, taken_down, expiry="date")
+    assert status == 422
+    assert "The share link was not made. Expiry date: Pick the expiry date." in page

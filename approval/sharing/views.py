@@ -22,7 +22,7 @@ from approval.clips import views as clip_views
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import limiter
-from approval.models import ShareLink
+from approval.models import ClipStatus, ShareLink
 from approval.ops import access, sharing
 from approval.ops.served import Media
 from approval.ops.workflow import InvalidInput
@@ -190,6 +190,11 @@ def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
     form = ShareLinkForm()
     # Bad options come back on the clip's page, as typed, each error beside its field (422).
     if not form.validate_on_submit():
+        if clip.status != ClipStatus.APPROVED:  # no share form on its page to hold the errors
+            errors = "; ".join(
+                f"{form[name].label.text}: {' '.join(e)}" for name, e in form.errors.items()
+            )
+            flash(f"The share link was not made. {errors}", "error")
         return clip_views.clip_page(clip, share_form=form), 422
     try:
         link, token = sharing.create_link(
