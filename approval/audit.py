@@ -47,6 +47,7 @@ ACTIONS = {
     "clip.taken_down": "taken down",
     "clip.integrity_failed": "stored bytes no longer match",
     "comment.added": "comment added",
+    "clip.dismissed": "failed upload dismissed",
     "share_link.created": "share link created",
     "share_link.revoked": "share link revoked",
     "api_token.created": "API token created",

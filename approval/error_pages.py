@@ -96,10 +96,52 @@ def _viewer() -> User | None:
     return user if isinstance(user, User) else None
 
 
+#: What a share link's outsider reads when it cannot play: (heading, what to do), by status.
+SHARE_LINK_MESSAGES = {
+    404: (
+        "This link does not work",
+        "Check that you have the whole link, or ask the person who sent it to you for a new one.",
+    ),
+    403: (
+        "Not available through this link",
+        "Open the link itself and type the passphrase if you were given one, or ask the "
+        "person who sent it.",
+    ),
+    410: (
+        "This link no longer works",
+        "It may have expired or been withdrawn. If you still need the clip, ask the person who "
+        "sent you the link for a new one.",
+    ),
+}
+
+
+#: The rest (too many passphrases, a store that is away): what happened says when to come back.
+SHARE_LINK_OTHER_ADVICE = "If it goes on, ask the person who sent you the link."
+
+
+def _share_link_page(status: int, title: str, detail: str) -> str | None:
+    """The outsiders' page for anything that goes wrong behind a share link (/s/...).
+
+    Whoever follows a share link has no account here: the page says what happened and what to
+    do, in the share pages' own frame, with no sign-in link or start page (None elsewhere).
+    """
+    if not request.path.startswith("/s/"):
+        return None
+    heading, advice = SHARE_LINK_MESSAGES.get(status, (title, SHARE_LINK_OTHER_ADVICE))
+    if status == 403:  # the default text speaks of accounts
+        detail = "This link does not allow that, or needs its passphrase first."
+    return render_template(
+        "sharing/unavailable.html", heading=heading, detail=detail, advice=advice
+    )
+
+
 def error_page(status: int, detail: str | None = None, title: str | None = None) -> Response:
     default_title, default_detail = MESSAGES.get(status, ("Error", ""))
     if wants_problem_json():
         return problem(status, detail or default_detail, title)
+    shared = _share_link_page(status, title or default_title, detail or default_detail)
+    if shared is not None:
+        return Response(shared, status=status)
     html = render_template(
         "errors/error.html",
         status=status,

@@ -92,6 +92,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     # endpoint, method                        url                                       anon     A    B    reviewer admin
     ("home.index", "GET"):                    row("/",                                  SIGN_IN, 302, 302, 302, 302),
     ("home.healthz", "GET"):                  row("/healthz",                           200,     200, 200, 200, 200),
+    ("home.favicon", "GET"):                  row("/favicon.ico",                       200,     200, 200, 200, 200),
     ("static", "GET"):                        row("/static/css/app.css",                200,     200, 200, 200, 200),
     # signing in and one's own account
     ("auth.login", "GET"):                    row("/login",                             200,     302, 302, 302, 302),
@@ -128,6 +129,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     # Comments: whoever sees a clip; an empty form shows the page again with the error (422).
     ("clips.add_comment", "POST"):            row("/clips/{waiting}/comments",          SIGN_IN, 422, 404, 422, 422),
     ("clips.reply_to_comment", "POST"):       row("/clips/{waiting}/comments/{comment}/replies", SIGN_IN, 422, 404, 422, 422),
+    ("clips.dismiss", "POST"):                row("/clips/{failed}/dismiss",            SIGN_IN, 302, 404, 403, 403),
     ("clips.media", "GET"):                   row("/clips/{approved}/media",            SIGN_IN, 200, 404, 200, 200),
     ("clips.poster", "GET"):                  row("/clips/{approved}/poster",           SIGN_IN, 200, 404, 200, 200),
     # share links: whoever sees a clip manages its links; the public pages need no account
@@ -173,6 +175,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     # caller, an unseen clip and one that exists nowhere alike (test_comments.py has the 404s).
     ("api.add_comment", "POST"):              row("/api/v1/clips/{waiting}/comments",   401,     422, 422, 422, 422),
     ("api.reply_to_comment", "POST"):         row("/api/v1/clips/{waiting}/comments/{comment}/replies", 401, 422, 422, 422, 422),
+    ("api.dismiss_clip", "POST"):             row("/api/v1/clips/{failed}/dismiss",     401,     200, 404, 403, 403),
     ("api.decide", "POST"):                   row("/api/v1/clips/{in_review}/decision", 401,     403, 403, 422, 403),
     ("api.create_share_link", "POST"):        row("/api/v1/clips/{approved}/share-links", 401,   201, 404, 201, 201),
     ("api.revoke_share_link", "DELETE"):      row("/api/v1/share-links/{link}",         401,     204, 404, 204, 204),
@@ -219,6 +222,7 @@ def world(app: Flask, make_user: MakeUser, make_clip: MakeClip) -> World:
     uploading = make_clip(ClipStatus.UPLOADING, tester=tester)
     ticket = uploads.ticket_for(uploading, app_put_url=app_put_url)
     waiting = make_clip(ClipStatus.WAITING, tester=tester)
+    failed = make_clip(ClipStatus.FAILED, tester=tester)
     approved = make_clip(
         ClipStatus.APPROVED, tester=tester, reviewer=reviewer, content=b"\x00\x00\x00\x18ftypmp42"
     )
@@ -246,6 +250,7 @@ def world(app: Flask, make_user: MakeUser, make_clip: MakeClip) -> World:
             "upload_url": urlsplit(ticket.url)._replace(scheme="", netloc="").geturl(),
             "waiting": waiting.id,
             "comment": comment.id,
+            "failed": failed.id,
             "in_review": in_review.id,
             "approved": approved.id,
             "link": link.id,

@@ -27,14 +27,15 @@ MakeUser = Callable[..., User]
 MakeClip = Callable[..., Clip]
 NUL = "\x00"
 LAYOUT = '<header class="site-header">'
+SHARE_LAYOUT = '<footer class="public-footer">'
 
 
-def refusal_page(response: Any, status: int) -> str:
+def refusal_page(response: Any, status: int, layout: str | None = None) -> str:
     """Assert a refusal page in the site's layout, without a trace; return its text."""
     assert response.status_code == status
     assert response.mimetype == "text/html"
     page = str(response.get_data(as_text=True))
-    assert LAYOUT in page
+    assert (layout or LAYOUT) in page
     assert "Traceback" not in page
     return page
 
@@ -58,7 +59,8 @@ def test_an_id_no_row_can_have_is_a_404_page(
     signed_in(make_user(Role.TESTER, Role.REVIEWER, Role.ADMIN))
     with nothing_changed():
         response = client.get(path)
-    refusal_page(response, 404)
+    # Share links are for outsiders: their refusals come in the share pages' own frame.
+    refusal_page(response, 404, SHARE_LAYOUT if path.startswith("/s/") else None)
 
 
 def test_the_largest_id_still_reaches_its_view(
@@ -251,7 +253,8 @@ def test_a_nul_character_in_a_filter_is_refused_with_a_page(
 def test_an_address_with_a_nul_character_names_nothing(client: FlaskClient, path: str) -> None:
     with nothing_changed():
         response = client.get(path)
-    refusal_page(response, 404)
+    # Share links are for outsiders: their refusals come in the share pages' own frame.
+    refusal_page(response, 404, SHARE_LAYOUT if path.startswith("/s/") else None)
 
 
 # --- the API keeps its own answers ---------------------------------------------------------------

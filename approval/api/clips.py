@@ -1,4 +1,5 @@
-"""Clips over the API: start an upload, get a ticket, report it done, list, read, withdraw.
+"""Clips over the API: start an upload, get a ticket, report it done, list, read, withdraw,
+dismiss a failed one.
 
 The same operations as the upload pages (uploads.create, uploads.ticket_for, uploads.complete,
 workflow.withdraw); a view validates, calls one of them, commits once and replies.
@@ -7,7 +8,7 @@ workflow.withdraw); a view validates, calls one of them, commits once and replie
 from __future__ import annotations
 
 from approval.models import ClipStatus, Role, User
-from approval.ops import access, clip_lists, uploads, workflow
+from approval.ops import access, clip_lists, dismissals, uploads, workflow
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
 from approval.web import app_put_url, site_url
@@ -132,6 +133,20 @@ def withdraw_clip(user: User, clip_id: int) -> Reply:
     """Withdraw one's own clip while it still waits for review."""
     clip = access.own_clip(clip_id, user)
     workflow.withdraw(clip, user)
+    return Reply(200, serialize.clip_detail(clip, user))
+
+
+@api.route(
+    "POST", "/clips/<id:clip_id>/dismiss", tag="clips", replies={200: s.ClipDetail},
+    roles=TESTER, errors=(409,),
+)  # fmt: skip
+def dismiss_clip(user: User, clip_id: int) -> Reply:
+    """Put one's own failed upload out of sight in My clips; 409 for any other clip.
+
+    The clip and its history stay; `dismissed_at` says when it was put away.
+    """
+    clip = access.own_clip(clip_id, user)
+    dismissals.dismiss(clip, user)
     return Reply(200, serialize.clip_detail(clip, user))
 
 

@@ -260,6 +260,8 @@ class ClipOut(Out):
     claim: Claim | None
     """Who is reviewing the clip now (reviewers and admins only)."""
     takedown: Takedown | None
+    dismissed_at: datetime | None
+    """When the tester put this failed upload out of sight (POST .../dismiss)."""
 
 
 class DecisionOut(Out):

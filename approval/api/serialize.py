@@ -126,6 +126,7 @@ def _fields(clip: Clip, viewer: User) -> dict[str, object]:
         "decision": _decision(clip, viewer),
         "claim": _claim(clip, viewer),
         "takedown": takedown,
+        "dismissed_at": clip.dismissed_at,
     }
 
 

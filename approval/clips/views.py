@@ -28,7 +28,7 @@ from approval.forms import ActionForm
 from approval.inputs import query_id
 from approval.media import format_duration
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role
-from approval.ops import access, clip_lists, known_bytes, storage_gc, uploads
+from approval.ops import access, clip_lists, dismissals, known_bytes, storage_gc, uploads
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
@@ -65,9 +65,20 @@ def _previous(previous_id: int | None) -> Clip | None:
 @roles_required(Role.TESTER)
 def mine() -> str:
     """The tester's own clips, newest first, a page at a time (keyset on id)."""
-    page = clip_lists.own(current_user, cursor=request.args.get("cursor"))
-    next_page = url_for("clips.mine", cursor=page.next) if page.next else None
-    return render_template("clips/mine.html", clips=page.items, next_page=next_page)
+    show_dismissed = request.args.get("dismissed") == "1"
+    page = clip_lists.own(
+        current_user, cursor=request.args.get("cursor"), with_dismissed=show_dismissed
+    )
+    more = {"dismissed": 1} if show_dismissed else {}
+    next_page = url_for("clips.mine", cursor=page.next, **more) if page.next else None
+    return render_template(
+        "clips/mine.html",
+        clips=page.items,
+        next_page=next_page,
+        show_dismissed=show_dismissed,
+        dismissed_count=clip_lists.dismissed_count(current_user),
+        action_form=ActionForm(),
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -76,10 +87,14 @@ def upload() -> BaseResponse | str | tuple[str, int]:
     """The upload form; without JavaScript the file comes with it and streams to storage."""
     previous = _previous(query_id("previous"))
     form = UploadForm()
+    if previous is not None and not form.is_submitted():
+        form.fill_from(previous)
     if not form.validate_on_submit():
         return _upload_page(form, previous, 400 if form.is_submitted() else 200)
-    file = form.file.data
-    if not file or not file.filename:
+    # Without JavaScript one file makes one clip; the page's script sends several one by one.
+    files = [f for f in form.file.data or [] if f and f.filename]
+    file = files[0] if files else None
+    if file is None:
         form.file.errors = ["Choose a video file."]
         return _upload_page(form, previous, 400)
     try:
@@ -92,6 +107,12 @@ def upload() -> BaseResponse | str | tuple[str, int]:
         )
     except Refused as exc:
         return _upload_page(form, previous, show_refusal(exc, form, default_field="file"))
+    if len(files) > 1:
+        flash(
+            f"Only the first file, {clip.original_filename}, was uploaded: without JavaScript "
+            "the form takes one file at a time. Upload the others the same way.",
+            "warning",
+        )
     return AfterCommit(lambda: _after_completion(clip))
 
 
@@ -196,7 +217,11 @@ def status(clip_id: int) -> Response:
 @login_required
 def detail(clip_id: int) -> str:
     """One clip: player, status, reasons, versions, share links and its own timeline."""
-    clip = access.visible_clip(clip_id, current_user)
+    return clip_page(access.visible_clip(clip_id, current_user))
+
+
+def clip_page(clip: Clip, *, share_form: ShareLinkForm | None = None) -> str:
+    """The clip's page; a share form that came back with errors is shown as it was typed."""
     return render_template(
         "clips/detail.html",
         clip=clip,
@@ -206,7 +231,7 @@ def detail(clip_id: int) -> str:
         action_form=ActionForm(),
         playable=clip.status in VERIFIED_STATES,
         links=clip.share_links,
-        share_form=ShareLinkForm(),
+        share_form=share_form or ShareLinkForm(formdata=None),
         now=utcnow(),
     )
 
@@ -219,6 +244,16 @@ def withdraw_clip(clip_id: int) -> BaseResponse:
     withdraw(clip, current_user)
     flash("The clip is withdrawn.", "success")
     return redirect(url_for("clips.detail", clip_id=clip.id))
+
+
+@bp.post("/<int:clip_id>/dismiss")
+@roles_required(Role.TESTER)
+def dismiss(clip_id: int) -> BaseResponse:
+    """Put one's own failed upload out of sight in My clips (Show dismissed brings it back)."""
+    clip = access.own_clip(clip_id, current_user)
+    dismissals.dismiss(clip, current_user)
+    flash(f"The failed upload “{clip.original_filename}” is dismissed from My clips.", "success")
+    return redirect(url_for("clips.mine"))
 
 
 @bp.get("/<int:clip_id>/media")

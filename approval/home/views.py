@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from flask import Response, jsonify, redirect, url_for
+from flask import Response, current_app, jsonify, redirect, url_for
 from flask_login import current_user
 from sqlalchemy import text
 from werkzeug.wrappers import Response as BaseResponse
@@ -29,6 +30,17 @@ def index() -> BaseResponse:
     if current_user.has_role(Role.REVIEWER):
         return redirect(url_for("review.queue"))
     return redirect(url_for("clips.mine"))
+
+
+@bp.get("/favicon.ico")
+@limiter.exempt
+def favicon() -> Response:
+    """The icon browsers ask for on their own, at the address they ask (an SVG; all take it)."""
+    assert current_app.static_folder is not None  # the factory always sets one
+    icon = (Path(current_app.static_folder) / "favicon.svg").read_bytes()
+    # No caching header of its own: to a signed-in caller it is private, no-store like every
+    # answer (approval/cache_headers.py); browsers keep favicons in a cache of their own.
+    return Response(icon, mimetype="image/svg+xml")
 
 
 @bp.get("/healthz")

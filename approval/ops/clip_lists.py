@@ -5,9 +5,10 @@ Both are newest first by id, a keyset page at a time (approval.paging).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from approval import paging
+from approval.extensions import db
 from approval.models import Clip, ClipStatus, User
 from approval.ops import access
 
@@ -15,10 +16,20 @@ from approval.ops import access
 PAGE_SIZE = 20
 
 
-def own(tester: User, *, cursor: str | None = None) -> paging.Page[Clip]:
-    """The tester's own clips, newest first, a page at a time."""
+def own(
+    tester: User, *, cursor: str | None = None, with_dismissed: bool = False
+) -> paging.Page[Clip]:
+    """The tester's own clips, newest first, a page at a time; dismissed uploads if asked."""
     query = select(Clip).where(Clip.tester_id == tester.id)
+    if not with_dismissed:
+        query = query.where(Clip.dismissed_at.is_(None))
     return paging.page("clips.mine", query, [Clip.id.desc()], size=PAGE_SIZE, cursor=cursor)
+
+
+def dismissed_count(tester: User) -> int:
+    """How many of the tester's failed uploads are dismissed (hidden from My clips)."""
+    query = select(func.count()).where(Clip.tester_id == tester.id, Clip.dismissed_at.is_not(None))
+    return db.session.scalar(query) or 0
 
 
 def listed(

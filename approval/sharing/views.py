@@ -16,14 +16,17 @@ from flask import (
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response as BaseResponse
 
+# The module, not the function: clip views import this package's forms, so it may be half
+# loaded when this runs; clip_page is looked up when a request needs it.
+from approval.clips import views as clip_views
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import limiter
-from approval.models import ShareLink
+from approval.models import ClipStatus, ShareLink
 from approval.ops import access, sharing
 from approval.ops.served import Media
 from approval.ops.workflow import InvalidInput
-from approval.web import client_address, site_url, storage_origin
+from approval.web import client_address, show_refusal, site_url, storage_origin
 
 from . import bp
 from .forms import PassphraseForm, ShareLinkForm
@@ -185,19 +188,27 @@ def create(clip_id: int) -> BaseResponse | str | tuple[str, int]:
     """Make a share link and show its URL, once."""
     clip = access.visible_clip(clip_id, current_user)
     form = ShareLinkForm()
+    # Bad options come back on the clip's page, as typed, each error beside its field (422).
     if not form.validate_on_submit():
-        errors = "; ".join(
-            f"{form[name].label.text}: {' '.join(e)}" for name, e in form.errors.items()
+        if clip.status != ClipStatus.APPROVED:  # no share form on its page to hold the errors
+            errors = "; ".join(
+                f"{form[name].label.text}: {' '.join(e)}" for name, e in form.errors.items()
+            )
+            flash(f"The share link was not made. {errors}", "error")
+        return clip_views.clip_page(clip, share_form=form), 422
+    try:
+        link, token = sharing.create_link(
+            clip,
+            current_user,
+            label=form.label.data or "",
+            expires_at=form.expires_at(utcnow()),
+            passphrase=form.passphrase.data or None,
+            allow_download=bool(form.allow_download.data),
         )
-        raise InvalidInput(f"The share link was not made. {errors}")
-    link, token = sharing.create_link(
-        clip,
-        current_user,
-        label=form.label.data or "",
-        expires_at=form.expires_at(utcnow()),
-        passphrase=form.passphrase.data or None,
-        allow_download=bool(form.allow_download.data),
-    )
+    except InvalidInput as exc:
+        # The one refusal that names no field is the expiry in the past.
+        status = show_refusal(exc, form, default_field="expires_on")
+        return clip_views.clip_page(clip, share_form=form), status
     return render_template(
         "sharing/created.html", clip=clip, link=link, url=site_url("sharing.page", token=token)
     )
