@@ -30,8 +30,10 @@
   function sync(force) {
     if (follow.playbackRate !== lead.playbackRate) follow.playbackRate = lead.playbackRate;
     var target = followTarget();
-    // A seek in flight has not landed yet; correcting it again would only restart it.
-    if (!follow.seeking && (force || Math.abs(follow.currentTime - target) > tolerance)) {
+    // A drift correction waits for a seek in flight (repeating it would only restart it); a
+    // forced one (pause, seek, frame step) supersedes it, or an older target could win.
+    if (force ? Math.abs(follow.currentTime - target) > 1e-4
+        : !follow.seeking && Math.abs(follow.currentTime - target) > tolerance) {
       follow.currentTime = target;
     }
     var followEnded = isFinite(follow.duration) && lead.currentTime >= follow.duration;
@@ -85,7 +87,11 @@
     sync(false);
   });
   lead.addEventListener("timeupdate", show);
-  follow.addEventListener("seeked", show);
+  follow.addEventListener("seeked", function () {
+    // Paused, both must show the same moment exactly, not merely within a frame.
+    if (lead.paused && !lead.seeking) sync(true);
+    show();
+  });
 
   if (seek) {
     seek.addEventListener("input", function () {
