@@ -169,7 +169,10 @@ def test_the_review_player_steps_frames_changes_speed_and_loops(
         rates.append(page.evaluate("() => document.getElementById('player').playbackRate"))
     assert rates == [1, 1.5, 2, 2, 1.5]
     assert not page.evaluate("() => document.getElementById('player').paused")
-    assert page.input_value("[data-controls-for=player] [data-speed]") == "1.5"
+    # The list follows the rate on `ratechange`, which the browser fires a moment later.
+    page.wait_for_function(
+        "() => document.querySelector('[data-controls-for=player] [data-speed]').value === '1.5'"
+    )
     page.keyboard.press("k")
     assert page.evaluate("() => document.getElementById('player').paused")
     page.select_option("[data-controls-for=player] [data-speed]", "0.5")
