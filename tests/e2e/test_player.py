@@ -81,8 +81,18 @@ def _time(page: Any, video: str = "player") -> float:
 
 
 def _settled(page: Any, video: str = "player") -> None:
-    """Wait until the video has no seek in flight and the readout shows where it is."""
-    page.wait_for_function(f"() => !document.getElementById('{video}').seeking")
+    """Wait until the video has no seek in flight and its readout (if any) shows where it is.
+
+    `seeking` turns false before the `seeked` event that updates the readout is dispatched.
+    """
+    page.wait_for_function(
+        f"""() => {{
+          const v = document.getElementById('{video}');
+          const slot = document.querySelector('[data-controls-for={video}] [data-timecode]');
+          const shown = GreenlightPlayer.timecode(v.currentTime, GreenlightPlayer.fpsOf(v));
+          return !v.seeking && (!slot || slot.textContent === shown);
+        }}"""
+    )
 
 
 def _readout(page: Any) -> str:
