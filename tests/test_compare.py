@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from approval.extensions import db
 from approval.formatting import frame_timecode
 from approval.models import Clip, ClipStatus, Role, User, Verdict
-from approval.ops import claims, workflow
+from approval.ops import claims, sharing, workflow
 from tests.plugins.snapshot import nothing_changed
 
 MakeUser = Callable[..., User]
@@ -206,3 +206,26 @@ def test_the_review_page_shows_a_rejections_moment_as_a_frame_timecode(
     # The clip is 24 fps: 1.5 s is frame 36, 12 frames into second 1.
     page = signed_in(Role.REVIEWER).get(f"/review/{clip.id}").get_data(as_text=True)
     assert "at 00:00:01:12" in page
+
+
+def test_the_testers_clip_page_gives_the_player_its_frame_rate_and_lists_its_keys(
+    signed_in: SignIn, chain: dict[str, Clip]
+) -> None:
+    client = signed_in(chain["first"].tester)
+    page = client.get(f"/clips/{chain['second'].id}").get_data(as_text=True)
+    assert re.search(r'<video id="player"[^>]*data-fps="24"', page)
+    assert all(f"<kbd>{key}</kbd>" in page for key in (",", ".", "J", "K", "L", "I", "O", "F"))
+
+
+def test_the_share_page_player_has_controls_but_no_keys(
+    client: FlaskClient, make_clip: MakeClip
+) -> None:
+    clip = make_clip(ClipStatus.APPROVED, content=b"\x00\x00\x00\x18ftypmp42")
+    _link, token = sharing.create_link(clip, clip.tester)
+    db.session.commit()
+    page = client.get(f"/s/{token}").get_data(as_text=True)
+    assert 'data-controls-for="player"' in page
+    assert "data-keys" not in page
+    assert "<kbd>" not in page
+    assert 'data-action="loop"' not in page
+    assert '<script src="/static/js/player.js" defer></script>' in page
