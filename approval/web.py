@@ -16,7 +16,7 @@ from . import audit, cache_headers, log_redaction
 from .clock import utcnow
 from .config import rejection_categories
 from .extensions import db, storage
-from .formatting import format_size
+from .formatting import format_size, frame_timecode
 from .media import format_duration
 from .models import VERIFIED_STATES, ClipStatus, Role
 from .ops import access
@@ -185,6 +185,7 @@ def register_web_helpers(app: Flask) -> None:
         verified_states=VERIFIED_STATES,
         format_size=format_size,
         format_duration=format_duration,
+        frame_timecode=frame_timecode,
         # Pages ask the API's question: may this viewer learn who reviewed, decided, shared?
         sees_who_reviewed=access.sees_who_reviewed,
         actor_name=access.actor_name,

@@ -132,6 +132,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("clips.dismiss", "POST"):                row("/clips/{failed}/dismiss",            SIGN_IN, 302, 404, 403, 403),
     ("clips.media", "GET"):                   row("/clips/{approved}/media",            SIGN_IN, 200, 404, 200, 200),
     ("clips.poster", "GET"):                  row("/clips/{approved}/poster",           SIGN_IN, 200, 404, 200, 200),
+    ("clips.compare", "GET"):                 row("/clips/{second_version}/compare?with={first_version}", SIGN_IN, 200, 404, 200, 200),
     # share links: whoever sees a clip manages its links; the public pages need no account
     ("sharing.create", "POST"):               row("/clips/{approved}/share-links",      SIGN_IN, 200, 404, 200, 200),
     ("sharing.revoke", "POST"):               row("/share-links/{link}/revoke",         SIGN_IN, 302, 404, 302, 302),
@@ -233,6 +234,9 @@ def world(app: Flask, make_user: MakeUser, make_clip: MakeClip) -> World:
     in_review = make_clip(ClipStatus.IN_REVIEW, tester=tester, reviewer=reviewer)
     comment = comments.add_comment(waiting, reviewer, "Is the ending too dark?", at_seconds=1.0)
     script_token, _ = tokens.create(tester, name="script", actor=tester)
+    # Two versions of one clip, for the compare page.
+    first_version = make_clip(ClipStatus.REJECTED, tester=tester)
+    second_version = make_clip(ClipStatus.WAITING, tester=tester, previous=first_version)
     db.session.commit()
     notification = db.session.scalar(sa.select(Notification.id).filter_by(user_id=tester.id))
     assert notification is not None, "the approval should have told tester A"
@@ -259,6 +263,8 @@ def world(app: Flask, make_user: MakeUser, make_clip: MakeClip) -> World:
             "token": script_token.id,
             "invitee": invitee.id,
             "password_token": password_token,
+            "first_version": first_version.id,
+            "second_version": second_version.id,
         },
         bearer=bearer,
     )

@@ -1025,7 +1025,8 @@ def test_review_keys_work_in_a_real_browser(
         page.wait_for_url(f"**/review/{ids[0]}")
         page.wait_for_load_state()
         page.keyboard.press("?")
-        assert page.evaluate("document.activeElement.id") == "shortcuts"
+        assert page.evaluate("document.getElementById('shortcuts-dialog').open")
+        page.keyboard.press("Escape")
 
         page.wait_for_function("() => document.getElementById('player').readyState >= 1")
         page.evaluate("document.activeElement.blur()")

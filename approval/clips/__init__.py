@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("clips", __name__, url_prefix="/clips")
 
-from . import comment_views, views  # noqa: E402, F401  # routes register themselves on bp
+from . import comment_views, compare_views, views  # noqa: E402, F401  # routes register themselves on bp

@@ -1,7 +1,8 @@
 // Review pages. Everything here is an extra: without JavaScript the forms and links still work.
 //
 // Queue page (#review-queue): live counts from /review/counts, J/K to move through the list.
-// Review page (#review-clip): lease renewal while open, keyboard shortcuts, "use current time".
+// Review page (#review-clip): lease renewal while open, the review's keys (A, R, Shift+N/P),
+// "use current time".
 (function () {
   "use strict";
 
@@ -9,11 +10,6 @@
     if (!target) return false;
     var tag = target.tagName;
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
-  }
-
-  // Space already means "press" on these; the player's own controls handle it too.
-  function activates(target) {
-    return target === player || /^(BUTTON|A|SUMMARY)$/.test(target.tagName);
   }
 
   function plainKey(event) {
@@ -149,16 +145,20 @@
   document.querySelectorAll("input[data-played]").forEach(function (input) {
     input.form.addEventListener("submit", function () { input.value = String(playedSeconds()); });
   });
-  var shortcuts = document.getElementById("shortcuts");
-  if (shortcuts) shortcuts.setAttribute("tabindex", "-1");
-
+  // The player's keys (Space, J/K/L, frame step, loop, full screen) and ? for the shortcuts
+  // dialog are player.js's; these are the review's own. Moving through the queue is Shift+N /
+  // Shift+P, since J and K belong to the transport as in every editor.
   document.addEventListener("keydown", function (event) {
     if (!plainKey(event)) return;
     var key = event.key;
-    if (key === "j" && page.dataset.nextUrl) {
+    if (key === "N" && event.shiftKey && page.dataset.nextUrl) {
+      event.preventDefault();
       window.location.assign(page.dataset.nextUrl);
-    } else if (key === "k" && page.dataset.prevUrl) {
+    } else if (key === "P" && event.shiftKey && page.dataset.prevUrl) {
+      event.preventDefault();
       window.location.assign(page.dataset.prevUrl);
+    } else if (event.shiftKey) {
+      return;
     } else if (key === "a" && approveForm && !(approveButton && approveButton.disabled)) {
       event.preventDefault();
       if (approveForm.requestSubmit) approveForm.requestSubmit(approveButton || undefined);
@@ -168,15 +168,6 @@
       rejectPanel.open = true;
       var first = rejectPanel.querySelector("select, textarea");
       if (first) first.focus();
-    } else if (key === " " && player && !activates(event.target)) {
-      event.preventDefault();
-      if (player.paused) player.play().catch(function () { /* not loaded yet */ });
-      else player.pause();
-    } else if (key === "?" && shortcuts) {
-      event.preventDefault();
-      shortcuts.classList.add("highlight");
-      shortcuts.scrollIntoView({ block: "center" });
-      shortcuts.focus();
     }
   });
 })();

@@ -100,9 +100,10 @@ def test_a_clip_from_upload_to_takedown(site: Site, chromium: Any, make_video: M
 
     reviewer_page.evaluate("() => document.activeElement.blur()")
     reviewer_page.keyboard.press("?")
-    assert reviewer_page.evaluate("() => document.activeElement.id") == "shortcuts"
-    assert "highlight" in (reviewer_page.get_attribute("#shortcuts", "class") or "")
+    assert reviewer_page.locator("#shortcuts-dialog").is_visible()
+    site.check_a11y(reviewer_page, "review page, shortcuts dialog")
     site.shot(reviewer_page, "review-shortcuts")
+    reviewer_page.keyboard.press("Escape")
 
     reviewer_page.evaluate("() => document.activeElement.blur()")
     reviewer_page.keyboard.press("r")
