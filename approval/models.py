@@ -325,6 +325,23 @@ class Clip(db.Model):
     #: When the tester put a failed upload out of sight in My clips; the row and its log stay.
     dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Content Credentials (approval/provenance.py), read by verification; NULL when not read.
+    #: The Provenance record as JSON: signer, generator, source type, validation codes.
+    provenance: Mapped[str | None] = mapped_column(Text)
+    #: Its state, for filtering: absent, intact, untrusted, altered, invalid or refused.
+    provenance_state: Mapped[str | None] = mapped_column(
+        String(16),
+        CheckConstraint(
+            "provenance_state IS NULL OR provenance_state IN ('absent', 'intact', 'untrusted', "
+            "'altered', 'invalid', 'refused')",
+            name="provenance_state_known",
+        ),
+        index=True,
+    )
+    #: Under GREENLIGHT_PROVENANCE=require: waiting, but kept out of the queue until an admin
+    #: lets it through with a reason (logged).
+    provenance_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
     tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from approval import provenance
+from approval import ConfigError, create_app, provenance
 from approval.provenance import Provenance, read_provenance
 from tests.plugins.media import MakeVideo
 from tests.plugins.provenance import (
@@ -155,3 +155,51 @@ def test_the_stored_form_reads_back_equal(
 ) -> None:
     found = read(make_signed_video(), lab_authority)
     assert Provenance.from_json(found.to_json()) == found
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_provenance_is_shown_by_default_with_no_trust_anchors(tmp_path: Path) -> None:
+    app = create_app(instance_path=tmp_path, environ={})
+    assert (app.config["PROVENANCE"], app.config["C2PA_TRUST_ANCHORS_PEM"]) == ("show", None)
+
+
+def test_trust_anchors_are_read_from_their_pem_file(
+    tmp_path: Path, trust_anchors_file: Path, lab_authority: Authority
+) -> None:
+    app = create_app(
+        instance_path=tmp_path,
+        environ={
+            "GREENLIGHT_C2PA_TRUST_ANCHORS": str(trust_anchors_file),
+            "GREENLIGHT_PROVENANCE": "require",
+        },
+    )
+    assert app.config["C2PA_TRUST_ANCHORS_PEM"] == lab_authority.ca_pem.decode()
+    assert app.config["PROVENANCE"] == "require"
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"GREENLIGHT_PROVENANCE": "always"}, "GREENLIGHT_PROVENANCE: use off, show or require"),
+        (
+            {"GREENLIGHT_PROVENANCE": "require"},
+            "GREENLIGHT_PROVENANCE: require needs GREENLIGHT_C2PA_TRUST_ANCHORS",
+        ),
+        ({"GREENLIGHT_C2PA_TRUST_ANCHORS": "/nowhere/anchors.pem"}, "cannot read /nowhere"),
+        ({"GREENLIGHT_C2PA_TRUST_ANCHORS": "{not_pem}"}, "holds no PEM certificate"),
+    ],
+    ids=["unknown-mode", "require-without-anchors", "missing-file", "not-pem"],
+)
+def test_a_bad_provenance_setting_stops_start_up_in_one_line(
+    tmp_path: Path, environ: dict[str, str], words: str
+) -> None:
+    not_pem = tmp_path / "anchors.pem"
+    not_pem.write_text("just some text\n")
+    environ = {key: value.format(not_pem=not_pem) for key, value in environ.items()}
+    with pytest.raises(ConfigError) as caught:
+        create_app(instance_path=tmp_path, environ=environ)
+    message = str(caught.value)
+    assert words in message
+    assert "\n" not in message
