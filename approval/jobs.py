@@ -64,6 +64,8 @@ def run_verification(clip_id: int) -> None:
             lease_seconds=lease,
             max_bytes=config["MAX_CLIP_BYTES"],
             max_seconds=float(config["MAX_CLIP_SECONDS"]),
+            provenance_mode=config["PROVENANCE"],
+            trust_anchors=config["C2PA_TRUST_ANCHORS_PEM"],
         )
         db.session.commit()
     except SQLAlchemyError:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from approval import ConfigError, create_app, provenance
+from approval.extensions import db
+from approval.models import Clip, ClipStatus, User
 from approval.provenance import Provenance, read_provenance
 from tests.plugins.media import MakeVideo
 from tests.plugins.provenance import (
@@ -17,6 +24,8 @@ from tests.plugins.provenance import (
     corrupt_manifest,
     manifest_bomb,
 )
+from tests.plugins.uploads import direct_upload
+from tests.plugins.workers import signed_in
 
 # --- reading (no app) ----------------------------------------------------------------------
 
@@ -203,3 +212,93 @@ def test_a_bad_provenance_setting_stops_start_up_in_one_line(
     message = str(caught.value)
     assert words in message
     assert "\n" not in message
+
+
+# --- verification stores it; require holds -----------------------------------------------------
+
+
+@pytest.fixture
+def app(
+    app_factory: Callable[..., Flask], trust_anchors_file: Path, request: pytest.FixtureRequest
+) -> Iterator[Flask]:
+    """An app trusting the lab's CA; parametrize("app", [{...}], indirect=True) overrides."""
+    overrides: dict[str, Any] = {"C2PA_TRUST_ANCHORS": str(trust_anchors_file)}
+    overrides.update(getattr(request, "param", {}))
+    app = app_factory(**overrides)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def uploader(app: Flask, tester: User) -> FlaskClient:
+    return signed_in(app, tester)
+
+
+#: Each kind of clip a tester might send: how to make it, its state, whether require lets it in.
+KINDS = ["none", "lab", "stranger", "altered", "not_generated"]
+EXPECTED = {
+    "none": ("absent", True),
+    "lab": ("intact", False),
+    "stranger": ("untrusted", True),
+    "altered": ("altered", True),
+    "not_generated": ("intact", True),
+}
+
+
+@pytest.fixture
+def make_clip_of_kind(
+    make_video: MakeVideo, make_signed_video: MakeSignedVideo, stranger_authority: Authority
+) -> Callable[[str], Path]:
+    def make(kind: str) -> Path:
+        if kind == "none":
+            return make_video("plain.mp4", seconds=1.0, width=320, height=240)
+        if kind == "stranger":
+            return make_signed_video(authority=stranger_authority)
+        if kind == "altered":
+            return alter_media(make_signed_video())
+        if kind == "not_generated":
+            return make_signed_video(generated=False)
+        return make_signed_video()
+
+    return make
+
+
+def upload(client: FlaskClient, path: Path) -> Clip:
+    """Upload through the browser's path; the job runs at once. The clip as it left it."""
+    response = direct_upload(client, path, "clip.mp4")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    clip = db.session.scalar(select(Clip).order_by(Clip.id.desc()).limit(1))
+    assert clip is not None
+    return clip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_show_stores_the_credentials_and_queues_every_clip(
+    uploader: FlaskClient, make_clip_of_kind: Callable[[str], Path], kind: str
+) -> None:
+    clip = upload(uploader, make_clip_of_kind(kind))
+    assert clip.status == ClipStatus.WAITING
+    assert (clip.provenance_state, clip.provenance_held) == (EXPECTED[kind][0], False)
+    assert clip.provenance is not None
+    assert Provenance.from_json(clip.provenance).state == EXPECTED[kind][0]
+
+
+@pytest.mark.parametrize("app", [{"PROVENANCE": "require"}], indirect=True)
+@pytest.mark.parametrize("kind", KINDS)
+def test_require_holds_every_clip_but_a_trusted_generated_one(
+    uploader: FlaskClient, make_clip_of_kind: Callable[[str], Path], kind: str
+) -> None:
+    clip = upload(uploader, make_clip_of_kind(kind))
+    assert clip.status == ClipStatus.WAITING
+    assert (clip.provenance_state, clip.provenance_held) == EXPECTED[kind]
+
+
+@pytest.mark.parametrize("app", [{"PROVENANCE": "off"}], indirect=True)
+def test_off_reads_nothing(uploader: FlaskClient, make_signed_video: MakeSignedVideo) -> None:
+    clip = upload(uploader, make_signed_video())
+    assert (clip.status, clip.provenance, clip.provenance_state, clip.provenance_held) == (
+        ClipStatus.WAITING,
+        None,
+        None,
+        False,
+    )

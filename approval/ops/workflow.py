@@ -69,6 +69,11 @@ class VerifiedMedia:
     rendition_sha256: str | None = None
     rendition_etag: str | None = None
     rendition_codec: str | None = None
+    #: Content Credentials (approval/provenance.py): the record as JSON, its state, and whether
+    #: GREENLIGHT_PROVENANCE=require holds the clip out of the queue.
+    provenance: str | None = None
+    provenance_state: str | None = None
+    provenance_held: bool = False
 
 
 def new_storage_key(kind: str = "clips") -> str:
@@ -182,6 +187,9 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
         "rendition_sha256": media.rendition_sha256,
         "rendition_etag": media.rendition_etag,
         "rendition_codec": media.rendition_codec,
+        "provenance": media.provenance,
+        "provenance_state": media.provenance_state,
+        "provenance_held": media.provenance_held,
         "submitted_at": now,
         "failure_reason": None,
         "pipeline_step": None,
@@ -199,6 +207,8 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
             "width": media.width,
             "height": media.height,
             "rendition_sha256": media.rendition_sha256,
+            "provenance": media.provenance_state,
+            "provenance_held": media.provenance_held,
         },
     )
     previous = clip.previous_version

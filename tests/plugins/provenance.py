@@ -243,11 +243,14 @@ def _box(data: bytes, kind: bytes) -> tuple[int, int]:
 
 
 def alter_media(path: Path) -> Path:
-    """Flip bytes in the middle of the media data: a change made after signing."""
+    """Flip bytes in the media data after signing, where players never notice: inside the
+    encoder's own note (x264's user-data SEI) when there is one, else mid-mdat."""
     data = bytearray(path.read_bytes())
     offset, size = _box(bytes(data), b"mdat")
-    middle = offset + size // 2
-    data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
+    note = data.find(b"x264 - core", offset, offset + size)
+    at = note + 12 if note >= 0 else offset + size // 2
+    # Toggle letter case (or any bits): the note stays text, the decoder still skips it.
+    data[at : at + 4] = bytes(b ^ 0x20 for b in data[at : at + 4])
     path.write_bytes(data)
     return path
 
