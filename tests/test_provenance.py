@@ -15,7 +15,9 @@ from sqlalchemy import select
 from approval import ConfigError, create_app, provenance
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, User
+from approval.ops import claims, queue
 from approval.provenance import Provenance, read_provenance
+from tests.plugins.factories import FrozenClock
 from tests.plugins.media import MakeVideo
 from tests.plugins.provenance import (
     Authority,
@@ -302,3 +304,19 @@ def test_off_reads_nothing(uploader: FlaskClient, make_signed_video: MakeSignedV
         None,
         False,
     )
+
+
+@pytest.mark.parametrize("app", [{"PROVENANCE": "require"}], indirect=True)
+def test_a_held_clip_is_out_of_the_queue_and_cannot_be_claimed(
+    uploader: FlaskClient,
+    make_clip_of_kind: Callable[[str], Path],
+    reviewer: User,
+    clock: FrozenClock,
+) -> None:
+    held = upload(uploader, make_clip_of_kind("none"))
+    assert held.provenance_held
+    assert queue.counts(clock()).waiting == 0
+    assert claims.claim_next(reviewer) is None
+    vouched = upload(uploader, make_clip_of_kind("lab"))
+    assert queue.counts(clock()).waiting == 1
+    assert claims.claim_next(reviewer) == vouched

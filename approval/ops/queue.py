@@ -77,8 +77,13 @@ def _lapsed(now: datetime) -> ColumnElement[bool]:
     return and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now)
 
 
+def _waiting() -> ColumnElement[bool]:
+    # A clip held for missing Content Credentials waits, but out of reviewers' reach.
+    return and_(Clip.status == ClipStatus.WAITING, Clip.provenance_held.is_(False))
+
+
 def available_kinds(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return Clip.status == ClipStatus.WAITING, _lapsed(now)
+    return _waiting(), _lapsed(now)
 
 
 def available(now: datetime) -> ColumnElement[bool]:
@@ -89,7 +94,7 @@ def available(now: datetime) -> ColumnElement[bool]:
 def counts(now: datetime) -> Counts:
     """How many clips are available and in review, and when the oldest available one came in."""
     waiting, oldest = db.session.execute(
-        select(func.count(), func.min(Clip.submitted_at)).where(Clip.status == ClipStatus.WAITING)
+        select(func.count(), func.min(Clip.submitted_at)).where(_waiting())
     ).one()
     live, lapsed, oldest_lapsed = db.session.execute(
         select(
