@@ -55,10 +55,11 @@ def _source_type(manifest: dict[str, Any]) -> str | None:
     return None
 
 
-def _failure_codes(results: Any) -> list[str]:
+def _codes(results: Any, kind: str) -> list[str]:
+    """The active manifest's validation codes of one kind: success, informational or failure."""
     active = results.get("activeManifest") if isinstance(results, dict) else None
-    failures = (active or {}).get("failure") or []
-    codes = [str(item.get("code")) for item in failures if isinstance(item, dict)]
+    items = (active or {}).get(kind) or []
+    codes = [str(item.get("code")) for item in items if isinstance(item, dict)]
     return codes[:MAX_CODES]
 
 
@@ -67,11 +68,14 @@ def describe(reader: Any) -> dict[str, Any]:
     store = json.loads(reader.json())
     manifest = (store.get("manifests") or {}).get(store.get("active_manifest")) or {}
     generator = (manifest.get("claim_generator_info") or [{}])[0]
+    results = reader.get_validation_results()
     signature = manifest.get("signature_info") or {}
     return {
         "status": "read",
         "validation_state": _text(reader.get_validation_state()),
-        "failures": _failure_codes(reader.get_validation_results()),
+        "failures": _codes(results, "failure"),
+        # Said apart from the overall state: a trusted signer's manifest on altered bytes.
+        "signer_trusted": "signingCredential.trusted" in _codes(results, "success"),
         "signer_name": _text(signature.get("common_name")),
         # c2pa-rs reports the signing certificate's organisation under "issuer".
         "signer_issuer": _text(signature.get("issuer")),

@@ -46,6 +46,7 @@ ACTIONS = {
     "clip.rejected": "rejected",
     "clip.taken_down": "taken down",
     "clip.integrity_failed": "stored bytes no longer match",
+    "clip.provenance_released": "let into the queue despite its Content Credentials",
     "share_link.created": "share link created",
     "share_link.revoked": "share link revoked",
     "api_token.created": "API token created",

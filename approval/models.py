@@ -35,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .clock import utcnow
 from .extensions import db
 from .passwords import check_secret, hash_secret
+from .provenance import Provenance
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -399,6 +400,11 @@ class Clip(db.Model):
             "decided_by_id IS NULL OR decided_by_id <> tester_id", name="no_self_decision"
         ),
     )
+
+    @property
+    def provenance_record(self) -> Provenance | None:
+        """What verification read of the clip's Content Credentials; None when not read."""
+        return Provenance.from_json(self.provenance) if self.provenance else None
 
     @property
     def playback_content_type(self) -> str:

@@ -256,7 +256,7 @@ def _judge(report: dict[str, Any]) -> Provenance:
         return _refused("the reader could not report on its Content Credentials")
     failures = _codes(report.get("failures"))
     validation = report.get("validation_state")
-    trusted = validation == "Trusted" and _UNTRUSTED not in failures
+    trusted = report.get("signer_trusted") is True and _UNTRUSTED not in failures
     if any(_CHANGED_CODES.match(code) for code in failures):
         state = ALTERED
     elif set(failures) - {_UNTRUSTED} or validation not in ("Valid", "Trusted"):

@@ -152,6 +152,8 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("admin.toggle_active", "POST"):          row("/admin/people/{invitee}/active",     SIGN_IN, 403, 403, 403, 302),
     ("admin.new_password_link", "POST"):      row("/admin/people/{invitee}/password-link", SIGN_IN, 403, 403, 403, 200),
     ("admin.take_down", "POST"):              row("/admin/clips/{approved}/takedown",   SIGN_IN, 403, 403, 403, 302),
+    ("admin.held_clips", "GET"):              row("/admin/held",                        SIGN_IN, 403, 403, 403, 200),
+    ("admin.release_hold", "POST"):           row("/admin/clips/{waiting}/provenance-release", SIGN_IN, 403, 403, 403, 302),
     ("admin.audit_log", "GET"):               row("/admin/audit",                       SIGN_IN, 403, 403, 403, 200),
     ("admin.audit_export", "GET"):            row("/admin/audit/export.csv",            SIGN_IN, 403, 403, 403, 200, also=("/admin/audit/export.jsonl",)),
     ("admin.audit_verify", "POST"):           row("/admin/audit/verify",                SIGN_IN, 403, 403, 403, 302),

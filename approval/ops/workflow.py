@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from approval import audit
 from approval.clock import utcnow
@@ -428,6 +428,40 @@ def decide_and_claim_next(
     """Decide (taking decide's options), then claim the next clip in the same transaction."""
     decision = decide(clip, reviewer, verdict, **options)
     return decision, claims.claim_next(reviewer)
+
+
+def release_provenance_hold(clip: Clip, admin: User, reason: str) -> None:
+    """Let a clip held under GREENLIGHT_PROVENANCE=require into the queue; the reason is logged."""
+    if not admin.has_role(Role.ADMIN):
+        raise NotAllowed("Only admins can let held clips through.")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Give a reason for letting the clip through.", "reason")
+    # Conditional, so two admins letting the same clip through log it once.
+    released = db.session.execute(
+        update(Clip)
+        .where(
+            Clip.id == clip.id,
+            Clip.status == ClipStatus.WAITING,
+            Clip.provenance_held.is_(True),
+        )
+        .values(provenance_held=False)
+        .execution_options(synchronize_session=False)
+    )
+    if released.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateConflict("This clip is not held for its Content Credentials.", clip)
+    db.session.refresh(clip)
+    audit.record(
+        "clip.provenance_released",
+        actor=admin,
+        subject_type="clip",
+        subject_id=clip.id,
+        clip=clip,
+        state_before=clip.status.value,
+        state_after=clip.status.value,
+        reason=reason,
+        data={"provenance": clip.provenance_state},
+    )
 
 
 def take_down(clip: Clip, admin: User, reason: str) -> None:
