@@ -268,9 +268,9 @@ def make_clip_of_kind(
     return make
 
 
-def upload(client: FlaskClient, path: Path) -> Clip:
+def upload(client: FlaskClient, path: Path, title: str = "A clip") -> Clip:
     """Upload through the browser's path; the job runs at once. The clip as it left it."""
-    response = direct_upload(client, path, "clip.mp4")
+    response = direct_upload(client, path, "clip.mp4", title=title)
     assert response.status_code == 202, response.get_data(as_text=True)
     clip = db.session.scalar(select(Clip).order_by(Clip.id.desc()).limit(1))
     assert clip is not None
@@ -474,3 +474,23 @@ def test_the_tester_and_admins_see_why_a_clip_is_held(
     assert "Let it into the queue" not in mine
     theirs = signed_in(app, admin).get(f"/clips/{clip.id}").get_data(as_text=True)
     assert "Let it into the queue" in theirs
+
+
+def test_the_queue_filters_by_content_credentials(
+    app: Flask, uploader: FlaskClient, reviewer: User, make_clip_of_kind: Callable[[str], Path]
+) -> None:
+    upload(uploader, make_clip_of_kind("lab"), title="Signed by the lab")
+    upload(uploader, make_clip_of_kind("none"), title="Stripped")
+    client = signed_in(app, reviewer)
+    page = client.get("/review/?provenance=absent").get_data(as_text=True)
+    assert "Stripped" in page
+    assert "Signed by the lab" not in page
+    everything = client.get("/review/").get_data(as_text=True)
+    assert "Stripped" in everything
+    assert "Signed by the lab" in everything
+
+
+def test_an_unknown_credentials_filter_is_refused_in_words(app: Flask, reviewer: User) -> None:
+    response = signed_in(app, reviewer).get("/review/?provenance=forged")
+    assert response.status_code == 200
+    assert "Not a valid choice" in response.get_data(as_text=True)
