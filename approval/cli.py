@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,12 +16,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from approval.ops import workflow
 from approval.ops.errors import Refused
 from approval.ops.people import create_user, issue_password_link, set_active, set_roles
 
-from . import audit
+from . import audit, media
 from .extensions import db, storage
-from .models import Role, User
+from .models import Clip, Role, User
+from .provenance import read_provenance
 from .web import password_link_url
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])
@@ -30,6 +33,7 @@ users_cli = AppGroup("users", help="Manage accounts and roles.")
 demo_cli = AppGroup("demo", help="Demo accounts for a first look.")
 storage_cli = AppGroup("storage", help="Set up clip storage.")
 audit_cli = AppGroup("audit", help="Check and export the decision log.")
+provenance_cli = AppGroup("provenance", help="Content Credentials (C2PA): read, release holds.")
 
 
 def user_or_fail(email: str) -> User:
@@ -269,7 +273,47 @@ def worker_command(workers: int, periodic: bool) -> None:
     consumer.run()
 
 
+@provenance_cli.command("read")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def provenance_read(path: Path) -> None:
+    """Read FILE's Content Credentials as verification would; exit 1 unless `require` passes it."""
+    try:
+        with path.open("rb") as fh:
+            container = media.check_container(fh, media.MediaLimits())
+    except media.MediaRejected as exc:
+        raise click.ClickException(exc.reason) from None
+    found = read_provenance(path, container, current_app.config["C2PA_TRUST_ANCHORS_PEM"])
+    click.echo(found.summary())
+    details = {
+        "state": found.state,
+        "signer": found.signer_name,
+        "issuer": found.signer_issuer,
+        "serial": found.signer_serial,
+        "trusted": "yes" if found.trusted else "no",
+        "source type": found.digital_source_type,
+        "codes": ", ".join(found.codes),
+    }
+    for label, value in details.items():
+        if value:
+            click.echo(f"  {label}: {value}")
+    sys.exit(0 if found.vouched else 1)
+
+
+@provenance_cli.command("release")
+@click.argument("clip_id", type=int)
+@click.option("--admin", "admin_email", required=True, help="The admin letting it through.")
+@click.option("--reason", required=True, help="Why; it is written to the decision log.")
+def provenance_release(clip_id: int, admin_email: str, reason: str) -> None:
+    """Let a clip held for its Content Credentials into the review queue."""
+    clip = db.session.get(Clip, clip_id)
+    if clip is None:
+        raise click.ClickException(f"no clip {clip_id}")
+    with committed():
+        workflow.release_provenance_hold(clip, user_or_fail(admin_email), reason)
+    click.echo(f"clip {clip_id} is in the review queue")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users_cli, audit_cli, demo_cli, storage_cli):
+    for group in (users_cli, audit_cli, demo_cli, storage_cli, provenance_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)
