@@ -217,6 +217,9 @@ def _run_child(
             logger.warning(
                 "provenance reader stopped (status %s): %s", returncode, media.child_logs(workdir)
             )
+            if returncode > 0:  # a Python error in the reader, not the file's doing
+                return _refused("the reader failed on its Content Credentials")
+            # Killed by a signal: c2pa-rs aborts when an allocation fails under the cap.
             return _refused("its Content Credentials are too large or too deeply nested to read")
         try:
             report = json.loads(result.read_text(encoding="utf-8"))

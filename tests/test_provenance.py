@@ -543,3 +543,28 @@ def test_flask_provenance_release_needs_a_reason(app: Flask, admin: User, held_c
         )  # fmt: skip
     assert result.exit_code == 1
     assert "Give a reason for letting the clip through." in result.output
+
+
+@pytest.mark.parametrize(
+    ("last_words", "reason"),
+    [
+        (
+            "os.kill(os.getpid(), signal.SIGABRT)",  # what c2pa-rs does when an allocation fails
+            "its Content Credentials are too large or too deeply nested to read",
+        ),
+        ("raise SystemExit(1)", "the reader failed on its Content Credentials"),
+    ],
+    ids=["killed", "failed"],
+)
+def test_a_reader_that_dies_is_refused_with_the_reason(
+    make_signed_video: MakeSignedVideo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    last_words: str,
+    reason: str,
+) -> None:
+    stand_in = tmp_path / "dying_child.py"
+    stand_in.write_text(f"import os, signal\n{last_words}\n")
+    monkeypatch.setattr(provenance, "CHILD_SCRIPT", stand_in)
+    found = read_provenance(make_signed_video(), "mp4", None)
+    assert (found.state, found.reason) == ("refused", reason)
