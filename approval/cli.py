@@ -20,7 +20,7 @@ from approval.ops import workflow
 from approval.ops.errors import Refused
 from approval.ops.people import create_user, issue_password_link, set_active, set_roles
 
-from . import audit, media
+from . import audit, media, provenance_keys
 from .extensions import db, storage
 from .models import Clip, Role, User
 from .provenance import read_provenance
@@ -271,6 +271,24 @@ def worker_command(workers: int, periodic: bool) -> None:
         workers=workers, periodic=periodic, worker_type="thread", max_delay=1.0
     )
     consumer.run()
+
+
+@provenance_cli.command("init")
+def provenance_init() -> None:
+    """Make a self-signed development signing pair under instance/ (mode 0600)."""
+    instance = Path(current_app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    key_path = instance / provenance_keys.DEV_KEY_FILE
+    chain_path = instance / provenance_keys.DEV_CHAIN_FILE
+    for path in (key_path, chain_path):
+        if path.exists():
+            raise click.ClickException(f"{path} already exists; delete both files to start over")
+    identity = provenance_keys.make_development_identity(current_app.config["SITE_URL"])
+    provenance_keys.write_private(key_path, identity.key_pem)
+    provenance_keys.write_private(chain_path, identity.chain_pem)
+    click.echo("For development only: nobody outside this machine trusts this certificate.")
+    click.echo(f"GREENLIGHT_C2PA_SIGNING_KEY={key_path}")
+    click.echo(f"GREENLIGHT_C2PA_CERT_CHAIN={chain_path}")
 
 
 @provenance_cli.command("read")

@@ -165,6 +165,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "JOB_LEASE_SECONDS": _as_positive_int,
     "PROVENANCE": _as_provenance_mode,
     "C2PA_TRUST_ANCHORS": str,
+    "C2PA_SIGNING_KEY": str,
+    "C2PA_CERT_CHAIN": str,
 }
 
 
@@ -208,6 +210,10 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "PROVENANCE": "show",
         #: A PEM file of the issuers this deployment trusts to sign generated clips.
         "C2PA_TRUST_ANCHORS": "",
+        #: The deployment's own ES256 key and certificate chain (PEM files) for signing approvals;
+        #: `flask provenance init` makes a development pair.
+        "C2PA_SIGNING_KEY": "",
+        "C2PA_CERT_CHAIN": "",
         "INVITE_TTL_HOURS": 72,
         "REMEMBER_DAYS": 14,
         "CLOCK": None,
@@ -251,6 +257,25 @@ def _check_provenance(settings: dict[str, Any]) -> None:
         raise ConfigError(
             "PROVENANCE", f"require needs {ENV_PREFIX}C2PA_TRUST_ANCHORS (a PEM file of issuers)"
         )
+    settings["C2PA_SIGNING_IDENTITY"] = _signing_identity(settings)
+
+
+def _signing_identity(settings: dict[str, Any]) -> Any:
+    """The checked signing key and chain, or None when neither is configured."""
+    from .provenance_keys import BadSigningIdentity, load_signing_identity
+
+    key = str(settings.get("C2PA_SIGNING_KEY") or "").strip()
+    chain = str(settings.get("C2PA_CERT_CHAIN") or "").strip()
+    if not key and not chain:
+        return None
+    if not chain:
+        raise ConfigError("C2PA_CERT_CHAIN", f"needed with {ENV_PREFIX}C2PA_SIGNING_KEY")
+    if not key:
+        raise ConfigError("C2PA_SIGNING_KEY", f"needed with {ENV_PREFIX}C2PA_CERT_CHAIN")
+    try:
+        return load_signing_identity(key, chain)
+    except BadSigningIdentity as exc:
+        raise ConfigError(exc.setting, exc.problem) from None
 
 
 def _instance_file(instance_path: Path) -> dict[str, Any]:

@@ -568,3 +568,64 @@ def test_a_reader_that_dies_is_refused_with_the_reason(
     monkeypatch.setattr(provenance, "CHILD_SCRIPT", stand_in)
     found = read_provenance(make_signed_video(), "mp4", None)
     assert (found.state, found.reason) == ("refused", reason)
+
+
+# --- the deployment's own signing pair ---------------------------------------------------------
+
+
+def test_flask_provenance_init_makes_a_private_development_pair_once(
+    app: Flask, app_factory: Callable[..., Flask]
+) -> None:
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["provenance", "init"])
+    assert made.exit_code == 0, made.output
+    assert made.output.startswith("For development only")
+    instance = Path(app.instance_path)
+    key, chain = instance / "c2pa-dev-signing-key.pem", instance / "c2pa-dev-cert-chain.pem"
+    assert (key.stat().st_mode & 0o777, chain.stat().st_mode & 0o777) == (0o600, 0o600)
+    again = runner.invoke(args=["provenance", "init"])
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    signing = app_factory(C2PA_SIGNING_KEY=str(key), C2PA_CERT_CHAIN=str(chain))
+    assert signing.config["C2PA_SIGNING_IDENTITY"].key_pem == key.read_text()
+
+
+def _development_pair(directory: Path) -> tuple[Path, Path]:
+    from approval.provenance_keys import make_development_identity
+
+    identity = make_development_identity("http://greenlight.test")
+    key, chain = directory / "key.pem", directory / "chain.pem"
+    key.write_text(identity.key_pem)
+    chain.write_text(identity.chain_pem)
+    return key, chain
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("key-alone", "GREENLIGHT_C2PA_CERT_CHAIN: needed with GREENLIGHT_C2PA_SIGNING_KEY"),
+        ("chain-alone", "GREENLIGHT_C2PA_SIGNING_KEY: needed with GREENLIGHT_C2PA_CERT_CHAIN"),
+        ("not-a-key", "GREENLIGHT_C2PA_SIGNING_KEY: "),
+        ("another-key", "does not match the first certificate"),
+        ("missing-key", "GREENLIGHT_C2PA_SIGNING_KEY: cannot read"),
+    ],
+)
+def test_a_missing_or_wrong_signing_key_stops_start_up_in_one_line(
+    tmp_path: Path, case: str, words: str
+) -> None:
+    key, chain = _development_pair(tmp_path)
+    (tmp_path / "other").mkdir()
+    other_key, _ = _development_pair(tmp_path / "other")
+    key_var, chain_var = "GREENLIGHT_C2PA_SIGNING_KEY", "GREENLIGHT_C2PA_CERT_CHAIN"
+    environ = {
+        "key-alone": {key_var: str(key)},
+        "chain-alone": {chain_var: str(chain)},
+        "not-a-key": {key_var: str(chain), chain_var: str(chain)},
+        "another-key": {key_var: str(other_key), chain_var: str(chain)},
+        "missing-key": {key_var: str(tmp_path / "nope.pem"), chain_var: str(chain)},
+    }[case]
+    with pytest.raises(ConfigError) as caught:
+        create_app(instance_path=tmp_path / "instance", environ=environ)
+    message = str(caught.value)
+    assert words in message
+    assert "\n" not in message
