@@ -109,12 +109,59 @@ def read(fd: int, anchors: str | None) -> dict[str, Any]:
             return describe(reader)
 
 
+def sign(fd: int, request: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """Write a signed copy of the clip on `fd` to ``signed.mp4``: the clip (its own manifest as
+    the parent ingredient) plus the Greenlight approval assertion, signed with the given pair."""
+    import c2pa
+
+    key = (workdir / "key.pem").read_bytes()
+    chain = (workdir / "chain.pem").read_bytes()
+    # The key is in memory now; its file goes before any hostile byte is parsed.
+    (workdir / "key.pem").unlink()
+    manifest = {
+        "claim_generator_info": [{"name": "Greenlight", "version": request["version"]}],
+        "title": request["title"],
+        "assertions": [
+            {"label": request["assertion_label"], "data": request["assertion"]},
+            {
+                "label": "c2pa.actions",
+                "data": {
+                    "actions": [
+                        {"action": "c2pa.opened", "parameters": {"ingredientIds": ["original"]}},
+                        {"action": "c2pa.published"},
+                    ]
+                },
+            },
+        ],
+    }
+    info = c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, key, None)
+    try:
+        with c2pa.Signer.from_info(info) as signer, c2pa.Builder(manifest) as builder:
+            with os.fdopen(os.dup(fd), "rb") as ingredient:
+                builder.add_ingredient(
+                    {"title": request["title"], "relationship": "parentOf", "label": "original"},
+                    "video/mp4",
+                    ingredient,
+                )
+            with os.fdopen(os.dup(fd), "rb") as source, (workdir / "signed.mp4").open("w+b") as out:
+                source.seek(0)
+                builder.sign(signer, "video/mp4", source, out)
+    except c2pa.C2paError as exc:
+        return {"status": "error", "error": str(exc)[:300]}
+    return {"status": "signed"}
+
+
 def main(argv: list[str]) -> int:
-    """Confine, read, report; the exit status only says whether a report was written."""
+    """Confine, read (or sign), report; the exit status only says whether a report was written."""
     request = json.loads(argv[1])
     workdir = Path(request["workdir"])
-    sandbox.confine(request["memory_limit"], request["cpu_seconds"])
+    signing = request.get("mode") == "sign"
+    max_file = request.get("max_file_bytes", sandbox.MAX_OUTPUT_FILE_BYTES)
+    sandbox.confine(request["memory_limit"], request["cpu_seconds"], max_file)
     sandbox.start_logging(workdir, "provenance.log")
+    if signing:
+        sandbox.write_report(workdir, sign(request["fd"], request, workdir))
+        return 0
     anchors_file = request.get("anchors_file")
     anchors = Path(anchors_file).read_text(encoding="utf-8") if anchors_file else None
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -629,3 +631,58 @@ def test_a_missing_or_wrong_signing_key_stops_start_up_in_one_line(
     message = str(caught.value)
     assert words in message
     assert "\n" not in message
+
+
+# --- signing an approval into a copy (the building block) --------------------------------------
+
+
+def test_a_signed_copy_carries_the_approval_and_its_original_as_parent(
+    make_signed_video: MakeSignedVideo, tmp_path: Path
+) -> None:
+    import c2pa
+
+    from approval.provenance_keys import make_development_identity
+    from approval.provenance_signing import ApprovalClaim, sign_approved_copy
+
+    identity = make_development_identity("http://greenlight.test")
+    original = make_signed_video()
+    claim = ApprovalClaim(
+        decision_id=7,
+        approved_at="2026-12-03T07:00:00+00:00",
+        original_sha256=hashlib.sha256(original.read_bytes()).hexdigest(),
+        audit_head="c" * 64,
+    )
+    copy = sign_approved_copy(original, tmp_path / "approved.mp4", identity, claim)
+    assert copy.sha256 == hashlib.sha256(copy.path.read_bytes()).hexdigest()
+    assert copy.sha256 != claim.original_sha256  # signing changes the bytes
+    deployment_ca = identity.chain_pem.split("-----END CERTIFICATE-----\n", 1)[1]
+    found = read_provenance(copy.path, "mp4", deployment_ca)
+    assert (found.state, found.generator_name, found.signer_issuer) == (
+        "intact",
+        "Greenlight",
+        "Greenlight development",
+    )
+    with copy.path.open("rb") as fh, c2pa.Reader("video/mp4", fh) as reader:
+        store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    approval = next(a for a in manifest["assertions"] if a["label"] == "org.greenlight.approval")
+    assert approval["data"] == {
+        "decision_id": 7,
+        "approved_at": "2026-12-03T07:00:00+00:00",
+        "original_sha256": claim.original_sha256,
+        "audit_head": "c" * 64,
+    }
+    assert manifest["ingredients"][0]["relationship"] == "parentOf"
+    assert manifest["ingredients"][0]["active_manifest"] in store["manifests"]
+
+
+def test_a_signed_copy_still_plays(make_signed_video: MakeSignedVideo, tmp_path: Path) -> None:
+    from approval import media
+    from approval.provenance_keys import make_development_identity
+    from approval.provenance_signing import ApprovalClaim, sign_approved_copy
+
+    claim = ApprovalClaim(decision_id=1, approved_at="2026-12-03T07:00:00+00:00",
+                          original_sha256="a" * 64, audit_head="b" * 64)  # fmt: skip
+    identity = make_development_identity("http://greenlight.test")
+    copy = sign_approved_copy(make_signed_video(), tmp_path / "approved.mp4", identity, claim)
+    assert media.inspect_clip(copy.path).facts.duration == pytest.approx(1.0, abs=0.1)
