@@ -342,6 +342,12 @@ class Clip(db.Model):
     #: Under GREENLIGHT_PROVENANCE=require: waiting, but kept out of the queue until an admin
     #: lets it through with a reason (logged).
     provenance_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The approved copy signed with the deployment's C2PA key (GREENLIGHT_C2PA_SIGNING_KEY):
+    #: what share links serve once it exists. Its SHA-256 is in the audit chain.
+    signed_key: Mapped[str | None] = mapped_column(String(200))
+    signed_size: Mapped[int | None] = mapped_column(BigInteger)
+    signed_sha256: Mapped[str | None] = mapped_column(String(64))
+    signed_etag: Mapped[str | None] = mapped_column(String(200))
 
     tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -231,6 +232,9 @@ def app(
     """An app trusting the lab's CA; parametrize("app", [{...}], indirect=True) overrides."""
     overrides: dict[str, Any] = {"C2PA_TRUST_ANCHORS": str(trust_anchors_file)}
     overrides.update(getattr(request, "param", {}))
+    if overrides.pop("SIGNING", False):
+        key, chain = _development_pair(trust_anchors_file.parent)
+        overrides.update(C2PA_SIGNING_KEY=str(key), C2PA_CERT_CHAIN=str(chain))
     app = app_factory(**overrides)
     with app.app_context():
         yield app
@@ -686,3 +690,58 @@ def test_a_signed_copy_still_plays(make_signed_video: MakeSignedVideo, tmp_path:
     identity = make_development_identity("http://greenlight.test")
     copy = sign_approved_copy(make_signed_video(), tmp_path / "approved.mp4", identity, claim)
     assert media.inspect_clip(copy.path).facts.duration == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("app", [{"SIGNING": True}], indirect=True)
+def test_an_approval_makes_a_signed_copy_that_share_links_serve(
+    app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
+) -> None:
+    import c2pa
+
+    from approval.models import Verdict
+    from approval.ops import sharing, workflow
+
+    clip = upload(uploader, make_signed_video())
+    claimed = claims.claim_next(reviewer)
+    assert claimed == clip
+    db.session.commit()
+    decision = workflow.decide(clip, reviewer, Verdict.APPROVE)
+    db.session.commit()  # the signing job runs once this commits
+    db.session.expire_all()
+    assert clip.signed_sha256 is not None
+    assert clip.signed_sha256 != clip.sha256
+    event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "clip.signed_copy_made")
+    )
+    assert event is not None
+    assert json.loads(event.data)["signed_sha256"] == clip.signed_sha256
+    _link, token = sharing.create_link(clip, reviewer)
+    db.session.commit()
+    response = app.test_client().get(f"/s/{token}/media")
+    assert response.status_code == 200
+    body = response.get_data()
+    assert hashlib.sha256(body).hexdigest() == clip.signed_sha256
+    with c2pa.Reader("video/mp4", io.BytesIO(body)) as reader:
+        store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    approval = next(a for a in manifest["assertions"] if a["label"] == "org.greenlight.approval")
+    assert approval["data"]["decision_id"] == decision.id
+    assert approval["data"]["original_sha256"] == clip.sha256
+
+
+def test_without_a_signing_key_share_links_serve_what_reviewers_watched(
+    app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
+) -> None:
+    from approval.models import Verdict
+    from approval.ops import sharing, workflow
+
+    clip = upload(uploader, make_signed_video())
+    claims.claim_next(reviewer)
+    db.session.commit()
+    workflow.decide(clip, reviewer, Verdict.APPROVE)
+    db.session.commit()
+    _link, token = sharing.create_link(clip, reviewer)
+    db.session.commit()
+    body = app.test_client().get(f"/s/{token}/media").get_data()
+    assert clip.signed_key is None
+    assert hashlib.sha256(body).hexdigest() == clip.sha256

@@ -30,6 +30,7 @@ from approval import audit
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
+from approval.jobqueue import enqueue_after_commit
 from approval.models import (
     DECIDED_STATES,
     STEP_QUEUED,
@@ -396,6 +397,10 @@ def decide(
             data={**data, "approvals": approvals},
         )
         notifications.clip_approved(clip)
+        if current_app.config.get("C2PA_SIGNING_IDENTITY") is not None:
+            from approval.jobs import sign_approved_clip  # jobs imports this module
+
+            enqueue_after_commit(db.session(), sign_approved_clip, clip.id)
     else:
         # One of several approvals: back to its place in the queue for the next reviewer.
         move(

@@ -115,7 +115,10 @@ def media(token: str) -> Response:
         abort(403)
     # Players get what the reviewer watched (the rendition, if one was made); downloads the
     # original. Both are checked against what was approved.
-    served = sharing.approved_object(link, Media.ORIGINAL if download else Media.PLAYBACK)
+    kind = Media.ORIGINAL if download else Media.PLAYBACK
+    if link.clip.signed_key is not None:
+        kind = Media.SIGNED  # the copy that carries the approval, for players and downloads
+    served = sharing.approved_object(link, kind)
     if request.method == "GET" and _is_media_start():
         _count_start_once(link)
     return serve_object(

@@ -20,6 +20,14 @@ depends_on = None
 STATES = ("absent", "intact", "untrusted", "altered", "invalid", "refused")
 
 
+_SIGNED_COLUMNS = (
+    sa.Column("signed_key", sa.String(length=200), nullable=True),
+    sa.Column("signed_size", sa.BigInteger(), nullable=True),
+    sa.Column("signed_sha256", sa.String(length=64), nullable=True),
+    sa.Column("signed_etag", sa.String(length=200), nullable=True),
+)
+
+
 def upgrade():
     op.add_column("clips", sa.Column("provenance", sa.Text(), nullable=True))
     known = ", ".join(f"'{state}'" for state in STATES)
@@ -34,9 +42,14 @@ def upgrade():
         sa.Column("provenance_held", sa.Boolean(), server_default=sa.false(), nullable=False),
     )
     op.create_index("ix_clips_provenance_state", "clips", ["provenance_state"], unique=False)
+    # The approved copy signed with the deployment's key, which share links serve.
+    for column in _SIGNED_COLUMNS:
+        op.add_column("clips", column)
 
 
 def downgrade():
+    for column in reversed(_SIGNED_COLUMNS):
+        op.drop_column("clips", column.name)
     op.drop_index("ix_clips_provenance_state", table_name="clips")
     op.drop_column("clips", "provenance_held")
     op.drop_column("clips", "provenance_state")
