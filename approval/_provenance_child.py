@@ -55,6 +55,13 @@ def _source_type(manifest: dict[str, Any]) -> str | None:
     return None
 
 
+def _assertion(manifest: dict[str, Any], label: str) -> Any:
+    for assertion in manifest.get("assertions") or []:
+        if isinstance(assertion, dict) and assertion.get("label") == label:
+            return assertion.get("data")
+    return None
+
+
 def _codes(results: Any, kind: str) -> list[str]:
     """The active manifest's validation codes of one kind: success, informational or failure."""
     active = results.get("activeManifest") if isinstance(results, dict) else None
@@ -85,6 +92,8 @@ def describe(reader: Any) -> dict[str, Any]:
             generator.get("version") if isinstance(generator, dict) else None
         ),
         "digital_source_type": _text(_source_type(manifest), 300),
+        # A Greenlight deployment's own approval, when this is a copy one signed.
+        "greenlight_approval": _assertion(manifest, "org.greenlight.approval"),
     }
 
 

@@ -317,6 +317,24 @@ def provenance_read(path: Path) -> None:
     sys.exit(0 if found.vouched else 1)
 
 
+@provenance_cli.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def provenance_check(path: Path) -> None:
+    """Say whether FILE is a copy this deployment approved: its signature and the log agree."""
+    identity = current_app.config["C2PA_SIGNING_IDENTITY"]
+    if identity is None:
+        raise click.ClickException("no signing key is configured (GREENLIGHT_C2PA_SIGNING_KEY)")
+    try:
+        with path.open("rb") as fh:
+            container = media.check_container(fh, media.MediaLimits())
+    except media.MediaRejected as exc:
+        raise click.ClickException(exc.reason) from None
+    try:
+        click.echo(provenance_keys.check_approved_copy(path, container, identity))
+    except provenance_keys.NotApproved as exc:
+        raise click.ClickException(f"not a copy this deployment approved: {exc}") from None
+
+
 @provenance_cli.command("release")
 @click.argument("clip_id", type=int)
 @click.option("--admin", "admin_email", required=True, help="The admin letting it through.")

@@ -82,6 +82,9 @@ class Provenance:
     trusted: bool = False
     #: Why the manifest was not read (state refused).
     reason: str | None = field(default=None)
+    #: A Greenlight approval assertion (decision_id, approved_at, original_sha256, audit_head),
+    #: when a Greenlight deployment signed this copy; see approval/provenance_signing.py.
+    greenlight_approval: dict[str, Any] | None = None
 
     @property
     def present(self) -> bool:
@@ -244,6 +247,22 @@ def _codes(values: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in values[:32] if isinstance(v, str) and _CODE.match(v))
 
 
+_APPROVAL_TEXT = ("approved_at", "original_sha256", "audit_head")
+
+
+def _approval(value: Any) -> dict[str, Any] | None:
+    """The Greenlight assertion's four fields, exactly typed, or None."""
+    if not isinstance(value, dict) or type(value.get("decision_id")) is not int:
+        return None
+    approval: dict[str, Any] = {"decision_id": value["decision_id"]}
+    for key in _APPROVAL_TEXT:
+        text = value.get(key)
+        if not isinstance(text, str) or not _CODE.match(text.replace("+", "")):
+            return None
+        approval[key] = text
+    return approval
+
+
 def _judge(report: dict[str, Any]) -> Provenance:
     status = report.get("status")
     if status == "absent":
@@ -279,4 +298,5 @@ def _judge(report: dict[str, Any]) -> Provenance:
         generator_version=_text(report, "generator_version"),
         digital_source_type=source,
         trusted=trusted,
+        greenlight_approval=_approval(report.get("greenlight_approval")),
     )

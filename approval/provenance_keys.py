@@ -143,3 +143,58 @@ def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(text)
+
+
+class NotApproved(Exception):
+    """The file is not a copy this deployment signed for an approval on its log."""
+
+
+def _signer_and_anchors(identity: SigningIdentity) -> tuple[str, str]:
+    """This deployment's signer serial, and the certificates its copies chain to."""
+    chain = x509.load_pem_x509_certificates(identity.chain_pem.encode("ascii"))
+    pem = serialization.Encoding.PEM
+    issuers = chain[1:] or chain  # a lone self-signed certificate is its own anchor
+    return str(chain[0].serial_number), "".join(c.public_bytes(pem).decode() for c in issuers)
+
+
+def check_approved_copy(path: Path, container: str, identity: SigningIdentity) -> str:
+    """What the log says of this copy ("approved on …"), or NotApproved with the reason.
+
+    Uses the app's database (the models), so only the CLI calls it, inside the app context.
+    """
+    import hashlib
+
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import AuditEvent, Clip, ClipStatus, Decision
+    from .provenance import INTACT, read_provenance
+
+    serial, anchors = _signer_and_anchors(identity)
+    found = read_provenance(path, container, anchors)
+    if found.state != INTACT or not found.trusted or found.signer_serial != serial:
+        raise NotApproved(f"it is not signed by this deployment ({found.summary()})")
+    approval = found.greenlight_approval
+    if approval is None:
+        raise NotApproved("its manifest carries no Greenlight approval")
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    clip = db.session.scalar(select(Clip).where(Clip.signed_sha256 == digest.hexdigest()))
+    decision = db.session.get(Decision, approval["decision_id"])
+    if clip is None or decision is None or decision.clip_id != clip.id:
+        raise NotApproved("the log has no approval for these bytes")
+    approved_event = db.session.scalar(
+        select(AuditEvent.hash)
+        .where(AuditEvent.clip_id == clip.id, AuditEvent.action == "clip.approved")
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    if approval["original_sha256"] != clip.sha256 or approval["audit_head"] != approved_event:
+        raise NotApproved("its approval does not match the log")
+    assert clip.decided_at is not None  # an approved (or since taken down) clip has one
+    when = clip.decided_at.date().isoformat()
+    if clip.status == ClipStatus.TAKEN_DOWN:
+        return f"approved on {when} (clip {clip.id}, decision {decision.id}), since taken down"
+    return f"approved on {when} (clip {clip.id}, decision {decision.id})"

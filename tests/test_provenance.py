@@ -727,6 +727,21 @@ def test_an_approval_makes_a_signed_copy_that_share_links_serve(
     approval = next(a for a in manifest["assertions"] if a["label"] == "org.greenlight.approval")
     assert approval["data"]["decision_id"] == decision.id
     assert approval["data"]["original_sha256"] == clip.sha256
+    # flask provenance check: this copy, yes; the unsigned original or an altered copy, no.
+    runner = app.test_cli_runner()
+    copy = Path(app.instance_path) / "found-online.mp4"
+    copy.write_bytes(body)
+    accepted = runner.invoke(args=["provenance", "check", str(copy)])
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.output.strip() == (
+        f"approved on {clip.decided_at.date().isoformat()} (clip {clip.id}, decision {decision.id})"
+    )
+    original = runner.invoke(args=["provenance", "check", str(make_signed_video("again.mp4"))])
+    assert original.exit_code == 1
+    assert "not a copy this deployment approved: it is not signed by" in original.output
+    altered = runner.invoke(args=["provenance", "check", str(alter_media(copy))])
+    assert altered.exit_code == 1
+    assert "file was changed after signing" in altered.output
 
 
 def test_without_a_signing_key_share_links_serve_what_reviewers_watched(
