@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -692,53 +693,92 @@ def test_a_signed_copy_still_plays(make_signed_video: MakeSignedVideo, tmp_path:
     assert media.inspect_clip(copy.path).facts.duration == pytest.approx(1.0, abs=0.1)
 
 
-@pytest.mark.parametrize("app", [{"SIGNING": True}], indirect=True)
-def test_an_approval_makes_a_signed_copy_that_share_links_serve(
-    app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
-) -> None:
-    import c2pa
+@dataclass(frozen=True)
+class SharedApproval:
+    clip: Clip
+    decision_id: int
+    body: bytes  # what the share link served
 
+
+@pytest.fixture
+def shared_approval(
+    app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
+) -> SharedApproval:
+    """A lab-signed clip, approved (the signing job runs at the commit), then fetched by link."""
     from approval.models import Verdict
     from approval.ops import sharing, workflow
 
     clip = upload(uploader, make_signed_video())
-    claimed = claims.claim_next(reviewer)
-    assert claimed == clip
+    assert claims.claim_next(reviewer) == clip
     db.session.commit()
     decision = workflow.decide(clip, reviewer, Verdict.APPROVE)
-    db.session.commit()  # the signing job runs once this commits
+    db.session.commit()
     db.session.expire_all()
-    assert clip.signed_sha256 is not None
-    assert clip.signed_sha256 != clip.sha256
+    _link, token = sharing.create_link(clip, reviewer)
+    db.session.commit()
+    response = app.test_client().get(f"/s/{token}/media")
+    assert response.status_code == 200
+    return SharedApproval(clip=clip, decision_id=decision.id, body=response.get_data())
+
+
+SIGNING = pytest.mark.parametrize("app", [{"SIGNING": True}], indirect=True)
+
+
+@SIGNING
+def test_an_approval_makes_a_signed_copy_logged_in_the_chain(
+    shared_approval: SharedApproval,
+) -> None:
+    clip = shared_approval.clip
+    assert clip.signed_sha256 not in (None, clip.sha256)  # signing changes the bytes
     event = db.session.scalar(
         select(AuditEvent).where(AuditEvent.action == "clip.signed_copy_made")
     )
     assert event is not None
     assert json.loads(event.data)["signed_sha256"] == clip.signed_sha256
-    _link, token = sharing.create_link(clip, reviewer)
-    db.session.commit()
-    response = app.test_client().get(f"/s/{token}/media")
-    assert response.status_code == 200
-    body = response.get_data()
+
+
+@SIGNING
+def test_share_links_serve_the_signed_copy_with_the_approval_in_it(
+    shared_approval: SharedApproval,
+) -> None:
+    import c2pa
+
+    clip, body = shared_approval.clip, shared_approval.body
     assert hashlib.sha256(body).hexdigest() == clip.signed_sha256
     with c2pa.Reader("video/mp4", io.BytesIO(body)) as reader:
         store = json.loads(reader.json())
     manifest = store["manifests"][store["active_manifest"]]
     approval = next(a for a in manifest["assertions"] if a["label"] == "org.greenlight.approval")
-    assert approval["data"]["decision_id"] == decision.id
+    assert approval["data"]["decision_id"] == shared_approval.decision_id
     assert approval["data"]["original_sha256"] == clip.sha256
-    # flask provenance check: this copy, yes; the unsigned original or an altered copy, no.
-    runner = app.test_cli_runner()
+
+
+@SIGNING
+def test_flask_provenance_check_accepts_the_signed_copy(
+    app: Flask, shared_approval: SharedApproval
+) -> None:
+    clip = shared_approval.clip
+    assert clip.decided_at is not None
     copy = Path(app.instance_path) / "found-online.mp4"
-    copy.write_bytes(body)
-    accepted = runner.invoke(args=["provenance", "check", str(copy)])
+    copy.write_bytes(shared_approval.body)
+    accepted = app.test_cli_runner().invoke(args=["provenance", "check", str(copy)])
     assert accepted.exit_code == 0, accepted.output
     assert accepted.output.strip() == (
-        f"approved on {clip.decided_at.date().isoformat()} (clip {clip.id}, decision {decision.id})"
+        f"approved on {clip.decided_at.date().isoformat()} "
+        f"(clip {clip.id}, decision {shared_approval.decision_id})"
     )
+
+
+@SIGNING
+def test_flask_provenance_check_refuses_other_copies(
+    app: Flask, shared_approval: SharedApproval, make_signed_video: MakeSignedVideo
+) -> None:
+    runner = app.test_cli_runner()
     original = runner.invoke(args=["provenance", "check", str(make_signed_video("again.mp4"))])
     assert original.exit_code == 1
     assert "not a copy this deployment approved: it is not signed by" in original.output
+    copy = Path(app.instance_path) / "edited.mp4"
+    copy.write_bytes(shared_approval.body)
     altered = runner.invoke(args=["provenance", "check", str(alter_media(copy))])
     assert altered.exit_code == 1
     assert "file was changed after signing" in altered.output
