@@ -1,9 +1,8 @@
-"""The deployment's own C2PA signing identity: checking a configured key and chain, and making a
-self-signed development pair (`flask provenance init`).
+"""The deployment's own C2PA signing identity: checking a configured key and chain at start-up,
+making a self-signed development pair (`flask provenance init`), and telling whether a file is a
+copy this deployment signed for an approval on its log (`flask provenance check`).
 
-A plain library: no Flask. Signing approvals into shared copies (issue 14, point 4) will use the
-pair checked here; until then the settings are only validated, so a deployment finds a wrong
-key at start-up rather than at its first approval.
+Checked at start-up so a deployment finds a wrong key then, not at its first approval.
 """
 
 from __future__ import annotations

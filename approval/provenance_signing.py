@@ -6,8 +6,8 @@ assertion naming the decision, the approval time, the SHA-256 of the approved or
 audit head at approval. c2pa-rs parses the original's manifest to make it an ingredient, so
 this runs in the same confined child as the reader (approval/_provenance_child.py).
 
-Not wired to approvals yet: see the README's Provenance section for what is left.
-A plain library: no Flask, no models.
+The approval job (approval/jobs.py, sign_approved_clip) calls it once a clip is approved and a
+signing key is configured. A plain library: no Flask, no models.
 """
 
 from __future__ import annotations
