@@ -152,6 +152,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("admin.toggle_active", "POST"):          row("/admin/people/{invitee}/active",     SIGN_IN, 403, 403, 403, 302),
     ("admin.new_password_link", "POST"):      row("/admin/people/{invitee}/password-link", SIGN_IN, 403, 403, 403, 200),
     ("admin.take_down", "POST"):              row("/admin/clips/{approved}/takedown",   SIGN_IN, 403, 403, 403, 302),
+    ("sharing.approval_record", "GET"):       row("/.well-known/greenlight/approvals/0000000000000000000000000000000000000000000000000000000000000000", 404, 404, 404, 404, 404),
     ("admin.held_clips", "GET"):              row("/admin/held",                        SIGN_IN, 403, 403, 403, 200),
     ("admin.release_hold", "POST"):           row("/admin/clips/{waiting}/provenance-release", SIGN_IN, 403, 403, 403, 302),
     ("admin.audit_log", "GET"):               row("/admin/audit",                       SIGN_IN, 403, 403, 403, 200),

@@ -132,6 +132,7 @@ def world(
             "token_id": [str(t.id) for t in api_tokens],
             "notification_id": [str(n) for n in notifications],
             "token": [share_token, guarded_token, password_token],
+            "sha256": ["0" * 64],
             "filename": [str(static[0].relative_to(app.static_folder or "")) if static else "x"],
         },
     )

@@ -800,3 +800,29 @@ def test_without_a_signing_key_share_links_serve_what_reviewers_watched(
     body = app.test_client().get(f"/s/{token}/media").get_data()
     assert clip.signed_key is None
     assert hashlib.sha256(body).hexdigest() == clip.sha256
+
+
+@SIGNING
+def test_the_public_record_says_only_when_a_signed_copy_was_approved(
+    app: Flask, shared_approval: SharedApproval
+) -> None:
+    clip = shared_approval.clip
+    assert clip.decided_at is not None
+    anyone = app.test_client()
+    known = anyone.get(f"/.well-known/greenlight/approvals/{clip.signed_sha256}")
+    assert (known.status_code, known.get_json()) == (
+        200,
+        {
+            "sha256": clip.signed_sha256,
+            "status": "approved",
+            "approved_on": clip.decided_at.date().isoformat(),
+        },
+    )
+    original = anyone.get(f"/.well-known/greenlight/approvals/{clip.sha256}")
+    assert (original.status_code, original.get_json()["status"]) == (404, "unknown")
+
+
+def test_the_public_record_refuses_what_is_not_a_sha256(app: Flask) -> None:
+    response = app.test_client().get("/.well-known/greenlight/approvals/not-a-hash")
+    assert response.status_code == 400
+    assert "64 lowercase hex digits" in response.get_json()["error"]

@@ -8,6 +8,7 @@ stores the copy. Nothing here commits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select, update
 
@@ -103,3 +104,13 @@ def record(signing: SigningPlan, *, size: int, sha256: str, etag: str) -> bool:
         },
     )
     return True
+
+
+def approved_on(signed_sha256: str) -> date | None:
+    """The day the copy with these bytes was approved, if it is a signed copy still approved."""
+    decided = db.session.scalar(
+        select(Clip.decided_at).where(
+            Clip.signed_sha256 == signed_sha256, Clip.status == ClipStatus.APPROVED
+        )
+    )
+    return decided.date() if decided is not None else None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import (
     Response,
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -20,7 +23,7 @@ from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import limiter
 from approval.models import ShareLink
-from approval.ops import access, sharing
+from approval.ops import access, sharing, signing
 from approval.ops.served import Media
 from approval.ops.workflow import InvalidInput
 from approval.web import client_address, site_url, storage_origin
@@ -28,6 +31,7 @@ from approval.web import client_address, site_url, storage_origin
 from . import bp
 from .forms import PassphraseForm, ShareLinkForm
 
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # A media start is counted once per viewer session within this window, not per range request.
 MEDIA_START_WINDOW_SECONDS = 30 * 60
 
@@ -156,6 +160,21 @@ def poster(token: str) -> Response:
     sharing.approved_object(link)  # a link whose video changed shows nothing of it, poster neither
     served = sharing.approved_object(link, Media.POSTER)
     return serve_object(served.key, info=served.info, content_type=served.content_type)
+
+
+@bp.get("/.well-known/greenlight/approvals/<sha256>")
+@public
+def approval_record(sha256: str) -> tuple[Response, int]:
+    """Public, no account: was a signed copy with this SHA-256 approved here, and on what day.
+
+    Says nothing more (no clip, no people), so `greenlight check FILE` can ask it for anyone.
+    """
+    if not SHA256_HEX.fullmatch(sha256):
+        return jsonify(error="give the file's SHA-256: 64 lowercase hex digits"), 400
+    day = signing.approved_on(sha256)
+    if day is None:
+        return jsonify(sha256=sha256, status="unknown"), 404
+    return jsonify(sha256=sha256, status="approved", approved_on=day.isoformat()), 200
 
 
 @bp.after_request
