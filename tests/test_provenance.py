@@ -826,3 +826,45 @@ def test_the_public_record_refuses_what_is_not_a_sha256(app: Flask) -> None:
     response = app.test_client().get("/.well-known/greenlight/approvals/not-a-hash")
     assert response.status_code == 400
     assert "64 lowercase hex digits" in response.get_json()["error"]
+
+
+class _Answer:
+    """What requests.get returns, made from a test-client response."""
+
+    def __init__(self, response: Any) -> None:
+        self.status_code = response.status_code
+        self.headers = {"Content-Type": response.content_type}
+        self._json = response.get_json()
+
+    def json(self) -> Any:
+        return self._json
+
+
+@SIGNING
+def test_greenlight_check_asks_the_public_record_with_no_account(
+    app: Flask,
+    shared_approval: SharedApproval,
+    make_signed_video: MakeSignedVideo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from approval.client import cli as client_cli
+
+    anyone = app.test_client()
+    asked: list[str] = []
+
+    def get(url: str, timeout: float) -> _Answer:
+        asked.append(url)
+        return _Answer(anyone.get(url.removeprefix("http://greenlight.test")))
+
+    monkeypatch.setattr(client_cli.requests, "get", get)
+    clip = shared_approval.clip
+    assert clip.decided_at is not None
+    copy = Path(app.instance_path) / "found.mp4"
+    copy.write_bytes(shared_approval.body)
+    server = ["--server", "http://greenlight.test"]
+    assert client_cli.main(["check", str(copy), *server]) == 0
+    assert f"found.mp4: approved on {clip.decided_at.date().isoformat()}" in capsys.readouterr().out
+    assert client_cli.main(["check", str(make_signed_video("other.mp4")), *server]) == 1
+    assert "other.mp4: unknown to http://greenlight.test" in capsys.readouterr().out
+    assert asked[0].endswith(f"/.well-known/greenlight/approvals/{clip.signed_sha256}")
