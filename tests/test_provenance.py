@@ -277,7 +277,7 @@ def make_clip_of_kind(
 
 def upload(client: FlaskClient, path: Path, title: str = "A clip") -> Clip:
     """Upload through the browser's path; the job runs at once. The clip as it left it."""
-    response = direct_upload(client, path, "clip.mp4", title=title)
+    response = direct_upload(client, path, title=title)
     assert response.status_code == 202, response.get_data(as_text=True)
     clip = db.session.scalar(select(Clip).order_by(Clip.id.desc()).limit(1))
     assert clip is not None
@@ -868,3 +868,25 @@ def test_greenlight_check_asks_the_public_record_with_no_account(
     assert client_cli.main(["check", str(make_signed_video("other.mp4")), *server]) == 1
     assert "other.mp4: unknown to http://greenlight.test" in capsys.readouterr().out
     assert asked[0].endswith(f"/.well-known/greenlight/approvals/{clip.signed_sha256}")
+
+
+@SIGNING
+def test_the_rendition_path_signs_the_copy_players_are_given(
+    app: Flask, uploader: FlaskClient, reviewer: User, make_video: MakeVideo
+) -> None:
+    from approval.models import Verdict
+    from approval.ops import workflow
+
+    # H.264 in Matroska does not play in browsers as it is: reviewers watch a rendition.
+    clip = upload(uploader, make_video("clip.mkv", seconds=1.0, width=320, height=240))
+    assert clip.rendition_key is not None
+    assert claims.claim_next(reviewer) == clip
+    db.session.commit()
+    workflow.decide(clip, reviewer, Verdict.APPROVE)
+    db.session.commit()
+    db.session.expire_all()
+    event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "clip.signed_copy_made")
+    )
+    assert event is not None
+    assert json.loads(event.data)["source_sha256"] == clip.rendition_sha256
