@@ -48,6 +48,8 @@ ACTIONS = {
     "clip.integrity_failed": "stored bytes no longer match",
     "comment.added": "comment added",
     "clip.dismissed": "failed upload dismissed",
+    "clip.provenance_released": "let into the queue despite its Content Credentials",
+    "clip.signed_copy_made": "signed copy made for sharing",
     "share_link.created": "share link created",
     "share_link.revoked": "share link revoked",
     "api_token.created": "API token created",

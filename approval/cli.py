@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,14 +17,15 @@ from flask.cli import AppGroup
 from flask.logging import default_handler
 from sqlalchemy import func, select
 
-from approval.ops import storage_gc
+from approval.ops import storage_gc, workflow
 from approval.ops.errors import Refused
 from approval.ops.people import create_user, issue_password_link, set_active, set_roles
 
-from . import audit
+from . import audit, media, provenance_keys
 from .extensions import db, storage
 from .formatting import format_size
-from .models import Role, User
+from .models import Clip, Role, User
+from .provenance import read_provenance
 from .web import password_link_url
 
 ROLE_CHOICE = click.Choice([role.value for role in Role])
@@ -33,6 +35,7 @@ users_cli = AppGroup("users", help="Manage accounts and roles.")
 demo_cli = AppGroup("demo", help="Demo accounts for a first look.")
 storage_cli = AppGroup("storage", help="Set up clip storage and collect its garbage.")
 audit_cli = AppGroup("audit", help="Check and export the decision log.")
+provenance_cli = AppGroup("provenance", help="Content Credentials (C2PA): read, release holds.")
 
 
 def user_or_fail(email: str) -> User:
@@ -291,7 +294,83 @@ def worker_command(workers: int, periodic: bool) -> None:
     consumer.run()
 
 
+@provenance_cli.command("init")
+def provenance_init() -> None:
+    """Make a self-signed development signing pair under instance/ (mode 0600)."""
+    instance = Path(current_app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    key_path = instance / provenance_keys.DEV_KEY_FILE
+    chain_path = instance / provenance_keys.DEV_CHAIN_FILE
+    for path in (key_path, chain_path):
+        if path.exists():
+            raise click.ClickException(f"{path} already exists; delete both files to start over")
+    identity = provenance_keys.make_development_identity(current_app.config["SITE_URL"])
+    provenance_keys.write_private(key_path, identity.key_pem)
+    provenance_keys.write_private(chain_path, identity.chain_pem)
+    click.echo("For development only: nobody outside this machine trusts this certificate.")
+    click.echo(f"GREENLIGHT_C2PA_SIGNING_KEY={key_path}")
+    click.echo(f"GREENLIGHT_C2PA_CERT_CHAIN={chain_path}")
+
+
+@provenance_cli.command("read")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def provenance_read(path: Path) -> None:
+    """Read FILE's Content Credentials as verification would; exit 1 unless `require` passes it."""
+    try:
+        with path.open("rb") as fh:
+            container = media.check_container(fh, media.MediaLimits())
+    except media.MediaRejected as exc:
+        raise click.ClickException(exc.reason) from None
+    found = read_provenance(path, container, current_app.config["C2PA_TRUST_ANCHORS_PEM"])
+    click.echo(found.summary())
+    details = {
+        "state": found.state,
+        "signer": found.signer_name,
+        "issuer": found.signer_issuer,
+        "serial": found.signer_serial,
+        "trusted": "yes" if found.trusted else "no",
+        "source type": found.digital_source_type,
+        "codes": ", ".join(found.codes),
+    }
+    for label, value in details.items():
+        if value:
+            click.echo(f"  {label}: {value}")
+    sys.exit(0 if found.vouched else 1)
+
+
+@provenance_cli.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def provenance_check(path: Path) -> None:
+    """Say whether FILE is a copy this deployment approved: its signature and the log agree."""
+    identity = current_app.config["C2PA_SIGNING_IDENTITY"]
+    if identity is None:
+        raise click.ClickException("no signing key is configured (GREENLIGHT_C2PA_SIGNING_KEY)")
+    try:
+        with path.open("rb") as fh:
+            container = media.check_container(fh, media.MediaLimits())
+    except media.MediaRejected as exc:
+        raise click.ClickException(exc.reason) from None
+    try:
+        click.echo(provenance_keys.check_approved_copy(path, container, identity))
+    except provenance_keys.NotApproved as exc:
+        raise click.ClickException(f"not a copy this deployment approved: {exc}") from None
+
+
+@provenance_cli.command("release")
+@click.argument("clip_id", type=int)
+@click.option("--admin", "admin_email", required=True, help="The admin letting it through.")
+@click.option("--reason", required=True, help="Why; it is written to the decision log.")
+def provenance_release(clip_id: int, admin_email: str, reason: str) -> None:
+    """Let a clip held for its Content Credentials into the review queue."""
+    clip = db.session.get(Clip, clip_id)
+    if clip is None:
+        raise click.ClickException(f"no clip {clip_id}")
+    with committed():
+        workflow.release_provenance_hold(clip, user_or_fail(admin_email), reason)
+    click.echo(f"clip {clip_id} is in the review queue")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users_cli, audit_cli, demo_cli, storage_cli):
+    for group in (users_cli, audit_cli, demo_cli, storage_cli, provenance_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)

@@ -111,6 +111,31 @@ def _as_queue_url(value: Any) -> str:
     return url
 
 
+PROVENANCE_MODES = ("off", "show", "require")
+
+
+def _as_provenance_mode(value: Any) -> str:
+    mode = str(value).strip().lower()
+    if mode not in PROVENANCE_MODES:
+        raise ValueError(f"use off, show or require, got {value!r}")
+    return mode
+
+
+def read_trust_anchors(path: str) -> str:
+    """The PEM text of the trust anchors file, checked to hold at least one certificate."""
+    from cryptography import x509
+
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("C2PA_TRUST_ANCHORS", f"cannot read {path}: {exc}") from None
+    try:
+        x509.load_pem_x509_certificates(text.encode("ascii"))
+    except ValueError:
+        raise ConfigError("C2PA_TRUST_ANCHORS", f"{path} holds no PEM certificate") from None
+    return text
+
+
 #: Settings that take a GREENLIGHT_ environment override, and how each is parsed.
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "DATABASE_URL": str,
@@ -138,6 +163,10 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "QUEUE_URL": _as_queue_url,
     "QUEUE_IMMEDIATE": _as_bool,
     "JOB_LEASE_SECONDS": _as_positive_int,
+    "PROVENANCE": _as_provenance_mode,
+    "C2PA_TRUST_ANCHORS": str,
+    "C2PA_SIGNING_KEY": str,
+    "C2PA_CERT_CHAIN": str,
 }
 
 
@@ -176,6 +205,15 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # How long a verification job may hold a clip before the reaper hands it to another
         # worker (a killed worker's clip is picked up again after at most this).
         "JOB_LEASE_SECONDS": 900,
+        # Content Credentials: off (not read), show (reviewers see them) or require (a clip
+        # without trusted, generated credentials is held out of the queue).
+        "PROVENANCE": "show",
+        #: A PEM file of the issuers this deployment trusts to sign generated clips.
+        "C2PA_TRUST_ANCHORS": "",
+        #: The deployment's own ES256 key and certificate chain (PEM files) for signing approvals;
+        #: `flask provenance init` makes a development pair.
+        "C2PA_SIGNING_KEY": "",
+        "C2PA_CERT_CHAIN": "",
         "INVITE_TTL_HOURS": 72,
         "REMEMBER_DAYS": 14,
         "CLOCK": None,
@@ -207,7 +245,37 @@ def load(
         raise ConfigError("SITE_URL", "must start with http:// or https://")
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = persistent_secret_key(instance_path)
+    _check_provenance(settings)
     return settings
+
+
+def _check_provenance(settings: dict[str, Any]) -> None:
+    """Read the trust anchors once; `require` without any could never let a clip through."""
+    path = str(settings.get("C2PA_TRUST_ANCHORS") or "").strip()
+    settings["C2PA_TRUST_ANCHORS_PEM"] = read_trust_anchors(path) if path else None
+    if settings["PROVENANCE"] == "require" and not path:
+        raise ConfigError(
+            "PROVENANCE", f"require needs {ENV_PREFIX}C2PA_TRUST_ANCHORS (a PEM file of issuers)"
+        )
+    settings["C2PA_SIGNING_IDENTITY"] = _signing_identity(settings)
+
+
+def _signing_identity(settings: dict[str, Any]) -> Any:
+    """The checked signing key and chain, or None when neither is configured."""
+    from .provenance_keys import BadSigningIdentity, load_signing_identity
+
+    key = str(settings.get("C2PA_SIGNING_KEY") or "").strip()
+    chain = str(settings.get("C2PA_CERT_CHAIN") or "").strip()
+    if not key and not chain:
+        return None
+    if not chain:
+        raise ConfigError("C2PA_CERT_CHAIN", f"needed with {ENV_PREFIX}C2PA_SIGNING_KEY")
+    if not key:
+        raise ConfigError("C2PA_SIGNING_KEY", f"needed with {ENV_PREFIX}C2PA_CERT_CHAIN")
+    try:
+        return load_signing_identity(key, chain)
+    except BadSigningIdentity as exc:
+        raise ConfigError(exc.setting, exc.problem) from None
 
 
 def _instance_file(instance_path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import media, renditions
 from .formatting import format_size
+from .provenance import Provenance, read_provenance
 from .storage import ObjectExists, ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class IngestPlan:
     content_type: str
     max_bytes: int
     max_seconds: float
+    #: GREENLIGHT_PROVENANCE (off, show, require) and the trust anchors' PEM text.
+    provenance_mode: str = "show"
+    trust_anchors: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class IngestResult:
     rendition: renditions.RenditionFacts | None
     rendition_key: str | None
     rendition_etag: str | None
+    #: What the clip's Content Credentials say; None when provenance is off.
+    provenance: Provenance | None = None
 
 
 #: Called between steps with the step's name, so the job can say what it does and keep its lease.
@@ -95,6 +101,10 @@ def verify(store: Storage, plan: IngestPlan, progress: Progress) -> IngestResult
         local = Path(workdir) / "original"
         sha256, received = _copy_and_hash(store, plan, local)
         inspection = media.inspect_clip(local, limits)
+        credentials = None
+        if plan.provenance_mode != "off":
+            # Read from the same local copy the probe saw, so the facts match the pinned bytes.
+            credentials = read_provenance(local, inspection.facts.container, plan.trust_anchors)
         after = store.head(plan.storage_key)
         if (after.etag, after.size) != (before.etag, before.size) or received != before.size:
             # Only the server writes this key, so this is a storage fault, not the tester's:
@@ -120,6 +130,7 @@ def verify(store: Storage, plan: IngestPlan, progress: Progress) -> IngestResult
         rendition=rendition,
         rendition_key=rendition_key,
         rendition_etag=rendition_etag,
+        provenance=credentials,
     )
 
 

@@ -9,10 +9,13 @@ audit events.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from flask import current_app
 from huey import crontab
@@ -22,8 +25,9 @@ from . import ingest, outbox
 from .extensions import db, storage
 from .jobqueue import huey, job_app, once_per_period, record_heartbeat
 from .media import MediaRejected
-from .ops import verification
+from .ops import signing, verification
 from .ops.errors import StateConflict
+from .provenance_signing import SigningFailed, sign_approved_copy
 from .storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,8 @@ def run_verification(clip_id: int) -> None:
             lease_seconds=lease,
             max_bytes=config["MAX_CLIP_BYTES"],
             max_seconds=float(config["MAX_CLIP_SECONDS"]),
+            provenance_mode=config["PROVENANCE"],
+            trust_anchors=config["C2PA_TRUST_ANCHORS_PEM"],
         )
         db.session.commit()
     except SQLAlchemyError:
@@ -90,6 +96,50 @@ def run_verification(clip_id: int) -> None:
     except (StorageError, SQLAlchemyError, OSError) as exc:
         db.session.rollback()
         _postpone(clip_id, exc)
+
+
+# --- signing approvals into shared copies --------------------------------------------------------
+
+
+@huey.task()
+def sign_approved_clip(clip_id: int) -> None:
+    """Make the approved clip's signed copy for sharing; see ops/signing.py."""
+    with _job_context():
+        run_signing(clip_id)
+
+
+def run_signing(clip_id: int) -> None:
+    """Read the approved bytes, check them, sign them in the child, store and pin the copy."""
+    identity = current_app.config.get("C2PA_SIGNING_IDENTITY")
+    if identity is None:
+        return
+    work = signing.plan(clip_id)
+    db.session.rollback()  # no transaction stays open while bytes are read and signed
+    if work is None:
+        return
+    store = storage()
+    with tempfile.TemporaryDirectory(prefix="greenlight-signing-") as tmp:
+        local, copy_path = Path(tmp) / "approved", Path(tmp) / "signed.mp4"
+        digest = hashlib.sha256()
+        with local.open("wb") as out:
+            for chunk in store.read(work.source_key):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != work.source_sha256:
+            # Serving refuses these bytes too (ops/served.py); never sign what was not approved.
+            log.error("clip %s: approved bytes changed; no signed copy made", clip_id)
+            return
+        try:
+            copy = sign_approved_copy(local, copy_path, identity, work.claim, title=work.title)
+        except (SigningFailed, MediaRejected) as exc:
+            log.error("clip %s: could not sign the approved copy: %s", clip_id, exc)
+            return
+        with copy.path.open("rb") as fh:
+            stored = store.put_stream(work.target_key, fh, content_type="video/mp4")
+    if signing.record(work, size=stored.size, sha256=copy.sha256, etag=stored.etag):
+        db.session.commit()
+    else:
+        db.session.rollback()
 
 
 def _fail(clip_id: int, reason: str) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .clock import utcnow
 from .extensions import db
 from .passwords import check_secret, hash_secret
+from .provenance import Provenance
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real bigint.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -325,6 +326,29 @@ class Clip(db.Model):
     #: When the tester put a failed upload out of sight in My clips; the row and its log stay.
     dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # Content Credentials (approval/provenance.py), read by verification; NULL when not read.
+    #: The Provenance record as JSON: signer, generator, source type, validation codes.
+    provenance: Mapped[str | None] = mapped_column(Text)
+    #: Its state, for filtering: absent, intact, untrusted, altered, invalid or refused.
+    provenance_state: Mapped[str | None] = mapped_column(
+        String(16),
+        CheckConstraint(
+            "provenance_state IS NULL OR provenance_state IN ('absent', 'intact', 'untrusted', "
+            "'altered', 'invalid', 'refused')",
+            name="provenance_state_known",
+        ),
+        index=True,
+    )
+    #: Under GREENLIGHT_PROVENANCE=require: waiting, but kept out of the queue until an admin
+    #: lets it through with a reason (logged).
+    provenance_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The approved copy signed with the deployment's C2PA key (GREENLIGHT_C2PA_SIGNING_KEY):
+    #: what share links serve once it exists. Its SHA-256 is in the audit chain.
+    signed_key: Mapped[str | None] = mapped_column(String(200))
+    signed_size: Mapped[int | None] = mapped_column(BigInteger)
+    signed_sha256: Mapped[str | None] = mapped_column(String(64))
+    signed_etag: Mapped[str | None] = mapped_column(String(200))
+
     tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])
     decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
@@ -382,6 +406,11 @@ class Clip(db.Model):
             "decided_by_id IS NULL OR decided_by_id <> tester_id", name="no_self_decision"
         ),
     )
+
+    @property
+    def provenance_record(self) -> Provenance | None:
+        """What verification read of the clip's Content Credentials; None when not read."""
+        return Provenance.from_json(self.provenance) if self.provenance else None
 
     @property
     def playback_content_type(self) -> str:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # importing a plugin before pytest registers it would skip it
 pytest_plugins = [
     "tests.plugins.storage",
     "tests.plugins.media",
+    "tests.plugins.provenance",
     "tests.plugins.database",
     "tests.plugins.factories",
     "tests.plugins.web",

@@ -138,6 +138,7 @@ def world(
             "notification_id": [str(n) for n in notifications],
             "comment_id": [str(c.id) for c in threads],
             "token": [share_token, guarded_token, password_token],
+            "sha256": ["0" * 64],
             "filename": [str(static[0].relative_to(app.static_folder or "")) if static else "x"],
         },
     )

@@ -30,6 +30,12 @@ class TakedownForm(FlaskForm):
     reason = StringField("Reason for the takedown", validators=[DataRequired(), Length(max=2000)])
 
 
+class ReleaseHoldForm(FlaskForm):
+    reason = StringField(
+        "Why let it through without trusted credentials", validators=[Length(max=2000)]
+    )
+
+
 class VerifyForm(FlaskForm):
     """Verify the chain, optionally through a head kept outside the database."""
 

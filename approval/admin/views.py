@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from approval.extensions import db
 from approval.forms import ActionForm
-from approval.models import Clip, Role, User
+from approval.models import Clip, ClipStatus, Role, User
 from approval.ops import workflow
-from approval.ops.errors import Refused
+from approval.ops.errors import InvalidInput, Refused
 from approval.ops.people import (
     create_user,
     everyone,
@@ -21,7 +22,7 @@ from approval.ops.people import (
 from approval.web import password_link_url, roles_required, show_refusal
 
 from . import bp
-from .forms import InviteForm, RolesForm, TakedownForm
+from .forms import InviteForm, ReleaseHoldForm, RolesForm, TakedownForm
 
 
 @bp.get("/people")
@@ -133,4 +134,35 @@ def take_down(clip_id: int) -> BaseResponse:
         return redirect(url_for("clips.detail", clip_id=clip.id))
     workflow.take_down(clip, current_user, form.reason.data or "")
     flash("The clip is taken down. Its share links no longer work.", "success")
+    return redirect(url_for("clips.detail", clip_id=clip.id))
+
+
+@bp.get("/held")
+@roles_required(Role.ADMIN)
+def held_clips() -> str:
+    """Clips GREENLIGHT_PROVENANCE=require keeps out of the queue, oldest first."""
+    clips = db.session.scalars(
+        select(Clip)
+        .where(Clip.status == ClipStatus.WAITING, Clip.provenance_held.is_(True))
+        .order_by(Clip.submitted_at, Clip.id)
+        .limit(200)
+    ).all()
+    return render_template("admin/held.html", clips=clips)
+
+
+@bp.post("/clips/<int:clip_id>/provenance-release")
+@roles_required(Role.ADMIN)
+def release_hold(clip_id: int) -> BaseResponse:
+    """Let a held clip into the queue despite its Content Credentials, with a logged reason."""
+    clip = db.get_or_404(Clip, clip_id)
+    form = ReleaseHoldForm()
+    if not form.validate_on_submit():
+        flash("Give a reason for letting the clip through.", "error")
+        return redirect(url_for("clips.detail", clip_id=clip.id))
+    try:
+        workflow.release_provenance_hold(clip, current_user, form.reason.data or "")
+    except InvalidInput as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("clips.detail", clip_id=clip.id))
+    flash("The clip is in the review queue.", "success")
     return redirect(url_for("clips.detail", clip_id=clip.id))

@@ -204,6 +204,43 @@ class Media(Out):
     rendition: Rendition | None
     """The H.264 copy reviewers and share links play, when the original does not play in
     browsers as it is; downloads give the original."""
+    provenance: ProvenanceOut | None = None
+    """What the file's Content Credentials (C2PA) say; null when they were not read."""
+
+
+class ProvenanceSigner(Out):
+    common_name: str | None
+    issuer: str | None
+    """The signing certificate's organisation, as C2PA reports it."""
+    serial: str | None
+    trusted: bool
+    """The signer chains to one of this deployment's trust anchors."""
+
+
+class ProvenanceGenerator(Out):
+    name: str | None
+    version: str | None
+
+
+class ProvenanceOut(Out):
+    """A clip's Content Credentials as verification read them."""
+
+    state: Literal["absent", "intact", "untrusted", "altered", "invalid", "refused"]
+    summary: str
+    """The same sentence reviewers read on the review page."""
+    present: bool
+    valid: bool
+    generated: bool
+    """The manifest says a machine made the pictures (e.g. trainedAlgorithmicMedia)."""
+    held: bool
+    """GREENLIGHT_PROVENANCE=require keeps the clip out of the queue until an admin lets it in."""
+    digital_source_type: str | None
+    signer: ProvenanceSigner | None
+    generator: ProvenanceGenerator | None
+    codes: list[str]
+    """C2PA validation failure codes."""
+    reason: str | None
+    """Why the credentials were not read (state `refused`)."""
 
 
 class Rendition(Out):

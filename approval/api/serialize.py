@@ -71,7 +71,38 @@ def _media(clip: Clip) -> s.Media | None:
                 if clip.rendition_sha256
                 else None
             ),
+            "provenance": _provenance(clip),
         }
+    )
+
+
+def _provenance(clip: Clip) -> s.ProvenanceOut | None:
+    found = clip.provenance_record
+    if found is None:
+        return None
+    signed = found.signer_name or found.signer_issuer or found.signer_serial
+    made = found.generator_name or found.generator_version
+    return s.ProvenanceOut(
+        state=found.state,  # type: ignore[arg-type]  # one of provenance.STATES
+        summary=found.summary(),
+        present=found.present,
+        valid=found.valid,
+        generated=found.generated,
+        held=clip.provenance_held,
+        digital_source_type=found.digital_source_type,
+        signer=s.ProvenanceSigner(
+            common_name=found.signer_name,
+            issuer=found.signer_issuer,
+            serial=found.signer_serial,
+            trusted=found.trusted,
+        )
+        if signed
+        else None,
+        generator=s.ProvenanceGenerator(name=found.generator_name, version=found.generator_version)
+        if made
+        else None,
+        codes=list(found.codes),
+        reason=found.reason,
     )
 
 

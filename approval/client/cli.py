@@ -1,4 +1,4 @@
-"""`greenlight login | upload | status | share | logout`: the console script's commands.
+"""`greenlight login | upload | status | share | check | logout`: the console script's commands.
 
 Exit status: 0 when everything asked for succeeded, 1 when any file or call failed (each with
 its reason), 2 for a usage problem such as not being signed in.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import json
 import re
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+import requests
 from tqdm import tqdm
 
 from . import config
@@ -222,6 +224,39 @@ def cmd_share(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Was this file (a signed copy) approved by the deployment? Asks its public record only."""
+    path = Path(args.file)
+    try:
+        with path.open("rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from None
+    if args.server:
+        server = args.server.rstrip("/")
+    else:
+        try:
+            server = config.load().url
+        except config.ConfigProblem:
+            raise UsageProblem("give --server URL, or run `greenlight login URL` first") from None
+    try:
+        answer = requests.get(f"{server}/.well-known/greenlight/approvals/{digest}", timeout=30)
+    except requests.RequestException as exc:
+        print(f"greenlight: could not reach {server}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    record = answer.json() if answer.headers.get("Content-Type", "").startswith(
+        "application/json"
+    ) else {}  # fmt: skip
+    if answer.status_code == 200 and record.get("status") == "approved":
+        print(f"{path.name}: approved on {record['approved_on']}")
+        return EXIT_OK
+    if answer.status_code == 404:
+        print(f"{path.name}: unknown to {server} (not a copy it approved)")
+        return EXIT_FAILED
+    print(f"greenlight: {server} answered {answer.status_code}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 # --- entry point ---------------------------------------------------------------------------------
 
 
@@ -269,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--label", help="who or where the link is for")
     share.add_argument("--allow-download", action="store_true")
     share.set_defaults(run=cmd_share)
+
+    check = commands.add_parser(
+        "check", help="was this file a copy the deployment approved? (no account needed)"
+    )
+    check.add_argument("file")
+    check.add_argument("--server", help="the Greenlight address (default: the one logged in to)")
+    check.set_defaults(run=cmd_check)
     return parser
 
 

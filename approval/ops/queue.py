@@ -30,15 +30,27 @@ AGES: dict[str, tuple[str, timedelta]] = {
 }
 
 
+#: Content Credentials filter choices: provenance state → label.
+PROVENANCE_STATES: dict[str, str] = {
+    "intact": "Intact, from a trusted signer",
+    "untrusted": "Signer not trusted",
+    "altered": "Changed after signing",
+    "invalid": "Invalid",
+    "absent": "None",
+    "refused": "Not read",
+}
+
+
 @dataclass(frozen=True)
 class Filters:
     tester_id: int | None = None
     generator: str = ""
     age: str = ""
+    provenance: str = ""
 
     @property
     def active(self) -> bool:
-        return bool(self.tester_id or self.generator or self.age)
+        return bool(self.tester_id or self.generator or self.age or self.provenance)
 
     def conditions(self, now: datetime) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -48,12 +60,15 @@ class Filters:
             found.append(Clip.generator.icontains(self.generator, autoescape=True))
         if self.age in AGES:
             found.append(Clip.submitted_at <= now - AGES[self.age][1])
+        if self.provenance in PROVENANCE_STATES:
+            found.append(Clip.provenance_state == self.provenance)
         return found
 
     def as_args(self) -> dict[str, Any]:
         """The filters as query-string arguments, for links that keep them."""
         args: dict[str, Any] = {"tester": self.tester_id, "generator": self.generator}
         args["age"] = self.age
+        args["provenance"] = self.provenance
         return {key: value for key, value in args.items() if value}
 
 
@@ -77,8 +92,13 @@ def _lapsed(now: datetime) -> ColumnElement[bool]:
     return and_(Clip.status == ClipStatus.IN_REVIEW, Clip.claim_expires_at <= now)
 
 
+def _waiting() -> ColumnElement[bool]:
+    # A clip held for missing Content Credentials waits, but out of reviewers' reach.
+    return and_(Clip.status == ClipStatus.WAITING, Clip.provenance_held.is_(False))
+
+
 def available_kinds(now: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    return Clip.status == ClipStatus.WAITING, _lapsed(now)
+    return _waiting(), _lapsed(now)
 
 
 def available(now: datetime) -> ColumnElement[bool]:
@@ -89,7 +109,7 @@ def available(now: datetime) -> ColumnElement[bool]:
 def counts(now: datetime) -> Counts:
     """How many clips are available and in review, and when the oldest available one came in."""
     waiting, oldest = db.session.execute(
-        select(func.count(), func.min(Clip.submitted_at)).where(Clip.status == ClipStatus.WAITING)
+        select(func.count(), func.min(Clip.submitted_at)).where(_waiting())
     ).one()
     live, lapsed, oldest_lapsed = db.session.execute(
         select(

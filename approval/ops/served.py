@@ -34,6 +34,7 @@ class Media(enum.Enum):
     PLAYBACK = "playback"  # what players show: the rendition if there is one, else the original
     ORIGINAL = "original"  # the uploaded file itself: downloads
     POSTER = "poster"
+    SIGNED = "signed"  # the approved copy signed with the deployment's C2PA key: share links
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,11 @@ def pinned(clip: Clip, kind: Media) -> tuple[str, int | None, str | None, str, s
         if clip.poster_key is None:
             raise NotFound("This clip has no poster.")
         return clip.poster_key, clip.poster_size, clip.poster_etag, "image/jpeg", None
+    if kind is Media.SIGNED and clip.signed_key is not None:
+        stem = clip.original_filename.rsplit(".", 1)[0] or "clip"
+        return clip.signed_key, clip.signed_size, clip.signed_etag, "video/mp4", f"{stem}.mp4"
+    if kind is Media.SIGNED:
+        kind = Media.PLAYBACK  # not signed (yet, or no key configured): what reviewers watched
     if kind is Media.PLAYBACK and clip.rendition_key is not None:
         stem = clip.original_filename.rsplit(".", 1)[0] or "clip"
         return (

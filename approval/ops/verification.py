@@ -13,6 +13,7 @@ across hashing, probing or transcoding.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
@@ -28,7 +29,13 @@ LONGEST_RETRY_SECONDS = 3600
 
 
 def start_attempt(
-    clip_id: int, *, lease_seconds: int, max_bytes: int, max_seconds: float
+    clip_id: int,
+    *,
+    lease_seconds: int,
+    max_bytes: int,
+    max_seconds: float,
+    provenance_mode: str = "show",
+    trust_anchors: str | None = None,
 ) -> IngestPlan | None:
     """Take the clip's job lease; None when it is not verifying or another attempt holds it."""
     now = utcnow()
@@ -59,6 +66,8 @@ def start_attempt(
         content_type=clip.content_type,
         max_bytes=max_bytes,
         max_seconds=max_seconds,
+        provenance_mode=provenance_mode,
+        trust_anchors=trust_anchors,
     )
 
 
@@ -103,12 +112,25 @@ def finish(plan: IngestPlan, result: IngestResult) -> bool:
         rendition_sha256=rendition.sha256 if rendition else None,
         rendition_etag=result.rendition_etag,
         rendition_codec=rendition.codec if rendition else None,
+        **_provenance_fields(plan, result),
     )
     try:
         workflow.pass_verification(clip, verified)
     except workflow.StateConflict:
         return False
     return True
+
+
+def _provenance_fields(plan: IngestPlan, result: IngestResult) -> dict[str, Any]:
+    """What verification stores of the credentials; under `require`, whether to hold the clip."""
+    found = result.provenance
+    if found is None:
+        return {}
+    return {
+        "provenance": found.to_json(),
+        "provenance_state": found.state,
+        "provenance_held": plan.provenance_mode == "require" and not found.vouched,
+    }
 
 
 def fail(clip_id: int, reason: str) -> list[str | None]:

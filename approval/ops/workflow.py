@@ -25,12 +25,13 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from approval import audit
 from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
+from approval.jobqueue import enqueue_after_commit
 from approval.models import (
     DECIDED_STATES,
     STEP_QUEUED,
@@ -70,6 +71,11 @@ class VerifiedMedia:
     rendition_sha256: str | None = None
     rendition_etag: str | None = None
     rendition_codec: str | None = None
+    #: Content Credentials (approval/provenance.py): the record as JSON, its state, and whether
+    #: GREENLIGHT_PROVENANCE=require holds the clip out of the queue.
+    provenance: str | None = None
+    provenance_state: str | None = None
+    provenance_held: bool = False
 
 
 def new_storage_key(kind: str = "clips") -> str:
@@ -183,6 +189,9 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
         "rendition_sha256": media.rendition_sha256,
         "rendition_etag": media.rendition_etag,
         "rendition_codec": media.rendition_codec,
+        "provenance": media.provenance,
+        "provenance_state": media.provenance_state,
+        "provenance_held": media.provenance_held,
         "submitted_at": now,
         "failure_reason": None,
         "pipeline_step": None,
@@ -200,6 +209,8 @@ def pass_verification(clip: Clip, media: VerifiedMedia) -> None:
             "width": media.width,
             "height": media.height,
             "rendition_sha256": media.rendition_sha256,
+            "provenance": media.provenance_state,
+            "provenance_held": media.provenance_held,
         },
     )
     previous = clip.previous_version
@@ -393,6 +404,10 @@ def decide(
             data={**data, "approvals": approvals},
         )
         notifications.clip_approved(clip)
+        if current_app.config.get("C2PA_SIGNING_IDENTITY") is not None:
+            from approval.jobs import sign_approved_clip  # jobs imports this module
+
+            enqueue_after_commit(db.session(), sign_approved_clip, clip.id)
     else:
         # One of several approvals: back to its place in the queue for the next reviewer.
         move(
@@ -426,6 +441,40 @@ def decide_and_claim_next(
     """Decide (taking decide's options), then claim the next clip in the same transaction."""
     decision = decide(clip, reviewer, verdict, **options)
     return decision, claims.claim_next(reviewer)
+
+
+def release_provenance_hold(clip: Clip, admin: User, reason: str) -> None:
+    """Let a clip held under GREENLIGHT_PROVENANCE=require into the queue; the reason is logged."""
+    if not admin.has_role(Role.ADMIN):
+        raise NotAllowed("Only admins can let held clips through.")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Give a reason for letting the clip through.", "reason")
+    # Conditional, so two admins letting the same clip through log it once.
+    released = db.session.execute(
+        update(Clip)
+        .where(
+            Clip.id == clip.id,
+            Clip.status == ClipStatus.WAITING,
+            Clip.provenance_held.is_(True),
+        )
+        .values(provenance_held=False)
+        .execution_options(synchronize_session=False)
+    )
+    if released.rowcount != 1:  # type: ignore[attr-defined]
+        raise StateConflict("This clip is not held for its Content Credentials.", clip)
+    db.session.refresh(clip)
+    audit.record(
+        "clip.provenance_released",
+        actor=admin,
+        subject_type="clip",
+        subject_id=clip.id,
+        clip=clip,
+        state_before=clip.status.value,
+        state_after=clip.status.value,
+        reason=reason,
+        data={"provenance": clip.provenance_state},
+    )
 
 
 def take_down(clip: Clip, admin: User, reason: str) -> None:

@@ -14,7 +14,7 @@ from approval.config import rejection_categories
 from approval.forms import MultiCheckboxField
 from approval.models import Comment
 from approval.ops.notifications import timecode
-from approval.ops.queue import AGES, Filters
+from approval.ops.queue import AGES, PROVENANCE_STATES, Filters
 
 
 class QueueFilterForm(FlaskForm):
@@ -33,6 +33,14 @@ class QueueFilterForm(FlaskForm):
         ],
         validators=[Optional()],
     )
+    provenance = SelectField(
+        "Content Credentials",
+        choices=[
+            SelectChoice("", "Any"),
+            *(SelectChoice(key, label) for key, label in PROVENANCE_STATES.items()),
+        ],
+        validators=[Optional()],
+    )
 
     def __init__(self, *args: Any, testers: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,6 +56,7 @@ class QueueFilterForm(FlaskForm):
             tester_id=int(tester) if tester.isdigit() else None,
             generator=(self.generator.data or "").strip(),
             age=self.age.data or "",
+            provenance=self.provenance.data or "",
         )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import (
     Response,
     abort,
     current_app,
     flash,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -23,7 +26,7 @@ from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import limiter
 from approval.models import ClipStatus, ShareLink
-from approval.ops import access, sharing
+from approval.ops import access, sharing, signing
 from approval.ops.served import Media
 from approval.ops.workflow import InvalidInput
 from approval.web import client_address, show_refusal, site_url, storage_origin
@@ -31,6 +34,7 @@ from approval.web import client_address, show_refusal, site_url, storage_origin
 from . import bp
 from .forms import PassphraseForm, ShareLinkForm
 
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # A media start is counted once per viewer session within this window, not per range request.
 MEDIA_START_WINDOW_SECONDS = 30 * 60
 
@@ -118,7 +122,10 @@ def media(token: str) -> Response:
         abort(403)
     # Players get what the reviewer watched (the rendition, if one was made); downloads the
     # original. Both are checked against what was approved.
-    served = sharing.approved_object(link, Media.ORIGINAL if download else Media.PLAYBACK)
+    kind = Media.ORIGINAL if download else Media.PLAYBACK
+    if link.clip.signed_key is not None:
+        kind = Media.SIGNED  # the copy that carries the approval, for players and downloads
+    served = sharing.approved_object(link, kind)
     if request.method == "GET" and _is_media_start():
         _count_start_once(link)
     return serve_object(
@@ -156,6 +163,21 @@ def poster(token: str) -> Response:
     sharing.approved_object(link)  # a link whose video changed shows nothing of it, poster neither
     served = sharing.approved_object(link, Media.POSTER)
     return serve_object(served.key, info=served.info, content_type=served.content_type)
+
+
+@bp.get("/.well-known/greenlight/approvals/<sha256>")
+@public
+def approval_record(sha256: str) -> tuple[Response, int]:
+    """Public, no account: was a signed copy with this SHA-256 approved here, and on what day.
+
+    Says nothing more (no clip, no people), so `greenlight check FILE` can ask it for anyone.
+    """
+    if not SHA256_HEX.fullmatch(sha256):
+        return jsonify(error="give the file's SHA-256: 64 lowercase hex digits"), 400
+    day = signing.approved_on(sha256)
+    if day is None:
+        return jsonify(sha256=sha256, status="unknown"), 404
+    return jsonify(sha256=sha256, status="approved", approved_on=day.isoformat()), 200
 
 
 @bp.after_request
