@@ -71,6 +71,12 @@ def seeded(make_clip: MakeClip) -> Seeded:
         seeded.keep.add(clip.rendition_key)
         earlier = put(derived_key(clip.storage_key, "renditions", 1, ".mp4"))
         seeded.garbage[earlier] = "earlier verification attempt"
+    # An approved clip's signed copy for sharing, and one no row records.
+    signed = make_clip(ClipStatus.APPROVED, content=b"signed original")
+    assert signed.poster_key is not None
+    signed.signed_key = put(signed.storage_key.replace("clips/", "signed/", 1) + ".mp4")
+    seeded.keep |= {signed.storage_key, signed.poster_key, signed.signed_key}
+    seeded.garbage[put("signed/zz/" + "2" * 32 + ".mp4")] = "no clip refers to it"
     uploading = make_clip(ClipStatus.UPLOADING)
     assert uploading.staging_key is not None
     seeded.uploading = put(uploading.staging_key)

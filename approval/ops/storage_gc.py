@@ -9,7 +9,8 @@ a clip needs it:
 - a clip's original, poster and playback copy for every status but `failed` (whose objects
   verification deletes itself; a leftover is garbage);
 - every poster or playback copy of a clip still verifying, recorded or not: a live attempt
-  writes its own before it records them.
+  writes its own before it records them;
+- a clip's signed copy for sharing (`signed/…`), which its row records.
 
 Everything else under the prefixes the app writes is garbage once older than the grace period;
 objects under other prefixes are not the app's and are never looked at.
@@ -31,9 +32,12 @@ from approval.models import Clip, ClipStatus
 from approval.storage import STAGING_PREFIX, Storage
 
 ORIGINALS_PREFIX = "clips/"
-#: Posters and playback copies live beside the original's key: kind/…/<token>-<attempt>.<ext>.
-DERIVED_KINDS = ("posters", "renditions")
-_DERIVED = re.compile(r"^(?P<kind>posters|renditions)/(?P<rest>.+)-\d+\.[a-z0-9]+$")
+#: Posters and playback copies live beside the original's key: kind/…/<token>-<attempt>.<ext>;
+#: a signed copy for sharing is signed/…/<token>.mp4.
+DERIVED_KINDS = ("posters", "renditions", "signed")
+_DERIVED = re.compile(
+    r"^(?:posters|renditions)/(?P<rest>.+)-\d+\.[a-z0-9]+$|^signed/(?P<signed>.+)\.mp4$"
+)
 
 #: Statuses whose staged upload is still to be taken by verification.
 STAGED_STATES = (ClipStatus.UPLOADING, ClipStatus.VERIFYING)
@@ -62,15 +66,20 @@ class _Needs:
         needs = cls(original_status={}, in_use=set(), staged=set())
         rows = db.session.execute(
             select(
-                Clip.status, Clip.staging_key, Clip.storage_key, Clip.poster_key, Clip.rendition_key
+                Clip.status,
+                Clip.staging_key,
+                Clip.storage_key,
+                Clip.poster_key,
+                Clip.rendition_key,
+                Clip.signed_key,
             )
         )
-        for status, staging, original, poster, rendition in rows:
+        for status, staging, original, poster, rendition, signed in rows:
             needs.original_status[original] = status
             if staging is not None and status in STAGED_STATES:
                 needs.staged.add(staging)
             if status != ClipStatus.FAILED:
-                needs.in_use.update(key for key in (original, poster, rendition) if key)
+                needs.in_use.update(key for key in (original, poster, rendition, signed) if key)
         return needs
 
 
@@ -101,6 +110,8 @@ def _why_garbage(key: str, prefix: str, needs: _Needs) -> str | None:
         return None  # a live attempt's poster or copy, not recorded yet
     if status == ClipStatus.FAILED:
         return "its clip failed verification"
+    if status is not None and key.startswith("signed/"):
+        return "a signed copy its clip does not record"
     if status is not None:
         return "an earlier verification attempt's, replaced by the one its clip records"
     return "no clip refers to it"
@@ -111,7 +122,7 @@ def _original_of(key: str) -> str:
     match = _DERIVED.match(key)
     if match is None:
         return key
-    return f"{ORIGINALS_PREFIX}{match['rest']}"
+    return f"{ORIGINALS_PREFIX}{match['rest'] or match['signed']}"
 
 
 def grace_period() -> timedelta:
