@@ -26,10 +26,6 @@ class RolesForm(FlaskForm):
     )
 
 
-class TakedownForm(FlaskForm):
-    reason = StringField("Reason for the takedown", validators=[DataRequired(), Length(max=2000)])
-
-
 class VerifyForm(FlaskForm):
     """Verify the chain, optionally through a head kept outside the database."""
 

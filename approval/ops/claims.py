@@ -28,7 +28,11 @@ def claimable(reviewer: User, now: datetime) -> ColumnElement[bool]:
     return and_(
         queue.available(now),
         Clip.tester_id != reviewer.id,
-        ~exists().where(Decision.clip_id == Clip.id, Decision.reviewer_id == reviewer.id),
+        ~exists().where(
+            Decision.clip_id == Clip.id,
+            Decision.reviewer_id == reviewer.id,
+            Decision.reopened_at.is_(None),  # a reopened verdict may be given again
+        ),
     )
 
 
@@ -134,7 +138,13 @@ def claim(clip: Clip, reviewer: User) -> None:
 def has_judged(clip: Clip, reviewer: User) -> bool:
     return bool(
         db.session.scalar(
-            select(exists().where(Decision.clip_id == clip.id, Decision.reviewer_id == reviewer.id))
+            select(
+                exists().where(
+                    Decision.clip_id == clip.id,
+                    Decision.reviewer_id == reviewer.id,
+                    Decision.reopened_at.is_(None),
+                )
+            )
         )
     )
 

@@ -24,6 +24,7 @@ KINDS = {
     "clip.approved": "Approved",
     "clip.rejected": "Rejected",
     "clip.taken_down": "Taken down",
+    "clip.reopened": "Back in review",
     "queue.digest": "Queue digest",
 }
 #: A digest goes out at most this often, so a cron job that runs twice sends once.
@@ -102,6 +103,18 @@ def clip_taken_down(clip: Clip) -> Notification:
         clip,
         f"Taken down: {clip.title}",
         f"{_quoted(clip)} was taken down: {clip.takedown_reason}\nIts share links no longer work.",
+    )
+
+
+def clip_reopened(clip: Clip, verdict: str) -> Notification:
+    """Tell the tester a reviewer took their verdict back: the clip waits for review again."""
+    return notify(
+        clip.tester,
+        "clip.reopened",
+        clip,
+        f"Back in review: {clip.title}",
+        f"A reviewer took back their {verdict} of {_quoted(clip)} within the undo window. "
+        "It is waiting for review again.",
     )
 
 

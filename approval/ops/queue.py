@@ -170,7 +170,9 @@ def judged_by(reviewer: User, clip_ids: list[int]) -> set[int]:
     return set(
         db.session.scalars(
             select(Decision.clip_id).where(
-                Decision.reviewer_id == reviewer.id, Decision.clip_id.in_(clip_ids)
+                Decision.reviewer_id == reviewer.id,
+                Decision.clip_id.in_(clip_ids),
+                Decision.reopened_at.is_(None),
             )
         )
     )

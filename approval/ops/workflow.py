@@ -344,7 +344,11 @@ def decide(
         db.session.scalar(
             select(func.count())
             .select_from(Decision)
-            .where(Decision.clip_id == clip.id, Decision.verdict == Verdict.APPROVE)
+            .where(
+                Decision.clip_id == clip.id,
+                Decision.verdict == Verdict.APPROVE,
+                Decision.reopened_at.is_(None),  # a verdict taken back no longer counts
+            )
         )
         or 0
     )

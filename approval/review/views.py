@@ -16,7 +16,7 @@ from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, Verdict
-from approval.ops import claims, known_bytes, people, workflow
+from approval.ops import claims, known_bytes, people, reopen, workflow
 from approval.ops import queue as reads
 from approval.web import roles_required
 
@@ -88,6 +88,8 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
     mine = clip.claimed_by_id == current_user.id and clip.claim_is_live(now)
     previous, following = reads.neighbours(clip, now)
     upcoming = claims.next_claimable(current_user, besides=clip)
+    own = reopen.standing(clip, current_user)
+    latest = reopen.latest_offer(current_user, now)
     return render_template(
         "review/clip.html",
         clip=clip,
@@ -101,6 +103,9 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
         earlier_copies=known_bytes.earlier_copies(clip, current_user),
         reject_form=reject_form,
         categories=rejection_categories(),
+        # The Undo buttons: for this clip's own verdict, and for the one just given elsewhere.
+        undo_here=reopen.offer(own, now) if own is not None else None,
+        undo_latest=latest if latest is not None and latest[0].clip_id != clip.id else None,
         renew_seconds=max(
             5, min(RENEW_EVERY_SECONDS, current_app.config["CLAIM_LEASE_SECONDS"] // 3)
         ),
@@ -185,3 +190,31 @@ def _outcome(clip: Clip) -> str:
         return "approved"
     required = current_app.config["APPROVALS_REQUIRED"]
     return f"your approval is recorded; it needs {required} approvals from different reviewers"
+
+
+@bp.get("/decisions")
+@roles_required(Role.REVIEWER)
+def decisions() -> str:
+    """My decisions: the reviewer's own verdicts, newest first, with Undo while it is open."""
+    now = utcnow()
+    page = reopen.mine(current_user, cursor=request.args.get("cursor"))
+    return render_template(
+        "review/decisions.html",
+        page=page,
+        offers={decision.id: reopen.offer(decision, now) for decision in page.items},
+        categories=rejection_categories(),
+        now=now,
+    )
+
+
+@bp.post("/<int:clip_id>/reopen")
+@roles_required(Role.REVIEWER)
+def reopen_decision(clip_id: int) -> BaseResponse:
+    """Take back one's own verdict within the undo window, and review the clip again."""
+    clip = db.get_or_404(Clip, clip_id)
+    decision = reopen.reopen(clip, current_user, reclaim=True)
+    verdict = "approval" if decision.verdict == Verdict.APPROVE else "rejection"
+    flash(
+        f"“{clip.title}”: your {verdict} is undone. The clip is yours to review again.", "success"
+    )
+    return redirect(url_for("review.clip", clip_id=clip.id))
