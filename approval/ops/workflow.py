@@ -40,7 +40,7 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.ops import claims, notifications
+from approval.ops import claims, notifications, queue
 from approval.ops.errors import InvalidInput, NotAllowed, NotFound, StateConflict
 from approval.ops.transitions import describe, lock, move
 
@@ -417,11 +417,16 @@ def decide(
 
 
 def decide_and_claim_next(
-    clip: Clip, reviewer: User, verdict: Verdict, **options: Any
+    clip: Clip,
+    reviewer: User,
+    verdict: Verdict,
+    *,
+    filters: queue.Filters | None = None,
+    **options: Any,
 ) -> tuple[Decision, Clip | None]:
-    """Decide (taking decide's options), then claim the next clip in the same transaction."""
+    """Decide (taking decide's options), then claim the next clip the queue's filters select."""
     decision = decide(clip, reviewer, verdict, **options)
-    return decision, claims.claim_next(reviewer)
+    return decision, claims.claim_next(reviewer, filters)
 
 
 def take_down(clip: Clip, admin: User, reason: str) -> None:

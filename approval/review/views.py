@@ -26,6 +26,7 @@ from .forms import QueueFilterForm, RejectForm
 #: How often the open review page renews its lease; a lost request or two does no harm.
 RENEW_EVERY_SECONDS = 60
 EMPTY_QUEUE = "No clips waiting — nice work."
+EMPTY_FILTERED = "No more waiting clips match these filters."
 
 
 @bp.get("/")
@@ -63,16 +64,26 @@ def counts() -> Response:
 @bp.post("/next", endpoint="next")
 @roles_required(Role.REVIEWER)
 def review_next() -> BaseResponse:
-    """Claim the oldest clip nobody is reviewing (or the one already held) and open it."""
-    clip = claims.claim_next(current_user)
-    return _open(clip)
+    """Claim the oldest clip nobody is reviewing (among the queue's filters) and open it."""
+    filters = _filters()
+    clip = claims.claim_next(current_user, filters)
+    return _open(clip, filters)
 
 
-def _open(clip: Clip | None) -> BaseResponse:
+def _filters() -> reads.Filters:
+    """The queue's filters as the address carries them from page to page; bad ones are dropped.
+
+    The queue page shows what is wrong with a filter; pages reached from it only keep good ones.
+    """
+    form = QueueFilterForm(formdata=request.args, testers=people.testers())
+    return form.filters() if form.validate() else reads.Filters()
+
+
+def _open(clip: Clip | None, filters: reads.Filters) -> BaseResponse:
     if clip is None:
-        flash(EMPTY_QUEUE, "success")
-        return redirect(url_for("review.queue"))
-    return redirect(url_for("review.clip", clip_id=clip.id))
+        flash(EMPTY_QUEUE if not filters.active else EMPTY_FILTERED, "success")
+        return redirect(url_for("review.queue", **filters.as_args()))
+    return redirect(url_for("review.clip", clip_id=clip.id, **filters.as_args()))
 
 
 @bp.get("/<int:clip_id>", endpoint="clip")
@@ -85,8 +96,9 @@ def review_clip(clip_id: int) -> str:
 
 def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
     now = utcnow()
+    filters = _filters()
     mine = clip.claimed_by_id == current_user.id and clip.claim_is_live(now)
-    previous, following = reads.neighbours(clip, now)
+    previous, following = reads.neighbours(clip, now, filters)
     upcoming = claims.next_claimable(current_user, besides=clip)
     own = reopen.standing(clip, current_user)
     latest = reopen.latest_offer(current_user, now)
@@ -98,6 +110,7 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
         claimable=clip.status in VERIFIED_STATES and claims.can_claim(clip, current_user, now),
         previous=previous,
         following=following,
+        filters=filters.as_args(),
         upcoming=upcoming,
         versions=clip.earlier_versions(),
         earlier_copies=known_bytes.earlier_copies(clip, current_user),
@@ -119,7 +132,7 @@ def claim(clip_id: int) -> BaseResponse:
     """Start reviewing this particular clip."""
     clip = db.get_or_404(Clip, clip_id)
     claims.claim(clip, current_user)
-    return redirect(url_for("review.clip", clip_id=clip.id))
+    return redirect(url_for("review.clip", clip_id=clip.id, **_filters().as_args()))
 
 
 @bp.post("/<int:clip_id>/renew")
@@ -138,7 +151,7 @@ def release(clip_id: int) -> BaseResponse:
     clip = db.get_or_404(Clip, clip_id)
     claims.release(clip, current_user)
     flash(f"“{clip.title}” is back in the queue.", "success")
-    return redirect(url_for("review.queue"))
+    return redirect(url_for("review.queue", **_filters().as_args()))
 
 
 @bp.post("/<int:clip_id>/approve")
@@ -146,11 +159,12 @@ def release(clip_id: int) -> BaseResponse:
 def approve(clip_id: int) -> BaseResponse:
     """Approve the clip, then open the next one."""
     clip = db.get_or_404(Clip, clip_id)
+    filters = _filters()
     _, upcoming = workflow.decide_and_claim_next(
-        clip, current_user, Verdict.APPROVE, played_seconds=_played_seconds()
+        clip, current_user, Verdict.APPROVE, filters=filters, played_seconds=_played_seconds()
     )
     flash(f"“{clip.title}”: {_outcome(clip)}.", "success")
-    return _open(upcoming)
+    return _open(upcoming, filters)
 
 
 @bp.post("/<int:clip_id>/reject")
@@ -161,17 +175,19 @@ def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
     form = RejectForm(duration=clip.duration_seconds)
     if not form.validate_on_submit():
         return _render_clip(clip, form), 422
+    filters = _filters()
     _, upcoming = workflow.decide_and_claim_next(
         clip,
         current_user,
         Verdict.REJECT,
+        filters=filters,
         category=form.category.data,
         reason=form.reason.data,
         timecode=form.timecode.data,
         played_seconds=_played_seconds(),
     )
     flash(f"“{clip.title}”: rejected.", "success")
-    return _open(upcoming)
+    return _open(upcoming, filters)
 
 
 def _played_seconds() -> float | None:
@@ -214,7 +230,6 @@ def reopen_decision(clip_id: int) -> BaseResponse:
     clip = db.get_or_404(Clip, clip_id)
     decision = reopen.reopen(clip, current_user, reclaim=True)
     verdict = "approval" if decision.verdict == Verdict.APPROVE else "rejection"
-    flash(
-        f"“{clip.title}”: your {verdict} is undone. The clip is yours to review again.", "success"
-    )
-    return redirect(url_for("review.clip", clip_id=clip.id))
+    again = " The clip is yours to review again." if clip.claimed_by_id == current_user.id else ""
+    flash(f"“{clip.title}”: your {verdict} is undone.{again}", "success")
+    return redirect(url_for("review.clip", clip_id=clip.id, **_filters().as_args()))
