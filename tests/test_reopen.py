@@ -438,3 +438,14 @@ def test_the_api_refuses_a_bad_decisions_cursor_with_400(
 ) -> None:
     response = client.get("/api/v1/review/decisions?cursor=forged", headers=bearer(reviewer))
     problem(response, 400)
+
+
+def test_the_review_page_marks_an_undone_verdict_and_keeps_it(
+    reviewer_client: FlaskClient, make_clip: MakeClip, reviewer: User
+) -> None:
+    clip = decided(make_clip, reviewer, Verdict.REJECT)
+    reopen.reopen(clip, reviewer)
+    db.session.commit()
+    page = reviewer_client.get(f"/review/{clip.id}").get_data(as_text=True)
+    assert '<strong>Rejected</strong> <span class="badge badge-grey">undone</span>' in page
+    assert "Too dark" in page

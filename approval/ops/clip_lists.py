@@ -1,6 +1,7 @@
-"""Reading lists of clips: a tester's own (My clips) and the API's filtered list. Nothing writes.
+"""Reading a tester's own clips (My clips). Nothing writes.
 
-Both are newest first by id, a keyset page at a time (approval.paging).
+Newest first by id, a keyset page at a time (approval.paging); the API's searchable list is
+ops/clip_search.py.
 """
 
 from __future__ import annotations
@@ -8,8 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from approval import paging
-from approval.models import Clip, ClipStatus, User
-from approval.ops import access
+from approval.models import Clip, User
 
 #: My clips shows this many to a page.
 PAGE_SIZE = 20
@@ -19,22 +19,3 @@ def own(tester: User, *, cursor: str | None = None) -> paging.Page[Clip]:
     """The tester's own clips, newest first, a page at a time."""
     query = select(Clip).where(Clip.tester_id == tester.id)
     return paging.page("clips.mine", query, [Clip.id.desc()], size=PAGE_SIZE, cursor=cursor)
-
-
-def listed(
-    user: User,
-    *,
-    tester_id: int | None = None,
-    status: ClipStatus | None = None,
-    cursor: str | None = None,
-    size: int,
-) -> paging.Page[Clip]:
-    """Clips this person may list, newest first, optionally of one tester or in one state."""
-    query = select(Clip)
-    if not access.is_staff(user):  # the staff list every clip; testers their own
-        query = query.where(Clip.tester_id == user.id)
-    if tester_id is not None:
-        query = query.where(Clip.tester_id == tester_id)
-    if status is not None:
-        query = query.where(Clip.status == status)
-    return paging.page("api.clips", query, [Clip.id.desc()], size=size, cursor=cursor)

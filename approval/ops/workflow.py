@@ -337,7 +337,12 @@ def decide(
 
     now = utcnow()
     # Judge the claim on what the row says now; the UPDATE below re-checks it atomically.
-    db.session.refresh(clip)
+    if verdict == Verdict.APPROVE and current_app.config["APPROVALS_REQUIRED"] > 1:
+        # The count below must not race an earlier approval being reopened (ops/reopen.py
+        # locks the row too), or one standing approval could approve a four-eyes clip.
+        lock(clip)
+    else:
+        db.session.refresh(clip)
     _check_claim(clip, reviewer, now)
 
     approvals = 1 + (
