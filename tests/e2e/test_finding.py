@@ -80,7 +80,9 @@ def test_an_admin_finds_a_clip_by_prompt_words_and_takes_it_down(
         site, tester, video, "Harbour", "A lighthouse beam sweeps over a stormy harbour at night"
     )
     _verified_clip(site, tester, video, "Meadow", "Sheep graze in a sunny meadow")
+    beacon = _verified_clip(site, tester, video, "Beacon", "A lighthouse on a calm morning")
     _approve(site, harbour, reviewer)
+    _approve(site, beacon, reviewer)
 
     for viewport in VIEWPORTS:
         page = _page(site, chromium, viewport)
@@ -106,31 +108,57 @@ def test_an_admin_finds_a_clip_by_prompt_words_and_takes_it_down(
         assert "at least 4" in page.inner_text("form[role=search]")
         site.check_a11y(page, f"clip search with a bad prefix ({viewport})")
 
+    # With JavaScript: the confirmation opens in a dialog naming the clip; Cancel changes nothing.
     page.goto(f"{site.url}/admin/clips?q=stormy+lighthouse")
-    with page.expect_navigation():
-        page.click("#clip-results a[data-take-down]")
-    assert page.inner_text("h1") == "Take down “Harbour”?"
-    page.wait_for_function("() => document.querySelector('#take-down img').naturalWidth > 0")
-    site.check_a11y(page, "takedown confirmation")
-    site.shot(page, "takedown-confirmation")
-
-    site.expected_statuses.add(422)
-    with page.expect_navigation():
-        page.click("#take-down button[type=submit]")
-    site.expected_statuses.discard(422)
-    assert "Give a reason" in page.inner_text("#take-down")
+    link = page.locator("#clip-results a[data-take-down][data-title='Harbour']")
+    link.click()
+    dialog = page.locator("#take-down-dialog")
+    assert dialog.is_visible()
+    assert dialog.locator("h2").inner_text() == "Take down “Harbour”?"
+    page.wait_for_function("() => document.querySelector('#take-down-dialog img').naturalWidth > 0")
+    site.check_a11y(page, "takedown dialog")
+    site.shot(page, "takedown-dialog")
+    dialog.locator("button[data-cancel]").click()
+    assert not dialog.is_visible()
     assert site.clip(id=harbour.id).status == ClipStatus.APPROVED
 
-    page.fill("#reason", "Rights complaint from the harbour authority.")
+    link.click()
+    dialog.locator("button[type=submit]").click()  # no reason: the browser asks for one
+    assert dialog.is_visible()
+    page.fill("#dialog-reason", "Rights complaint from the harbour authority.")
     with page.expect_navigation():
-        page.click("#take-down button[type=submit]")
+        dialog.locator("button[type=submit]").click()
     assert "taken down" in page.inner_text(".flashes")
     taken = site.clip(id=harbour.id)
     assert (taken.status, taken.takedown_reason) == (
         ClipStatus.TAKEN_DOWN,
         "Rights complaint from the harbour authority.",
     )
-    site.shot(page, "taken-down")
+    site.shot(page, "taken-down-from-dialog")
+
+    # From the clip's page: the link opens the confirmation page (as every link does without
+    # JavaScript), which names the clip and asks for the reason.
+    plain = page
+    plain.goto(f"{site.url}/clips/{beacon.id}")
+    with plain.expect_navigation():
+        plain.click("text=Take clip down…")
+    assert plain.inner_text("h1") == "Take down “Beacon”?"
+    site.check_a11y(plain, "takedown confirmation page")
+    site.shot(plain, "takedown-confirmation")
+
+    site.expected_statuses.add(422)
+    with plain.expect_navigation():
+        plain.click("#take-down button[type=submit]")
+    site.expected_statuses.discard(422)
+    assert "Give a reason" in plain.inner_text("#take-down")
+    assert site.clip(id=beacon.id).status == ClipStatus.APPROVED
+
+    plain.fill("#reason", "Trademark on the lighthouse.")
+    with plain.expect_navigation():
+        plain.click("#take-down button[type=submit]")
+    assert "taken down" in plain.inner_text(".flashes")
+    assert site.clip(id=beacon.id).status == ClipStatus.TAKEN_DOWN
+    site.shot(plain, "taken-down-from-page")
     assert site.problems == []
     assert site.violations == []
 
