@@ -45,6 +45,8 @@ ACTIONS = {
     "clip.approved": "approved",
     "clip.rejected": "rejected",
     "clip.taken_down": "taken down",
+    "clip.reopened": "verdict reopened by its reviewer",
+    "decision.reopened": "approval reopened by its reviewer",
     "clip.integrity_failed": "stored bytes no longer match",
     "comment.added": "comment added",
     "clip.dismissed": "failed upload dismissed",

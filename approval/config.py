@@ -151,6 +151,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "MAX_CLIP_SECONDS": _as_positive_int,
     "APPROVALS_REQUIRED": _as_positive_int,
     "CLAIM_LEASE_SECONDS": _as_positive_int,
+    "REOPEN_WINDOW_SECONDS": _as_positive_int,
     "SHARE_URL_TTL": _as_positive_int,
     "SHARE_RATE_LIMIT": _as_rate_limit,
     "SHARE_PASSPHRASE_RATE_LIMIT": _as_rate_limit,
@@ -188,6 +189,8 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         "MAX_CLIP_SECONDS": 120,
         "APPROVALS_REQUIRED": 1,
         "CLAIM_LEASE_SECONDS": 600,
+        # How long a reviewer may take back their own verdict (while no share link exists).
+        "REOPEN_WINDOW_SECONDS": 600,
         "SHARE_URL_TTL": 300,
         # Per client address over every /s/ URL: enough for a player seeking, not for guessing.
         "SHARE_RATE_LIMIT": "300 per minute",

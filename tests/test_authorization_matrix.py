@@ -150,6 +150,9 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("review.release", "POST"):               row("/review/{in_review}/release",        SIGN_IN, 403, 403, 302, 403),
     ("review.approve", "POST"):               row("/review/{in_review}/approve",        SIGN_IN, 403, 403, 302, 403),
     ("review.reject", "POST"):                row("/review/{in_review}/reject",         SIGN_IN, 403, 403, 422, 403),
+    ("review.decisions", "GET"):              row("/review/decisions",                  SIGN_IN, 403, 403, 200, 403),
+    # The reviewer gave no verdict on this clip: there is nothing of theirs to reopen.
+    ("review.reopen_decision", "POST"):       row("/review/{in_review}/reopen",         SIGN_IN, 403, 403, 404, 403),
     # admin
     ("admin.people", "GET"):                  row("/admin/people",                      SIGN_IN, 403, 403, 403, 200),
     ("admin.invite", "POST"):                 row("/admin/people",                      SIGN_IN, 403, 403, 403, 400),
@@ -157,10 +160,12 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("admin.change_roles", "POST"):           row("/admin/people/{invitee}/roles",      SIGN_IN, 403, 403, 403, 400),
     ("admin.toggle_active", "POST"):          row("/admin/people/{invitee}/active",     SIGN_IN, 403, 403, 403, 302),
     ("admin.new_password_link", "POST"):      row("/admin/people/{invitee}/password-link", SIGN_IN, 403, 403, 403, 200),
-    ("admin.take_down", "POST"):              row("/admin/clips/{approved}/takedown",   SIGN_IN, 403, 403, 403, 302),
     ("sharing.approval_record", "GET"):       row("/.well-known/greenlight/approvals/0000000000000000000000000000000000000000000000000000000000000000", 404, 404, 404, 404, 404),
     ("admin.held_clips", "GET"):              row("/admin/held",                        SIGN_IN, 403, 403, 403, 200),
     ("admin.release_hold", "POST"):           row("/admin/clips/{waiting}/provenance-release", SIGN_IN, 403, 403, 403, 302),
+    ("admin.clips", "GET"):                   row("/admin/clips",                       SIGN_IN, 403, 403, 403, 200),
+    ("admin.confirm_take_down", "GET"):       row("/admin/clips/{approved}/take-down",  SIGN_IN, 403, 403, 403, 200),
+    ("admin.take_down", "POST"):              row("/admin/clips/{approved}/take-down",  SIGN_IN, 403, 403, 403, 422),
     ("admin.audit_log", "GET"):               row("/admin/audit",                       SIGN_IN, 403, 403, 403, 200),
     ("admin.audit_export", "GET"):            row("/admin/audit/export.csv",            SIGN_IN, 403, 403, 403, 200, also=("/admin/audit/export.jsonl",)),
     ("admin.audit_verify", "POST"):           row("/admin/audit/verify",                SIGN_IN, 403, 403, 403, 302),
@@ -187,6 +192,8 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("api.claim_clip", "POST"):               row("/api/v1/review/{in_review}/claim",   401,     403, 403, 200, 403),
     ("api.renew_claim", "POST"):              row("/api/v1/review/{in_review}/renew",   401,     403, 403, 200, 403),
     ("api.release_clip", "POST"):             row("/api/v1/review/{in_review}/release", 401,     403, 403, 200, 403),
+    ("api.my_decisions", "GET"):              row("/api/v1/review/decisions",           401,     403, 403, 200, 403),
+    ("api.reopen_decision", "POST"):          row("/api/v1/review/clips/{in_review}/reopen", 401, 403, 403, 404, 403),
     ("api.list_events", "GET"):               row("/api/v1/audit",                      401,     403, 403, 403, 200),
     ("api.verify_log", "GET"):                row("/api/v1/audit/verify",               401,     403, 403, 403, 200),
 }

@@ -7,4 +7,5 @@ from flask import Blueprint
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 from . import audit_views  # noqa: E402, F401, I001  # the decision log's pages
+from . import clip_views  # noqa: E402, F401  # the clip browser and takedowns
 from . import views  # noqa: E402, F401  # routes register themselves on bp

@@ -26,10 +26,6 @@ class RolesForm(FlaskForm):
     )
 
 
-class TakedownForm(FlaskForm):
-    reason = StringField("Reason for the takedown", validators=[DataRequired(), Length(max=2000)])
-
-
 class ReleaseHoldForm(FlaskForm):
     reason = StringField(
         "Why let it through without trusted credentials", validators=[Length(max=2000)]

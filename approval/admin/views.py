@@ -22,7 +22,7 @@ from approval.ops.people import (
 from approval.web import password_link_url, roles_required, show_refusal
 
 from . import bp
-from .forms import InviteForm, ReleaseHoldForm, RolesForm, TakedownForm
+from .forms import InviteForm, ReleaseHoldForm, RolesForm
 
 
 @bp.get("/people")
@@ -121,20 +121,6 @@ def new_password_link(user_id: int) -> BaseResponse | str:
         show_refusal(exc)
         return redirect(url_for("admin.person", user_id=user.id))
     return render_template("admin/invited.html", user=user, link=password_link_url(token))
-
-
-@bp.post("/clips/<int:clip_id>/takedown")
-@roles_required(Role.ADMIN)
-def take_down(clip_id: int) -> BaseResponse:
-    """Take an approved clip down; its share links stop working with the next request."""
-    clip = db.get_or_404(Clip, clip_id)
-    form = TakedownForm()
-    if not form.validate_on_submit():
-        flash("Give a reason for the takedown.", "error")
-        return redirect(url_for("clips.detail", clip_id=clip.id))
-    workflow.take_down(clip, current_user, form.reason.data or "")
-    flash("The clip is taken down. Its share links no longer work.", "success")
-    return redirect(url_for("clips.detail", clip_id=clip.id))
 
 
 @bp.get("/held")

@@ -8,7 +8,7 @@ workflow.withdraw); a view validates, calls one of them, commits once and replie
 from __future__ import annotations
 
 from approval.models import ClipStatus, Role, User
-from approval.ops import access, clip_lists, dismissals, uploads, workflow
+from approval.ops import access, clip_search, dismissals, uploads, workflow
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
 from approval.web import app_put_url, site_url
@@ -106,9 +106,20 @@ def complete_clip(user: User, clip_id: int) -> AfterCommit:
 
 @api.route("GET", "/clips", tag="clips", query=s.ClipQuery, replies={200: s.ClipPage})
 def list_clips(user: User, query: s.ClipQuery) -> Reply:
-    """Clips, newest first: a tester's own; reviewers and admins see every clip."""
-    page = clip_lists.listed(
-        user, tester_id=query.tester, status=query.status, cursor=query.cursor, size=query.limit
+    """Clips, newest first: a tester's own; reviewers and admins see every clip.
+
+    Search with `q` (title or prompt words), `tester_name`, `status` and `sha256` (a prefix);
+    they combine, and the `next` link keeps them.
+    """
+    search = clip_search.parse(
+        q=query.q or "",
+        tester=query.tester_name or "",
+        status=query.status.value if query.status else "",
+        sha256=query.sha256 or "",
+        tester_id=query.tester,
+    )
+    page = clip_search.page(
+        search, viewer=user, scope="api.clips", cursor=query.cursor, size=query.limit
     )
     return Reply(
         200,

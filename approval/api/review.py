@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from approval.clock import utcnow
 from approval.models import Role, User, Verdict
-from approval.ops import access, claims, workflow
+from approval.ops import access, claims, reopen, workflow
 
 from . import review_schemas as rs
 from . import schemas as s
@@ -88,3 +89,44 @@ def decide(user: User, clip_id: int, body: rs.DecisionCreate) -> Reply:
         next=serialize.clip_detail(upcoming, user) if upcoming is not None else None,
     )
     return Reply(200, result)
+
+
+@api.route(
+    "GET", "/review/decisions", tag="review", query=rs.DecisionsQuery,
+    replies={200: rs.MyDecisionPage}, roles=REVIEWER,
+)  # fmt: skip
+def my_decisions(user: User, query: rs.DecisionsQuery) -> Reply:
+    """One's own verdicts, newest first (reopened ones too), with until when each can be undone."""
+    now = utcnow()
+    page = reopen.mine(user, cursor=query.cursor, size=query.limit)
+    items = [
+        rs.MyDecision(
+            clip=serialize.clip_out(decision.clip, user),
+            decision=serialize.decision_out(decision, user),
+            reopened_at=decision.reopened_at,
+            undo_until=reopen.offer(decision, now),
+        )
+        for decision in page.items
+    ]
+    return Reply(200, rs.MyDecisionPage(items=items, next=serialize.next_url(page.next)))
+
+
+@api.route(
+    "POST", "/review/clips/<id:clip_id>/reopen", tag="review", replies={200: rs.Reopened},
+    roles=REVIEWER, errors=(409,),
+)  # fmt: skip
+def reopen_decision(user: User, clip_id: int) -> Reply:
+    """Take back one's own verdict on a clip within the undo window (10 minutes by default).
+
+    The verdict stays on record but no longer counts; a clip it decided goes back to
+    `waiting`. 409 after the window, once a share link exists, or when another reviewer has
+    decided since; 404 when the caller has no standing verdict on the clip.
+    """
+    clip = access.visible_clip(clip_id, user)
+    decision = reopen.reopen(clip, user)
+    return Reply(
+        200,
+        rs.Reopened(
+            clip=serialize.clip_detail(clip, user), decision=serialize.decision_out(decision, user)
+        ),
+    )

@@ -10,10 +10,12 @@ from pydantic import ConfigDict, Field
 from .schemas import (
     Body,
     ClipDetail,
+    ClipOut,
     DecisionOut,
     Id,
     LongText,
     Out,
+    Query,
     text,
 )
 
@@ -58,3 +60,29 @@ class DecisionResult(Out):
 class ClaimRenewed(Out):
     clip: int
     expires_at: datetime
+
+
+class DecisionsQuery(Query):
+    cursor: Annotated[str, Field(max_length=500)] | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 30
+
+
+class MyDecision(Out):
+    clip: ClipOut
+    decision: DecisionOut
+    reopened_at: datetime | None
+    """When the reviewer took this verdict back; it no longer counts (null while it stands)."""
+    undo_until: datetime | None
+    """Until when POST /review/clips/{id}/reopen may take it back (null: no longer possible)."""
+
+
+class MyDecisionPage(Out):
+    items: list[MyDecision]
+    next: str | None
+    """The next page, or null at the end."""
+
+
+class Reopened(Out):
+    clip: ClipDetail
+    decision: DecisionOut
+    """The verdict taken back: kept on record, no longer counted."""

@@ -368,5 +368,11 @@ class ClipQuery(Query):
     status: ClipStatus | None = None
     tester: Id | None = None
     """Only this tester's clips (testers see only their own anyway)."""
+    q: Annotated[str, text(200)] | None = None
+    """Words that must each appear in the title or the prompt (any case, any order)."""
+    tester_name: Annotated[str, text(254)] | None = None
+    """Part of the tester's name or email."""
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{4,64}$")] | None = None
+    """The start of the clip's SHA-256: 4 to 64 hexadecimal characters."""
     cursor: Annotated[str, Field(max_length=500)] | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 50

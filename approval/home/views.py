@@ -22,11 +22,11 @@ log = logging.getLogger(__name__)
 
 @bp.get("/")
 def index() -> BaseResponse:
-    """Admins land on people, reviewers on the queue, testers on their clips."""
+    """Admins land on the clip browser, reviewers on the queue, testers on their clips."""
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
     if current_user.has_role(Role.ADMIN):
-        return redirect(url_for("admin.people"))
+        return redirect(url_for("admin.clips"))
     if current_user.has_role(Role.REVIEWER):
         return redirect(url_for("review.queue"))
     return redirect(url_for("clips.mine"))

@@ -28,7 +28,11 @@ def claimable(reviewer: User, now: datetime) -> ColumnElement[bool]:
     return and_(
         queue.available(now),
         Clip.tester_id != reviewer.id,
-        ~exists().where(Decision.clip_id == Clip.id, Decision.reviewer_id == reviewer.id),
+        ~exists().where(
+            Decision.clip_id == Clip.id,
+            Decision.reviewer_id == reviewer.id,
+            Decision.reopened_at.is_(None),  # a reopened verdict may be given again
+        ),
     )
 
 
@@ -54,9 +58,13 @@ def current_claim(reviewer: User) -> Clip | None:
 
 
 def next_claimable(
-    reviewer: User, *, besides: Clip | None = None, lock: bool = False
+    reviewer: User,
+    *,
+    besides: Clip | None = None,
+    lock: bool = False,
+    filters: queue.Filters | None = None,
 ) -> Clip | None:
-    """The oldest clip this reviewer could claim now, without claiming it.
+    """The oldest clip this reviewer could claim now (among those `filters` select), unclaimed.
 
     Waiting clips and lapsed leases are looked up separately: each lookup then walks
     ix_clips_queue in order and stops at its first row, where one query with an OR would sort
@@ -65,11 +73,12 @@ def next_claimable(
     """
     now = utcnow()
     kinds = queue.available_kinds(now)
+    conditions = filters.conditions(now) if filters is not None else []
     found: list[Clip] = []
     for kind in kinds:
         query = (
             select(Clip)
-            .where(kind, claimable(reviewer, now))
+            .where(kind, claimable(reviewer, now), *conditions)
             .order_by(Clip.submitted_at, Clip.id)
             .limit(1)
             .options(lazyload(Clip.tester))  # no join: lock and sort only clips rows
@@ -83,8 +92,8 @@ def next_claimable(
     return min(found, key=lambda clip: (clip.submitted_at, clip.id), default=None)
 
 
-def claim_next(reviewer: User) -> Clip | None:
-    """Claim the oldest claimable clip under a lease; None when the queue is empty.
+def claim_next(reviewer: User, filters: queue.Filters | None = None) -> Clip | None:
+    """Claim the oldest claimable clip (that the filters select); None when there is none.
 
     PostgreSQL hands concurrent reviewers different rows with FOR UPDATE SKIP LOCKED. SQLite has
     one writer at a time: two reviewers may pick the same row, but the conditional UPDATE lets
@@ -97,7 +106,7 @@ def claim_next(reviewer: User) -> Clip | None:
         return held
     attempts = 10
     for attempt in range(attempts):
-        clip = next_claimable(reviewer, lock=True)
+        clip = next_claimable(reviewer, lock=True, filters=filters)
         if clip is None:
             return None
         try:
@@ -134,7 +143,13 @@ def claim(clip: Clip, reviewer: User) -> None:
 def has_judged(clip: Clip, reviewer: User) -> bool:
     return bool(
         db.session.scalar(
-            select(exists().where(Decision.clip_id == clip.id, Decision.reviewer_id == reviewer.id))
+            select(
+                exists().where(
+                    Decision.clip_id == clip.id,
+                    Decision.reviewer_id == reviewer.id,
+                    Decision.reopened_at.is_(None),
+                )
+            )
         )
     )
 

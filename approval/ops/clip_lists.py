@@ -1,6 +1,7 @@
-"""Reading lists of clips: a tester's own (My clips) and the API's filtered list. Nothing writes.
+"""Reading a tester's own clips (My clips). Nothing writes.
 
-Both are newest first by id, a keyset page at a time (approval.paging).
+Newest first by id, a keyset page at a time (approval.paging); the API's searchable list is
+ops/clip_search.py.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from sqlalchemy import func, select
 
 from approval import paging
 from approval.extensions import db
-from approval.models import Clip, ClipStatus, User
-from approval.ops import access
+from approval.models import Clip, User
 
 #: My clips shows this many to a page.
 PAGE_SIZE = 20
@@ -30,22 +30,3 @@ def dismissed_count(tester: User) -> int:
     """How many of the tester's failed uploads are dismissed (hidden from My clips)."""
     query = select(func.count()).where(Clip.tester_id == tester.id, Clip.dismissed_at.is_not(None))
     return db.session.scalar(query) or 0
-
-
-def listed(
-    user: User,
-    *,
-    tester_id: int | None = None,
-    status: ClipStatus | None = None,
-    cursor: str | None = None,
-    size: int,
-) -> paging.Page[Clip]:
-    """Clips this person may list, newest first, optionally of one tester or in one state."""
-    query = select(Clip)
-    if not access.is_staff(user):  # the staff list every clip; testers their own
-        query = query.where(Clip.tester_id == user.id)
-    if tester_id is not None:
-        query = query.where(Clip.tester_id == tester_id)
-    if status is not None:
-        query = query.where(Clip.status == status)
-    return paging.page("api.clips", query, [Clip.id.desc()], size=size, cursor=cursor)

@@ -26,6 +26,7 @@ KINDS = {
     "clip.rejected": "Rejected",
     "clip.taken_down": "Taken down",
     "comment.added": "Comment",
+    "clip.reopened": "Back in review",
     "queue.digest": "Queue digest",
 }
 #: A digest goes out at most this often, so a cron job that runs twice sends once.
@@ -132,6 +133,18 @@ def comment_added(
         clip,
         f"{who} {verb} on {clip.title}",
         f"{who} {verb} on {_quoted(clip)}{moment}:\n{words}",
+    )
+
+
+def clip_reopened(clip: Clip, verdict: str) -> Notification:
+    """Tell the tester a reviewer took their verdict back: the clip waits for review again."""
+    return notify(
+        clip.tester,
+        "clip.reopened",
+        clip,
+        f"Back in review: {clip.title}",
+        f"A reviewer took back their {verdict} of {_quoted(clip)} within the undo window. "
+        "It is waiting for review again.",
     )
 
 

@@ -147,16 +147,19 @@ def page(
     return paging.page("review.queue", kinds, order, size=size or PAGE_SIZE, cursor=cursor)
 
 
-def neighbours(clip: Clip, now: datetime) -> tuple[Clip | None, Clip | None]:
-    """The available clips just before and just after this one in queue order (for J/K)."""
+def neighbours(
+    clip: Clip, now: datetime, filters: Filters | None = None
+) -> tuple[Clip | None, Clip | None]:
+    """The available clips just before and just after this one in the (filtered) queue."""
     if clip.submitted_at is None:
         return None, None
     position = tuple_(Clip.submitted_at, Clip.id)
     here = (clip.submitted_at, clip.id)
     earlier: list[Clip] = []
     later: list[Clip] = []
+    conditions = filters.conditions(now) if filters is not None else []
     for kind in available_kinds(now):
-        base = select(Clip).where(kind).limit(1)
+        base = select(Clip).where(kind, *conditions).limit(1)
         earlier.extend(
             db.session.scalars(
                 base.where(position < here).order_by(Clip.submitted_at.desc(), Clip.id.desc())
@@ -190,7 +193,9 @@ def judged_by(reviewer: User, clip_ids: list[int]) -> set[int]:
     return set(
         db.session.scalars(
             select(Decision.clip_id).where(
-                Decision.reviewer_id == reviewer.id, Decision.clip_id.in_(clip_ids)
+                Decision.reviewer_id == reviewer.id,
+                Decision.clip_id.in_(clip_ids),
+                Decision.reopened_at.is_(None),
             )
         )
     )

@@ -79,6 +79,8 @@ TRANSITIONS = {
         Transition("clip.approved", (_S.IN_REVIEW,), _S.APPROVED, "approve this clip"),
         Transition("clip.approval_recorded", (_S.IN_REVIEW,), _S.WAITING, "approve this clip"),
         Transition("clip.taken_down", (_S.APPROVED,), _S.TAKEN_DOWN, "take this clip down"),
+        # The deciding reviewer takes their verdict back within the undo window (ops/reopen.py).
+        Transition("clip.reopened", (_S.APPROVED, _S.REJECTED), _S.WAITING, "reopen this verdict"),
     )
 }
 

@@ -42,7 +42,7 @@ from approval.models import (
     User,
     Verdict,
 )
-from approval.ops import claims, comments, notifications
+from approval.ops import claims, comments, notifications, queue
 from approval.ops.errors import InvalidInput, NotAllowed, NotFound, StateConflict
 from approval.ops.transitions import describe, lock, move
 
@@ -353,14 +353,23 @@ def decide(
 
     now = utcnow()
     # Judge the claim on what the row says now; the UPDATE below re-checks it atomically.
-    db.session.refresh(clip)
+    if verdict == Verdict.APPROVE and current_app.config["APPROVALS_REQUIRED"] > 1:
+        # The count below must not race an earlier approval being reopened (ops/reopen.py
+        # locks the row too), or one standing approval could approve a four-eyes clip.
+        lock(clip)
+    else:
+        db.session.refresh(clip)
     _check_claim(clip, reviewer, now)
 
     approvals = 1 + (
         db.session.scalar(
             select(func.count())
             .select_from(Decision)
-            .where(Decision.clip_id == clip.id, Decision.verdict == Verdict.APPROVE)
+            .where(
+                Decision.clip_id == clip.id,
+                Decision.verdict == Verdict.APPROVE,
+                Decision.reopened_at.is_(None),  # a verdict taken back no longer counts
+            )
         )
         or 0
     )
@@ -436,11 +445,16 @@ def decide(
 
 
 def decide_and_claim_next(
-    clip: Clip, reviewer: User, verdict: Verdict, **options: Any
+    clip: Clip,
+    reviewer: User,
+    verdict: Verdict,
+    *,
+    filters: queue.Filters | None = None,
+    **options: Any,
 ) -> tuple[Decision, Clip | None]:
-    """Decide (taking decide's options), then claim the next clip in the same transaction."""
+    """Decide (taking decide's options), then claim the next clip the queue's filters select."""
     decision = decide(clip, reviewer, verdict, **options)
-    return decision, claims.claim_next(reviewer)
+    return decision, claims.claim_next(reviewer, filters)
 
 
 def release_provenance_hold(clip: Clip, admin: User, reason: str) -> None:

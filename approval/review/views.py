@@ -16,7 +16,7 @@ from approval.clock import utcnow
 from approval.config import rejection_categories
 from approval.extensions import db
 from approval.models import VERIFIED_STATES, Clip, ClipStatus, Role, Verdict
-from approval.ops import claims, comments, known_bytes, people, workflow
+from approval.ops import claims, comments, known_bytes, people, reopen, workflow
 from approval.ops import queue as reads
 from approval.web import roles_required
 
@@ -26,6 +26,7 @@ from .forms import QueueFilterForm, RejectForm
 #: How often the open review page renews its lease; a lost request or two does no harm.
 RENEW_EVERY_SECONDS = 60
 EMPTY_QUEUE = "No clips waiting — nice work."
+EMPTY_FILTERED = "No more waiting clips match these filters."
 
 
 @bp.get("/")
@@ -63,16 +64,26 @@ def counts() -> Response:
 @bp.post("/next", endpoint="next")
 @roles_required(Role.REVIEWER)
 def review_next() -> BaseResponse:
-    """Claim the oldest clip nobody is reviewing (or the one already held) and open it."""
-    clip = claims.claim_next(current_user)
-    return _open(clip)
+    """Claim the oldest clip nobody is reviewing (among the queue's filters) and open it."""
+    filters = _filters()
+    clip = claims.claim_next(current_user, filters)
+    return _open(clip, filters)
 
 
-def _open(clip: Clip | None) -> BaseResponse:
+def _filters() -> reads.Filters:
+    """The queue's filters as the address carries them from page to page; bad ones are dropped.
+
+    The queue page shows what is wrong with a filter; pages reached from it only keep good ones.
+    """
+    form = QueueFilterForm(formdata=request.args, testers=people.testers())
+    return form.filters() if form.validate() else reads.Filters()
+
+
+def _open(clip: Clip | None, filters: reads.Filters) -> BaseResponse:
     if clip is None:
-        flash(EMPTY_QUEUE, "success")
-        return redirect(url_for("review.queue"))
-    return redirect(url_for("review.clip", clip_id=clip.id))
+        flash(EMPTY_QUEUE if not filters.active else EMPTY_FILTERED, "success")
+        return redirect(url_for("review.queue", **filters.as_args()))
+    return redirect(url_for("review.clip", clip_id=clip.id, **filters.as_args()))
 
 
 @bp.get("/<int:clip_id>", endpoint="clip")
@@ -89,9 +100,12 @@ def _reject_form(clip: Clip) -> RejectForm:
 
 def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
     now = utcnow()
+    filters = _filters()
     mine = clip.claimed_by_id == current_user.id and clip.claim_is_live(now)
-    previous, following = reads.neighbours(clip, now)
+    previous, following = reads.neighbours(clip, now, filters)
     upcoming = claims.next_claimable(current_user, besides=clip)
+    own = reopen.standing(clip, current_user)
+    latest = reopen.latest_offer(current_user, now)
     return render_template(
         "review/clip.html",
         clip=clip,
@@ -100,11 +114,15 @@ def _render_clip(clip: Clip, reject_form: RejectForm) -> str:
         claimable=clip.status in VERIFIED_STATES and claims.can_claim(clip, current_user, now),
         previous=previous,
         following=following,
+        filters=filters.as_args(),
         upcoming=upcoming,
         versions=clip.earlier_versions(),
         earlier_copies=known_bytes.earlier_copies(clip, current_user),
         reject_form=reject_form,
         categories=rejection_categories(),
+        # The Undo buttons: for this clip's own verdict, and for the one just given elsewhere.
+        undo_here=reopen.offer(own, now) if own is not None else None,
+        undo_latest=latest if latest is not None and latest[0].clip_id != clip.id else None,
         renew_seconds=max(
             5, min(RENEW_EVERY_SECONDS, current_app.config["CLAIM_LEASE_SECONDS"] // 3)
         ),
@@ -118,7 +136,7 @@ def claim(clip_id: int) -> BaseResponse:
     """Start reviewing this particular clip."""
     clip = db.get_or_404(Clip, clip_id)
     claims.claim(clip, current_user)
-    return redirect(url_for("review.clip", clip_id=clip.id))
+    return redirect(url_for("review.clip", clip_id=clip.id, **_filters().as_args()))
 
 
 @bp.post("/<int:clip_id>/renew")
@@ -137,7 +155,7 @@ def release(clip_id: int) -> BaseResponse:
     clip = db.get_or_404(Clip, clip_id)
     claims.release(clip, current_user)
     flash(f"“{clip.title}” is back in the queue.", "success")
-    return redirect(url_for("review.queue"))
+    return redirect(url_for("review.queue", **_filters().as_args()))
 
 
 @bp.post("/<int:clip_id>/approve")
@@ -145,11 +163,12 @@ def release(clip_id: int) -> BaseResponse:
 def approve(clip_id: int) -> BaseResponse:
     """Approve the clip, then open the next one."""
     clip = db.get_or_404(Clip, clip_id)
+    filters = _filters()
     _, upcoming = workflow.decide_and_claim_next(
-        clip, current_user, Verdict.APPROVE, played_seconds=_played_seconds()
+        clip, current_user, Verdict.APPROVE, filters=filters, played_seconds=_played_seconds()
     )
     flash(f"“{clip.title}”: {_outcome(clip)}.", "success")
-    return _open(upcoming)
+    return _open(upcoming, filters)
 
 
 @bp.post("/<int:clip_id>/reject")
@@ -160,10 +179,12 @@ def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
     form = _reject_form(clip)
     if not form.validate_on_submit():
         return _render_clip(clip, form), 422
+    filters = _filters()
     _, upcoming = workflow.decide_and_claim_next(
         clip,
         current_user,
         Verdict.REJECT,
+        filters=filters,
         category=form.category.data,
         reason=form.reason.data,
         timecode=form.timecode.data,
@@ -171,7 +192,7 @@ def reject(clip_id: int) -> BaseResponse | tuple[str, int]:
         comment_ids=form.comment_ids.data or [],
     )
     flash(f"“{clip.title}”: rejected.", "success")
-    return _open(upcoming)
+    return _open(upcoming, filters)
 
 
 def _played_seconds() -> float | None:
@@ -190,3 +211,30 @@ def _outcome(clip: Clip) -> str:
         return "approved"
     required = current_app.config["APPROVALS_REQUIRED"]
     return f"your approval is recorded; it needs {required} approvals from different reviewers"
+
+
+@bp.get("/decisions")
+@roles_required(Role.REVIEWER)
+def decisions() -> str:
+    """My decisions: the reviewer's own verdicts, newest first, with Undo while it is open."""
+    now = utcnow()
+    page = reopen.mine(current_user, cursor=request.args.get("cursor"))
+    return render_template(
+        "review/decisions.html",
+        page=page,
+        offers={decision.id: reopen.offer(decision, now) for decision in page.items},
+        categories=rejection_categories(),
+        now=now,
+    )
+
+
+@bp.post("/<int:clip_id>/reopen")
+@roles_required(Role.REVIEWER)
+def reopen_decision(clip_id: int) -> BaseResponse:
+    """Take back one's own verdict within the undo window, and review the clip again."""
+    clip = db.get_or_404(Clip, clip_id)
+    decision = reopen.reopen(clip, current_user, reclaim=True)
+    verdict = "approval" if decision.verdict == Verdict.APPROVE else "rejection"
+    again = " The clip is yours to review again." if clip.claimed_by_id == current_user.id else ""
+    flash(f"“{clip.title}”: your {verdict} is undone.{again}", "success")
+    return redirect(url_for("review.clip", clip_id=clip.id, **_filters().as_args()))

@@ -246,9 +246,11 @@ def test_a_clip_from_upload_to_takedown(site: Site, chromium: Any, make_video: M
     admin_page = site.new_page(chromium)
     site.sign_in(admin_page, admin)
     admin_page.goto(f"{site.url}/clips/{second.id}")
-    admin_page.fill("#takedown-reason", "Rights complaint from the table maker.")
+    with admin_page.expect_navigation():  # to the confirmation that names the clip
+        admin_page.click("text=Take clip down…")
+    admin_page.fill("#reason", "Rights complaint from the table maker.")
     with admin_page.expect_navigation():
-        admin_page.click("text=Take clip down")
+        admin_page.click("#take-down button[type=submit]")
     assert "taken down" in admin_page.inner_text(".flashes")
     site.shot(admin_page, "taken-down")
 
