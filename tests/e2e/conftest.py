@@ -342,12 +342,19 @@ def live_clock() -> LiveClock:
     return LiveClock()
 
 
+@pytest.fixture
+def site_settings() -> dict[str, Any]:
+    """Extra settings for the site's app; a test module overrides this fixture to add some."""
+    return {}
+
+
 @pytest.fixture(params=BACKENDS)
 def site(
     request: pytest.FixtureRequest,
     app_factory: Callable[..., Flask],
     aws_credentials: None,
     live_clock: LiveClock,
+    site_settings: dict[str, Any],
 ) -> Iterator[Site]:
     """The app on a free port, on this test's database and the backend under test."""
     backend = request.param
@@ -367,6 +374,7 @@ def site(
     overrides: dict[str, Any] = {"SITE_URL": url, "CLOCK": live_clock, "TESTING": False}
     if storage_url:
         overrides["STORAGE_URL"] = storage_url
+    overrides.update(site_settings)
     # app_factory also runs storage().init(cors_origins=[SITE_URL]), as `flask storage init`.
     app = app_factory(**overrides)
     holder["app"] = app
