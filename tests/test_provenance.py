@@ -784,6 +784,23 @@ def test_flask_provenance_check_refuses_other_copies(
     assert "file was changed after signing" in altered.output
 
 
+@SIGNING
+def test_flask_provenance_check_refuses_a_re_encoded_copy(
+    app: Flask, shared_approval: SharedApproval, tmp_path: Path
+) -> None:
+    """Re-encoding (what any re-upload site does) keeps the picture and drops the approval."""
+    from approval.media import inspect_clip
+    from approval.renditions import make_rendition
+
+    signed = tmp_path / "signed.mp4"
+    signed.write_bytes(shared_approval.body)
+    reencoded = tmp_path / "reencoded.mp4"
+    make_rendition(signed, reencoded, inspect_clip(signed).facts)
+    result = app.test_cli_runner().invoke(args=["provenance", "check", str(reencoded)])
+    assert result.exit_code == 1
+    assert "not a copy this deployment approved" in result.output
+
+
 def test_without_a_signing_key_share_links_serve_what_reviewers_watched(
     app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
 ) -> None:
