@@ -101,7 +101,12 @@ def run_verification(clip_id: int) -> None:
 # --- signing approvals into shared copies --------------------------------------------------------
 
 
-@huey.task()
+#: A storage or database fault while signing is tried again a minute later, a few times; bad
+#: media is not (run_signing logs it and returns). Signing twice records one copy.
+SIGNING_RETRIES = 5
+
+
+@huey.task(retries=SIGNING_RETRIES, retry_delay=60)
 def sign_approved_clip(clip_id: int) -> None:
     """Make the approved clip's signed copy for sharing; see ops/signing.py."""
     with _job_context():

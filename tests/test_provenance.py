@@ -801,6 +801,42 @@ def test_flask_provenance_check_refuses_a_re_encoded_copy(
     assert "not a copy this deployment approved" in result.output
 
 
+@SIGNING
+def test_a_storage_fault_while_signing_is_retried_not_swallowed(
+    app: Flask,
+    uploader: FlaskClient,
+    reviewer: User,
+    make_signed_video: MakeSignedVideo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from approval import jobs
+    from approval.extensions import storage as app_storage
+    from approval.models import Verdict
+    from approval.ops import workflow
+    from approval.storage import StorageError
+
+    clip = upload(uploader, make_signed_video())
+    assert claims.claim_next(reviewer) == clip
+    db.session.commit()
+    store = app_storage()
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise StorageError("storage is down")
+
+    monkeypatch.setattr(store, "read", unavailable)
+    workflow.decide(clip, reviewer, Verdict.APPROVE)
+    db.session.commit()  # the signing job runs here and meets the fault
+    with pytest.raises(StorageError):
+        jobs.run_signing(clip.id)  # raised, so Huey retries it
+    assert jobs.sign_approved_clip.task_class.default_retries == jobs.SIGNING_RETRIES
+    monkeypatch.undo()
+    db.session.expire_all()
+    assert db.session.get(Clip, clip.id).signed_key is None
+    jobs.run_signing(clip.id)  # the retry, once storage is back
+    db.session.expire_all()
+    assert db.session.get(Clip, clip.id).signed_sha256 not in (None, clip.sha256)
+
+
 def test_without_a_signing_key_share_links_serve_what_reviewers_watched(
     app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
 ) -> None:
