@@ -143,8 +143,21 @@ def run_signing(clip_id: int) -> None:
             stored = store.put_stream(work.target_key, fh, content_type="video/mp4")
     if signing.record(work, size=stored.size, sha256=copy.sha256, etag=stored.etag):
         db.session.commit()
-    else:
+    else:  # another attempt recorded its copy, or the approval was undone meanwhile
         db.session.rollback()
+        ingest.delete_quietly(store, [work.target_key])
+
+
+@once_per_period(3600)
+@huey.periodic_task(crontab(minute="41"))
+def sign_unsigned_approvals() -> None:
+    """Sign again what a lost job or a killed worker left approved without a signed copy."""
+    with _job_context():
+        if current_app.config.get("C2PA_SIGNING_IDENTITY") is None:
+            return
+        for clip_id in signing.unsigned(older_than=timedelta(minutes=10)):
+            log.info("clip %s: approved without a signed copy; signing it again", clip_id)
+            sign_approved_clip(clip_id)
 
 
 def _fail(clip_id: int, reason: str) -> None:

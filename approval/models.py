@@ -346,7 +346,7 @@ class Clip(db.Model):
     #: what share links serve once it exists. Its SHA-256 is in the audit chain.
     signed_key: Mapped[str | None] = mapped_column(String(200))
     signed_size: Mapped[int | None] = mapped_column(BigInteger)
-    signed_sha256: Mapped[str | None] = mapped_column(String(64))
+    signed_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     signed_etag: Mapped[str | None] = mapped_column(String(200))
 
     tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")

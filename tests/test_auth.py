@@ -33,7 +33,7 @@ def test_sign_in_lands_on_the_role_page(
 
 @pytest.mark.parametrize(
     ("roles", "landing"),
-    [((Role.TESTER,), "/clips/"), ((Role.REVIEWER,), "/review/"), ((Role.ADMIN,), "/admin/people")],
+    [((Role.TESTER,), "/clips/"), ((Role.REVIEWER,), "/review/"), ((Role.ADMIN,), "/admin/clips")],
 )
 def test_each_role_has_its_landing_page(
     client: FlaskClient, make_user: MakeUser, login: Login, roles: tuple[Role, ...], landing: str

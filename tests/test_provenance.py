@@ -837,6 +837,136 @@ def test_a_storage_fault_while_signing_is_retried_not_swallowed(
     assert db.session.get(Clip, clip.id).signed_sha256 not in (None, clip.sha256)
 
 
+def _approve(clip: Clip, reviewer: User) -> None:
+    from approval.models import Verdict
+    from approval.ops import workflow
+
+    claims.claim(clip, reviewer)
+    workflow.decide(clip, reviewer, Verdict.APPROVE)
+    db.session.commit()  # the signing job runs at this commit
+    db.session.expire_all()
+
+
+@SIGNING
+def test_an_undone_approval_takes_its_signed_copy_with_it_and_a_new_one_is_signed(
+    app: Flask,
+    uploader: FlaskClient,
+    reviewer: User,
+    make_user: Callable[..., User],
+    make_signed_video: MakeSignedVideo,
+) -> None:
+    from approval.models import Role
+    from approval.ops import reopen, signing
+
+    clip = upload(uploader, make_signed_video())
+    _approve(clip, reviewer)
+    first = db.session.get(Clip, clip.id)
+    assert first is not None
+    first_copy = first.signed_key
+    assert first_copy is not None
+    stale_plan = signing.plan(clip.id)  # as a job planned before the undo would hold it
+    assert stale_plan is None  # already signed: nothing to plan
+    reopen.reopen(first, reviewer)
+    db.session.commit()
+    db.session.expire_all()
+    clip = db.session.get(Clip, clip.id)
+    assert clip is not None
+    assert (clip.signed_key, clip.signed_sha256) == (None, None)
+    late_plan = signing.plan(clip.id)  # waiting now: nothing to sign
+    assert late_plan is None
+
+    other = make_user(Role.REVIEWER)
+    _approve(clip, other)
+    clip = db.session.get(Clip, clip.id)
+    assert clip is not None
+    assert clip.signed_key not in (None, first_copy)  # its own key, never the old one's
+    event = db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "clip.signed_copy_made")
+        .order_by(AuditEvent.id.desc())
+    ).first()
+    assert event is not None
+    decision_id = json.loads(event.data)["decision_id"]
+    standing_ids = [d.id for d in clip.decisions if d.reopened_at is None]
+    assert decision_id in standing_ids
+
+
+@SIGNING
+def test_a_plan_made_before_an_undo_and_a_new_approval_is_not_recorded(
+    app: Flask,
+    uploader: FlaskClient,
+    reviewer: User,
+    make_user: Callable[..., User],
+    make_signed_video: MakeSignedVideo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from approval import jobs
+    from approval.models import Role
+    from approval.ops import reopen, signing
+
+    monkeypatch.setattr(jobs, "run_signing", lambda clip_id: None)  # no job signs at commit
+    clip = upload(uploader, make_signed_video())
+    _approve(clip, reviewer)
+    stale = signing.plan(clip.id)
+    assert stale is not None
+    reopen.reopen(db.session.get(Clip, clip.id), reviewer)
+    db.session.commit()
+    _approve(db.session.get(Clip, clip.id), make_user(Role.REVIEWER))
+    assert not signing.record(stale, size=1, sha256="0" * 64, etag="e")
+    db.session.rollback()
+    assert db.session.get(Clip, clip.id).signed_key is None
+
+
+@SIGNING
+def test_the_hourly_sweep_signs_an_approval_whose_job_was_lost(
+    app: Flask,
+    uploader: FlaskClient,
+    reviewer: User,
+    make_signed_video: MakeSignedVideo,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: FrozenClock,
+) -> None:
+    from datetime import timedelta
+
+    from approval import jobs
+
+    real = jobs.run_signing
+    monkeypatch.setattr(jobs, "run_signing", lambda clip_id: None)  # the job is lost
+    clip = upload(uploader, make_signed_video())
+    _approve(clip, reviewer)
+    assert db.session.get(Clip, clip.id).signed_key is None
+    monkeypatch.setattr(jobs, "run_signing", real)
+    jobs.sign_unsigned_approvals.call_local()  # too soon: a job may still be on its way
+    db.session.expire_all()
+    assert db.session.get(Clip, clip.id).signed_key is None
+    clock.now += timedelta(minutes=11)
+    jobs.sign_unsigned_approvals.call_local()
+    db.session.expire_all()
+    assert db.session.get(Clip, clip.id).signed_sha256 not in (None, clip.sha256)
+
+
+@SIGNING
+def test_the_signed_copy_of_a_taken_down_clip_is_refused_on_upload(
+    app: Flask,
+    uploader: FlaskClient,
+    shared_approval: SharedApproval,
+    make_user: Callable[..., User],
+    tmp_path: Path,
+) -> None:
+    from approval.models import Role
+    from approval.ops import workflow
+
+    clip = db.session.get(Clip, shared_approval.clip.id)
+    assert clip is not None
+    workflow.take_down(clip, make_user(Role.ADMIN), "Rights complaint")
+    db.session.commit()
+    downloaded = tmp_path / "downloaded.mp4"
+    downloaded.write_bytes(shared_approval.body)  # what the share link gave the public
+    again = direct_upload(uploader, downloaded, title="Found it online").get_json()
+    assert again["status"] == "failed"
+    assert "already taken down" in again["failure_reason"]
+
+
 def test_without_a_signing_key_share_links_serve_what_reviewers_watched(
     app: Flask, uploader: FlaskClient, reviewer: User, make_signed_video: MakeSignedVideo
 ) -> None:

@@ -449,3 +449,48 @@ def test_the_review_page_marks_an_undone_verdict_and_keeps_it(
     page = reviewer_client.get(f"/review/{clip.id}").get_data(as_text=True)
     assert '<strong>Rejected</strong> <span class="badge badge-grey">undone</span>' in page
     assert "Too dark" in page
+
+
+def test_the_api_marks_an_undone_verdict_in_the_clips_decisions(
+    app: Flask, make_clip: MakeClip, reviewer: User, tester: User
+) -> None:
+    clip = decided(make_clip, reviewer, Verdict.REJECT)
+    reopen.reopen(clip, reviewer)
+    db.session.commit()
+    for viewer in (reviewer, fresh(clip).tester):
+        body = app.test_client().get(f"/api/v1/clips/{clip.id}", headers=bearer(viewer)).get_json()
+        (verdict,) = body["decisions"]
+        assert verdict["decision"] == "reject"
+        assert verdict["reopened_at"] is not None
+
+
+def test_the_review_room_migration_goes_down_with_undone_verdicts_in_it(
+    app: Flask, database_url: str, make_clip: MakeClip, reviewer: User
+) -> None:
+    """Down to before 0006, where a reviewer had one verdict per clip: the undone one goes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clip = decided(make_clip, reviewer)
+    reopen.reopen(clip, reviewer)
+    db.session.commit()
+    claims.claim(fresh(clip), reviewer)
+    workflow.decide(fresh(clip), reviewer, Verdict.APPROVE)
+    db.session.commit()
+    db.session.remove()
+    env = {**os.environ, "GREENLIGHT_DATABASE_URL": database_url, "GREENLIGHT_SECRET_KEY": "k" * 40}
+    flask = [sys.executable, "-m", "flask", "--app", "app", "db"]
+    # Down past 0006, then up again so the database is whole for the tests after this one.
+    for step in (["downgrade", "0005_rendition_sha256_index"], ["upgrade"]):
+        done = subprocess.run(
+            flask + step,
+            cwd=Path(__file__).resolve().parents[1],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr

@@ -314,6 +314,8 @@ class DecisionOut(Out):
     reviewer: Person | None
     """Null for testers: they never learn who reviewed their clip."""
     created_at: datetime
+    reopened_at: datetime | None
+    """When its reviewer undid it (it no longer counts); null for a standing verdict."""
 
 
 class ShareLinkOut(Out):

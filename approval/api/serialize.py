@@ -176,6 +176,7 @@ def decision_out(decision: Decision, viewer: User) -> s.DecisionOut:
         comment_ids=[comment.id for comment in decision.comments],
         reviewer=actor(decision.reviewer, viewer),
         created_at=decision.created_at,
+        reopened_at=decision.reopened_at,
     )
 
 

@@ -1,9 +1,10 @@
 """What the gate remembers of bytes it has seen before, by their SHA-256.
 
-Two rules live here. Bytes that were refused once (a rejected or taken-down clip's original, or
-the copy made for playback of one, which its reviewers and the public watched and its tester can
-download) are refused again at verification. Bytes that match another tester's earlier clip are
-queued, and reviewers and admins are pointed at that clip; the uploader learns nothing of it.
+Two rules live here. Bytes that were refused once (a rejected or taken-down clip's original, the
+copy made for playback of one, which its reviewers and the public watched and its tester can
+download, or its signed copy for sharing) are refused again at verification. Bytes that match
+another tester's earlier clip are queued, and reviewers and admins are pointed at that clip; the
+uploader learns nothing of it.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ class SameBytes:
 
 
 def _carrying(sha256: str) -> ColumnElement[bool]:
-    return or_(Clip.sha256 == sha256, Clip.rendition_sha256 == sha256)
+    return or_(Clip.sha256 == sha256, Clip.rendition_sha256 == sha256, Clip.signed_sha256 == sha256)
 
 
 def _part(clip: Clip, sha256: str) -> Part:
+    # A signed copy is made from what players were given, so it counts as a playback copy.
     return Part.ORIGINAL if clip.sha256 == sha256 else Part.PLAYBACK_COPY
 
 

@@ -152,6 +152,11 @@ def reopen(clip: Clip, reviewer: User, *, reclaim: bool = False) -> Decision:
                 "decision_category": None,
                 "decision_reason": None,
                 "decision_timecode": None,
+                # A signed copy names the approval it was made for: undone, it is history.
+                "signed_key": None,
+                "signed_size": None,
+                "signed_sha256": None,
+                "signed_etag": None,
             },
             data=data,
         )

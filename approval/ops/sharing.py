@@ -21,6 +21,7 @@ from approval.models import Clip, ClipStatus, ShareLink, User
 from approval.ops import access
 from approval.ops.errors import Gone, InvalidInput, NotFound, StateConflict
 from approval.ops.served import Media, MediaChanged, ServedObject, served_object
+from approval.ops.transitions import lock
 from approval.passwords import check_secret, hash_secret
 from approval.token_hash import hash_token
 
@@ -45,6 +46,9 @@ def create_link(
     """Make a link for an approved clip; returns it and its token, which is never stored."""
     if not access.can_see(clip, actor):
         raise NotFound("There is no such clip.")
+    # Under the row lock, so an undo of the approval (ops/reopen.py) and a new link never both
+    # commit: one of them sees the other.
+    lock(clip)
     if clip.status != ClipStatus.APPROVED:
         raise StateConflict(
             f"Only approved clips can be shared; this clip is {clip.status.label}.", clip

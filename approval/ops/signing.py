@@ -7,12 +7,14 @@ stores the copy. Nothing here commits.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
 from approval import audit
+from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Verdict
 from approval.provenance_signing import ApprovalClaim
@@ -27,6 +29,8 @@ class SigningPlan:
     target_key: str
     title: str
     claim: ApprovalClaim
+    #: When the approval being signed was given; a copy is recorded only for that approval.
+    decided_at: datetime
 
 
 def plan(clip_id: int) -> SigningPlan | None:
@@ -38,7 +42,11 @@ def plan(clip_id: int) -> SigningPlan | None:
     assert clip.decided_at is not None
     decision_id = db.session.scalar(
         select(Decision.id)
-        .where(Decision.clip_id == clip.id, Decision.verdict == Verdict.APPROVE)
+        .where(
+            Decision.clip_id == clip.id,
+            Decision.verdict == Verdict.APPROVE,
+            Decision.reopened_at.is_(None),
+        )
         .order_by(Decision.id.desc())
         .limit(1)
     )
@@ -58,7 +66,12 @@ def plan(clip_id: int) -> SigningPlan | None:
         clip_id=clip.id,
         source_key=source_key,
         source_sha256=source_sha256,
-        target_key=clip.storage_key.replace("clips/", "signed/", 1) + ".mp4",
+        # One key per attempt: two jobs for one clip (an undo, then a new approval) never write
+        # over the copy the other recorded.
+        target_key=(
+            f"{clip.storage_key.replace('clips/', 'signed/', 1)}"
+            f"-{decision_id}-{secrets.token_hex(4)}.mp4"
+        ),
         title=clip.original_filename or "clip.mp4",
         claim=ApprovalClaim(
             decision_id=decision_id,
@@ -67,6 +80,24 @@ def plan(clip_id: int) -> SigningPlan | None:
             # The hash of the approval's own audit event: the head of the chain at approval.
             audit_head=approval_hash,
         ),
+        decided_at=clip.decided_at,
+    )
+
+
+def unsigned(*, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Approved clips with no signed copy though approved longer ago than a job should take."""
+    cutoff = utcnow() - older_than
+    return list(
+        db.session.scalars(
+            select(Clip.id)
+            .where(
+                Clip.status == ClipStatus.APPROVED,
+                Clip.signed_key.is_(None),
+                Clip.decided_at <= cutoff,
+            )
+            .order_by(Clip.id)
+            .limit(limit)
+        )
     )
 
 
@@ -78,6 +109,11 @@ def record(signing: SigningPlan, *, size: int, sha256: str, etag: str) -> bool:
             Clip.id == signing.clip_id,
             Clip.status == ClipStatus.APPROVED,
             Clip.signed_key.is_(None),
+            Clip.decided_at == signing.decided_at,
+            # The approval the copy names still stands (it was not undone meanwhile).
+            exists().where(
+                Decision.id == signing.claim.decision_id, Decision.reopened_at.is_(None)
+            ),
         )
         .values(
             signed_key=signing.target_key, signed_size=size, signed_sha256=sha256, signed_etag=etag

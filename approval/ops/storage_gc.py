@@ -33,10 +33,11 @@ from approval.storage import STAGING_PREFIX, Storage
 
 ORIGINALS_PREFIX = "clips/"
 #: Posters and playback copies live beside the original's key: kind/…/<token>-<attempt>.<ext>;
-#: a signed copy for sharing is signed/…/<token>.mp4.
+#: a signed copy for sharing is signed/…/<token>-<decision>-<random>.mp4.
 DERIVED_KINDS = ("posters", "renditions", "signed")
 _DERIVED = re.compile(
-    r"^(?:posters|renditions)/(?P<rest>.+)-\d+\.[a-z0-9]+$|^signed/(?P<signed>.+)\.mp4$"
+    r"^(?:posters|renditions)/(?P<rest>.+)-\d+\.[a-z0-9]+$"
+    r"|^signed/(?P<signed>.+?)(?:-\d+-[0-9a-f]+)?\.mp4$"
 )
 
 #: Statuses whose staged upload is still to be taken by verification.

@@ -86,6 +86,12 @@ def upgrade():
 
 
 def downgrade():
+    # The old rule allows one verdict per reviewer and clip ever: undone verdicts cannot stay.
+    op.execute(
+        "DELETE FROM decision_comments WHERE decision_id IN "
+        "(SELECT id FROM decisions WHERE reopened_at IS NOT NULL)"
+    )
+    op.execute("DELETE FROM decisions WHERE reopened_at IS NOT NULL")
     op.drop_index("uq_decisions_clip_reviewer_standing", table_name="decisions")
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.create_unique_constraint("uq_decisions_clip_reviewer", ["clip_id", "reviewer_id"])

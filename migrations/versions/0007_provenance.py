@@ -45,9 +45,12 @@ def upgrade():
     # The approved copy signed with the deployment's key, which share links serve.
     for column in _SIGNED_COLUMNS:
         op.add_column("clips", column)
+    # The public approval record looks copies up by their hash, for anyone who asks.
+    op.create_index("ix_clips_signed_sha256", "clips", ["signed_sha256"], unique=False)
 
 
 def downgrade():
+    op.drop_index("ix_clips_signed_sha256", table_name="clips")
     for column in reversed(_SIGNED_COLUMNS):
         op.drop_column("clips", column.name)
     op.drop_index("ix_clips_provenance_state", table_name="clips")
