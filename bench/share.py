@@ -275,7 +275,7 @@ def main() -> None:
         f"{args.requests} requests per endpoint, {args.concurrency} keep-alive clients at once "
         f"(Python threads on the same machine), after one untimed request per client; the "
         f"Procfile's gunicorn (gthread, 2 workers x 8 threads) on loopback, {database}, rate "
-        f"limits in {limits}; a {args.size_mb} MB approved clip; ratio = requests/s of the "
+        f"limits in {limits}; an {args.size_mb} MB approved clip; ratio = requests/s of the "
         "endpoint / requests/s of the trivial one in the same server; target: at least 0.5"
     )
     notes = (
