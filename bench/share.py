@@ -42,7 +42,7 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[0] = str(ROOT)  # the project root, where this folder's name would shadow nothing
+sys.path[0] = str(ROOT)  # the project root in place of bench/, for `approval` and `bench`
 
 import sqlalchemy as sa  # noqa: E402
 
