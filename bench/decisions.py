@@ -18,7 +18,9 @@ At the end an integrity check: every clip decided exactly once (one standing dec
 `flask audit verify` passes. Prints a table and appends it to bench/RESULTS.md with the date,
 commit, cores and RAM.
 
-    .venv/bin/python bench/decisions.py [--reviewers 8] [--clips 2000] [--no-profile] [--no-record]
+    .venv/bin/python bench/decisions.py [--reviewers 8] [--clips 2000] [--no-profile]
+        [--postgres postgresql://postgres@127.0.0.1:5432/bench_b]
+        [--redis redis://127.0.0.1:6379/13] [--no-record]
 """
 
 from __future__ import annotations
@@ -441,8 +443,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reviewers", type=int, default=8, help="concurrent reviewer clients")
     parser.add_argument("--clips", type=int, default=2000, help="waiting clips to decide")
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE, help="dropped and re-made")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="rate limits and job queue")
+    parser.add_argument(
+        "--postgres", default=DEFAULT_DATABASE, help="a PostgreSQL URL, dropped and re-made"
+    )
+    parser.add_argument(
+        "--redis", default=DEFAULT_REDIS, help="a Redis URL for rate limits and the queue (flushed)"
+    )
     parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT, help="seconds")
     parser.add_argument("--profile-seconds", type=int, default=20, help="py-spy on one worker")
     parser.add_argument("--no-profile", action="store_true", help="do not run py-spy")
@@ -451,7 +457,7 @@ def main() -> None:
     began = time.perf_counter()
     OUT.mkdir(exist_ok=True)
 
-    fresh_database(args.database_url)
+    fresh_database(args.postgres)
     with tempfile.TemporaryDirectory(prefix="greenlight-decisions-") as tmp_name:
         tmp = Path(tmp_name)
         Path(tmp, "bench_app.py").write_text(SHIM.format(instance=str(tmp / "instance")))
@@ -460,14 +466,14 @@ def main() -> None:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(tmp), str(ROOT)]),
-            "GREENLIGHT_DATABASE_URL": args.database_url,
+            "GREENLIGHT_DATABASE_URL": args.postgres,
             "GREENLIGHT_STORAGE_URL": Path(tmp, "storage").as_uri(),
-            "GREENLIGHT_QUEUE_URL": args.redis_url,
-            "GREENLIGHT_RATELIMIT_STORAGE_URL": args.redis_url,
+            "GREENLIGHT_QUEUE_URL": args.redis,
+            "GREENLIGHT_RATELIMIT_STORAGE_URL": args.redis,
             "GREENLIGHT_SECRET_KEY": "bench-" + "k" * 40,
             "GREENLIGHT_SITE_URL": base,
         }
-        subprocess.run(["redis-cli", "-u", args.redis_url, "flushdb"], capture_output=True)
+        subprocess.run(["redis-cli", "-u", args.redis, "flushdb"], capture_output=True)
         flask = [sys.executable, "-m", "flask", "--app", "bench_app"]
         run: dict[str, Any] = {"cwd": ROOT, "env": env, "check": True, "capture_output": True}
         subprocess.run([*flask, "db", "upgrade"], **run)
@@ -485,7 +491,7 @@ def main() -> None:
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        sampler = LockSampler(args.database_url)
+        sampler = LockSampler(args.postgres)
         spied: Profile | None = None
         try:
             wait_until_up(base, server, log)
