@@ -75,6 +75,7 @@ import json, hashlib
 from datetime import timedelta
 from sqlalchemy import insert
 from bench_app import app
+from approval import audit
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, Role
@@ -103,7 +104,7 @@ with app.app_context():
         ))
     db.session.execute(insert(Clip), rows)
     db.session.commit()
-    print(json.dumps(raws))
+    print(json.dumps({{"tokens": raws, "events": audit.event_count()}}))
 """
 
 #: Each clip decided once, nothing left claimed; prints the counts as JSON.
@@ -287,14 +288,25 @@ class LockSampler(threading.Thread):
 
     A backend waiting on a lock is classed by its own statement: a row lock is waited for by
     the statement that wants the row, so "UPDATE audit_head" waiting means queueing for the
-    chain's head, whichever earlier statement of the holder's transaction took it.
+    chain's head, whichever earlier statement of the holder's transaction took it. The
+    transaction at the front of the queue (a blocker that waits for no lock itself) is classed
+    by what it is doing while it keeps the others waiting: `idle in transaction` means the
+    app's Python is between two statements of it; `active` names PostgreSQL's own wait (for
+    example IO/WALSync: the commit flushing the log to disk).
     """
 
     QUERY = sa.text(
         """
-        SELECT a.wait_event_type, a.query
+        SELECT a.wait_event_type, a.query, pg_blocking_pids(a.pid) AS blockers
           FROM pg_stat_activity a
          WHERE a.datname = :db AND a.pid <> pg_backend_pid() AND a.state = 'active'
+        """
+    )
+    HOLDERS = sa.text(
+        """
+        SELECT state, wait_event_type, wait_event, query
+          FROM pg_stat_activity
+         WHERE pid = ANY(:pids) AND wait_event_type IS DISTINCT FROM 'Lock'
         """
     )
 
@@ -308,19 +320,39 @@ class LockSampler(threading.Thread):
         self.active = 0
         self.lock_waits = 0
         self.waiting_in: collections.Counter[str] = collections.Counter()
+        self.holder_doing: collections.Counter[str] = collections.Counter()
+        self.holder_samples = 0
 
     def run(self) -> None:
         with self.engine.connect() as conn:
             while not self.halt.wait(SAMPLE_SECONDS):
                 rows = conn.execute(self.QUERY, {"db": self.db}).all()
-                conn.rollback()
                 self.samples += 1
                 self.active += len(rows)
+                blockers: set[int] = set()
                 for row in rows:
                     if row.wait_event_type == "Lock":
                         self.lock_waits += 1
                         self.waiting_in[statement_kind(row.query or "")] += 1
+                        blockers.update(row.blockers or ())
+                if blockers:
+                    holders = conn.execute(self.HOLDERS, {"pids": list(blockers)}).all()
+                    for holder in holders:
+                        self.holder_samples += 1
+                        self.holder_doing[holder_kind(holder)] += 1
+                conn.rollback()
         self.engine.dispose()
+
+
+def holder_kind(holder: Any) -> str:
+    """What the transaction others queue behind is doing, from its pg_stat_activity row."""
+    if holder.state == "idle in transaction":
+        return f"idle in transaction (the app, after {statement_kind(holder.query or '')})"
+    if holder.wait_event_type:
+        return f"{holder.state}, {holder.wait_event_type}/{holder.wait_event} " + (
+            f"in {statement_kind(holder.query or '')}"
+        )
+    return f"{holder.state} on CPU in {statement_kind(holder.query or '')}"
 
 
 def statement_kind(query: str) -> str:
@@ -481,7 +513,8 @@ def main() -> None:
         emails = [f"bench-reviewer-{n}@example.com" for n in range(args.reviewers)]
         seeding = time.perf_counter()
         script = SEED_SCRIPT.format(tester=TESTER, reviewers=emails, clips=args.clips)
-        tokens = json.loads(subprocess.run([sys.executable, "-c", script], **run).stdout)
+        seeded = json.loads(subprocess.run([sys.executable, "-c", script], **run).stdout)
+        tokens = seeded["tokens"]
         print(f"seeded {args.clips} waiting clips in {time.perf_counter() - seeding:.1f} s")
 
         command = procfile_web(port)
@@ -532,6 +565,7 @@ def main() -> None:
                            if '"POST /api/v1/' in line)  # fmt: skip
 
     decided = len(tally.decision)
+    appended = checks["audit_events"] - seeded["events"]
     integrity_ok = (
         verify.returncode == 0
         and checks["clips_with_one_decision"] == args.clips
@@ -561,6 +595,8 @@ def main() -> None:
         f"{ms(percentile(tally.claim, 0.95))} |",
         f"| POST …/decision, median / p95 | {ms(percentile(tally.decide, 0.5))} / "
         f"{ms(percentile(tally.decide, 0.95))} |",
+        f"| audit events appended (each takes the head row until its commit) | {appended}, "
+        f"one per {ms(elapsed / max(1, appended))} |",
         f"| unexpected replies | {dict(tally.errors) or 'none'} |",
         f"| integrity | {'passes' if integrity_ok else 'FAILS'}: "
         f"{checks['clips_with_one_decision']} clips with exactly one decision and one "
@@ -578,6 +614,15 @@ def main() -> None:
         for statement, count in sampler.waiting_in.most_common(3):
             share = count / max(1, sampler.lock_waits)
             lines.append(f"| lock waits in `{statement}` | {share:.0%} of waits |")
+        in_app = sum(n for doing, n in sampler.holder_doing.items() if doing.startswith("idle"))
+        lines.append(
+            "| the transaction at the front of the queue: in the app (idle in transaction) / "
+            f"in PostgreSQL | {in_app / max(1, sampler.holder_samples):.0%} / "
+            f"{1 - in_app / max(1, sampler.holder_samples):.0%} |"
+        )
+        for doing, count in sampler.holder_doing.most_common(4):
+            share = count / max(1, sampler.holder_samples)
+            lines.append(f"| the transaction at the front: {doing} | {share:.0%} of samples |")
     if spied:
         lines.append(
             f"| py-spy: samples of request threads in the busiest worker | {spied.samples} "
