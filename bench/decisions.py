@@ -9,9 +9,10 @@ Each reviewer is one client thread looping POST /api/v1/review/claim, then
 POST /api/v1/clips/<id>/decision (every fourth a rejection with a category and reason), until
 the queue answers 204.
 
-While they run, a sampler asks PostgreSQL every SAMPLE_SECONDS which backends wait on a lock
-and on which table, and py-spy (when installed) records one gunicorn worker with idle threads
-included, so the time threads spend waiting inside `audit.record` shows up beside the rest.
+While they run, a sampler asks PostgreSQL every SAMPLE_SECONDS which backends wait on a lock,
+in which statement, and what the transaction they queue behind is doing; py-spy (when
+installed) records every gunicorn worker with idle threads included and the busiest one is
+reported, so the time threads spend waiting inside `audit.record` shows up beside the rest.
 
 At the end an integrity check: every clip decided exactly once (one standing decision, one
 `clip.approved`/`clip.rejected` event, status matching the verdict), none left claimed, and
