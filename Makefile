@@ -51,3 +51,10 @@ browser:
 test: lint browser
 	$(BIN)/python -m pytest
 	GREENLIGHT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest
+
+# Every benchmark in bench/ (not the _helpers), each with its defaults; see bench/README.md.
+.PHONY: bench
+bench: $(VENV)/.installed-test
+	@for script in bench/[!_]*.py; do \
+	  echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
