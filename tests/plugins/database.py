@@ -44,7 +44,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, run only tests that touch the database; the rest ran already."""
+    """On the PostgreSQL pass, run only tests that touch the database; the rest ran already.
+
+    Of the browser tests only the journey runs again there: the others test what the browser
+    does with the pages, which the database does not change, and they are the slowest tests.
+    """
     if not PG_URL:
         for item in items:
             if item.get_closest_marker("postgres"):
@@ -52,7 +56,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     pytest.mark.skip(reason="needs PostgreSQL: set GREENLIGHT_TEST_DATABASE_URL")
                 )
         return
-    keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    keep = [
+        item
+        for item in items
+        if "database_url" in getattr(item, "fixturenames", ())
+        and (item.path.parent.name != "e2e" or item.path.name == "test_journey.py")
+    ]
     dropped = [item for item in items if item not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
