@@ -4,6 +4,12 @@ Each event stores the SHA-256 of its canonical JSON, which includes the previous
 Appends update the single `audit_head` row first: that row lock (PostgreSQL) or write lock
 (SQLite) serialises writers, so two transactions can never chain onto the same event, and ids
 are handed out in chain order.
+
+`record` only queues the event on the session; the queue is written when the session commits,
+as the last statements before COMMIT. So a request holds the head for those few statements
+rather than from its first event to its end: with the head taken at `record`, every decision
+waited for the whole of every other request that wrote an event (bench/decisions.py measured
+it). An event still lands in the transaction of the change it describes, or not at all.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, insert, select, update
+from sqlalchemy import event as orm_event
+from sqlalchemy.orm import Session
 
 from . import paging
 from .clock import utcnow
@@ -84,6 +92,26 @@ def event_hash(event: AuditEvent | Row[Any]) -> str:
     return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Queued:
+    """An event as `record` was asked for it; its time and place in the chain come at commit."""
+
+    actor_id: int | None
+    actor_email: str | None
+    action: str
+    subject_type: str
+    subject_id: int | None
+    clip_id: int | None
+    clip_sha256: str | None
+    state_before: str | None
+    state_after: str | None
+    reason: str | None
+    data: str
+
+
+_QUEUED = "approval.audit.queued"
+
+
 def record(
     action: str,
     *,
@@ -95,38 +123,76 @@ def record(
     state_after: str | None = None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event to the chain inside the current transaction (the caller commits)."""
-    head = db.session.execute(
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(event_count=AuditHead.event_count + 1)
-        .returning(AuditHead.last_hash)
-    ).one()
-    event = AuditEvent(
-        occurred_at=utcnow(),
+) -> None:
+    """Add one event to the chain when the current transaction commits (the caller commits).
+
+    What the event says is taken now (an actor's email or a clip's hash changed later in the
+    same transaction does not leak into it); its time is the moment it is chained, at commit.
+    """
+    queued = _Queued(
         actor_id=actor.id if actor is not None else None,
         actor_email=actor.email if actor is not None else None,
         action=action,
         subject_type=subject_type,
         subject_id=subject_id,
         clip_id=clip.id if clip is not None else None,
+        clip_sha256=clip.sha256 if clip is not None else None,
         state_before=state_before,
         state_after=state_after,
         reason=reason,
-        clip_sha256=clip.sha256 if clip is not None else None,
         data=canonical_json(data or {}),
-        prev_hash=head.last_hash,
     )
-    event.hash = event_hash(event)
-    db.session.add(event)
-    db.session.flush()
-    db.session.execute(
+    db.session.info.setdefault(_QUEUED, []).append(queued)
+
+
+@orm_event.listens_for(Session, "before_commit")
+def _chain_queued(session: Session) -> None:
+    """Write the transaction's events as its last statements, under the head lock."""
+    queued: list[_Queued] = session.info.pop(_QUEUED, [])
+    if not queued:
+        return
+    # The UPDATE autoflushes the transaction's own changes first, so the head is taken only
+    # once everything else this transaction writes is written.
+    prev_hash = session.execute(
         update(AuditHead)
         .where(AuditHead.id == 1)
-        .values(last_hash=event.hash, last_event_id=event.id)
+        .values(event_count=AuditHead.event_count + len(queued))
+        .returning(AuditHead.last_hash)
+    ).scalar_one()
+    occurred_at = utcnow()
+    last_event_id = None
+    for item in queued:
+        row = {
+            "occurred_at": occurred_at,
+            "actor_id": item.actor_id,
+            "actor_email": item.actor_email,
+            "action": item.action,
+            "subject_type": item.subject_type,
+            "subject_id": item.subject_id,
+            "clip_id": item.clip_id,
+            "state_before": item.state_before,
+            "state_after": item.state_after,
+            "reason": item.reason,
+            "clip_sha256": item.clip_sha256,
+            "data": item.data,
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = event_hash(AuditEvent(**row))
+        # A plain INSERT, not the ORM's flush: this runs while every other writer waits.
+        # One row at a time, because ids must follow the chain.
+        last_event_id = session.execute(
+            insert(AuditEvent.__table__).values(row).returning(AuditEvent.__table__.c.id)
+        ).scalar_one()
+    session.execute(
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(last_hash=prev_hash, last_event_id=last_event_id)
     )
-    return event
+
+
+@orm_event.listens_for(Session, "after_rollback")
+def _forget_queued(session: Session) -> None:
+    session.info.pop(_QUEUED, None)
 
 
 CHECKPOINT_PREFIX = "greenlight-audit-head"

@@ -215,8 +215,10 @@ def test_rollback_after_record_keeps_the_chain_and_the_next_append_links_to_the_
     assert audit.head_hash() == head
     assert count() == 1
     assert audit.verify().ok
-    appended = audit.record("auth.sign_in_failed", actor=None, subject_type="user")
+    audit.record("auth.sign_in_failed", actor=None, subject_type="user")
     db.session.commit()
+    appended = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert appended is not None
     assert appended.prev_hash == head
     assert audit.verify().as_dict() == {"ok": True, "events": 2, "head": appended.hash}
 
@@ -636,6 +638,63 @@ def test_verify_during_concurrent_appends_never_reports_a_false_break(
     assert results
     assert [r.problem for r in results if not r.ok] == []
     assert audit.verify().events == 1 + threads * 40
+
+
+@pytest.mark.postgres
+def test_an_open_transaction_with_an_event_does_not_hold_the_head(
+    app: Flask, make_clip: MakeClip, make_user: MakeUser
+) -> None:
+    """The head is taken at commit, not at `record`: a slow request that has logged a claim
+    does not make every other request that logs something wait for it (bench/decisions.py)."""
+    clip = make_clip(ClipStatus.WAITING)
+    reviewer = make_user(Role.REVIEWER)
+    db.session.commit()
+    claims.claim(clip, reviewer)  # logged, not committed: this transaction stays open
+
+    def append_elsewhere() -> None:
+        with app.app_context():
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            audit.record("auth.sign_in_failed", actor=None, subject_type="user")
+            db.session.commit()
+            db.session.remove()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(append_elsewhere).result(timeout=10)
+    db.session.commit()
+    assert [e.action for e in events()][-2:] == ["auth.sign_in_failed", "clip.claimed"]
+    assert audit.verify().ok
+
+
+def test_an_event_says_what_was_true_when_recorded_and_is_timed_when_chained(
+    app: Flask, make_user: MakeUser, clock: FrozenClock
+) -> None:
+    person = make_user()
+    email = person.email
+    audit.record("user.password_changed", actor=person, subject_type="user", subject_id=person.id)
+    person.email = "renamed@example.com"  # later in the same transaction
+    clock.advance(seconds=5)
+    db.session.commit()
+    event = events(action="user.password_changed")[-1]
+    assert event.actor_email == email
+    assert event.occurred_at == clock.now
+
+
+def test_several_events_of_one_transaction_chain_in_order_with_ids_in_chain_order(
+    app: Flask, make_user: MakeUser
+) -> None:
+    make_user()
+    db.session.commit()
+    before = audit.event_count()
+    for i in range(5):
+        audit.record("auth.sign_in_failed", actor=None, subject_type="user", data={"i": i})
+    assert audit.event_count() == before  # nothing is written before the commit
+    db.session.commit()
+    appended = events()[-5:]
+    assert [json.loads(e.data)["i"] for e in appended] == list(range(5))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(appended))
+    assert audit.event_count() == before + 5
+    assert audit.head_hash() == appended[-1].hash
+    assert audit.verify().ok
 
 
 # --- export --------------------------------------------------------------------------------------

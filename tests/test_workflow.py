@@ -31,6 +31,8 @@ def events() -> int:
 
 
 def last_event() -> AuditEvent:
+    """The newest event, once the operations' transaction commits (events are chained then)."""
+    db.session.commit()
     event = db.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
     assert event is not None
     return event
