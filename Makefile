@@ -47,10 +47,25 @@ browser:
 	    echo "chromium is missing and cannot be installed here: browser tests will skip"; \
 	  fi; }
 
-# The suite runs twice: on SQLite, then on PostgreSQL (tests that need no database run once).
+# The suite runs twice, side by side: on SQLite (printed as it goes), and on PostgreSQL (tests
+# that need no database run once), whose output is kept in $(PG_LOG) and printed after. Each
+# pass spends much of its time waiting on servers it started, so together they take little
+# longer than the slower one. The PostgreSQL pass gets Redis databases of its own.
+PG_LOG := test-artifacts/pytest-postgresql.log
+# e.g. make test PYTEST_ARGS='tests/test_audit.py -x'
+PYTEST_ARGS ?=
 test: lint browser
-	$(BIN)/python -m pytest
-	GREENLIGHT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest
+	@mkdir -p test-artifacts
+	@GREENLIGHT_TEST_DATABASE_URL=$(PG_TEST_URL) \
+	  GREENLIGHT_TEST_QUEUE_REDIS_URL=redis://127.0.0.1:6379/12 \
+	  GREENLIGHT_TEST_REDIS_URL=redis://127.0.0.1:6379/14 \
+	  $(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) > $(PG_LOG) 2>&1 & pg=$$!; \
+	  trap 'kill $$pg 2>/dev/null' INT TERM; \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS); sqlite=$$?; \
+	  wait $$pg; postgresql=$$?; \
+	  echo; echo "==== the PostgreSQL pass ($(PG_LOG))"; cat $(PG_LOG); \
+	  echo; echo "SQLite pass: exit $$sqlite; PostgreSQL pass: exit $$postgresql"; \
+	  [ $$sqlite -eq 0 ] && [ $$postgresql -eq 0 ]
 
 # Every benchmark in bench/ (not the _helpers), each with its defaults; see bench/README.md.
 .PHONY: bench
