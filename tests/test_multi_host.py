@@ -1,22 +1,27 @@
 """Two web hosts and two worker hosts sharing one PostgreSQL, one S3 server and one Redis.
 
-Each web host is a gunicorn started from the Procfile's line, bound to a loopback address of its
-own (127.0.0.2 and 127.0.0.3); each worker host is a `flask worker --periodic`. Testers upload
-through both web hosts, reviewers claim and decide through both at once, and one worker host is
-killed while it works. Network namespaces would isolate the hosts further, but the services
-listen on 127.0.0.1 only, so the hosts here differ by address and process, not by network.
+Each host runs in a network namespace of its own that the test makes (tests/plugins/netns.py),
+with its own address on a veth pair: a web host is a gunicorn started from the Procfile's line,
+a worker host a `flask worker --periodic` from its line. The shared servers listen on 127.0.0.1,
+so the hosts reach them through relays on the far side of their veth: every byte between a host
+and the database, the queue, the rate limits and storage crosses a network interface. Where
+namespaces cannot be made, the web hosts fall back to loopback addresses of their own
+(127.0.0.2 and 127.0.0.3) and say so. Testers upload through both web hosts, reviewers claim
+and decide through both at once, and one worker host is killed while it works.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -30,12 +35,16 @@ from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
 from tests.plugins.api import bearer
 from tests.plugins.database import IN_CI
 from tests.plugins.factories import PASSWORD
+from tests.plugins.netns import HostNetwork, NamespacesUnavailable, host_network
 from tests.plugins.workers import PROJECT_ROOT, Processes, free_port, wait_for, worker_env
 
 pytestmark = pytest.mark.postgres
 
 MakeUser = Callable[..., User]
-WEB_ADDRESSES = ("127.0.0.2", "127.0.0.3")
+WEB_HOSTS = ("web-a", "web-b")
+WORKER_HOSTS = ("worker-a", "worker-b")
+#: Without namespaces: the web hosts' loopback addresses.
+LOOPBACK_ADDRESSES = ("127.0.0.2", "127.0.0.3")
 REDIS_BASE = os.environ.get("GREENLIGHT_TEST_MULTI_HOST_REDIS", "redis://127.0.0.1:6379")
 CLIPS = 10
 REVIEWERS = 4
@@ -70,29 +79,60 @@ def app(app_factory: Callable[..., Flask], moto_server_s3_url: str) -> Iterator[
         yield app
 
 
-def _host_env(app: Flask) -> dict[str, str]:
+@pytest.fixture
+def network() -> Iterator[HostNetwork | None]:
+    """The hosts' namespaces, or None (loopback addresses) where they cannot be made."""
+    try:
+        with host_network([*WEB_HOSTS, *WORKER_HOSTS]) as made:
+            yield made
+    except NamespacesUnavailable as exc:
+        # Shown with the test's output; the hosts still differ by address and process.
+        print(f"hosts on loopback addresses, not in namespaces: {exc}")
+        yield None
+
+
+def _with_endpoint(storage_url: str, endpoint: str) -> str:
+    parts = urlsplit(storage_url)
+    query = dict(parse_qsl(parts.query))
+    query["endpoint_url"] = endpoint
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _host_env(app: Flask, network: HostNetwork | None) -> dict[str, str]:
+    """The settings every host gets: the shared servers, through relays when namespaced."""
     env = worker_env(app)
     env["GREENLIGHT_RATELIMIT_STORAGE_URL"] = app.config["RATELIMIT_STORAGE_URL"]
+    # Each namespace reaches the web hosts from an address of its own, so the limit shown to be
+    # shared is the one per account, whatever the address.
+    env["GREENLIGHT_LOGIN_ACCOUNT_RATE_LIMIT"] = "5 per minute"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if network is not None:
+        for name in ("DATABASE_URL", "QUEUE_URL", "RATELIMIT_STORAGE_URL"):
+            env[f"GREENLIGHT_{name}"] = network.forward(env[f"GREENLIGHT_{name}"])
+        endpoint = dict(parse_qsl(urlsplit(env["GREENLIGHT_STORAGE_URL"]).query))["endpoint_url"]
+        env["GREENLIGHT_STORAGE_URL"] = _with_endpoint(
+            env["GREENLIGHT_STORAGE_URL"], network.forward(endpoint)
+        )
     return env
 
 
 class Deployment:
     """The hosts' processes and their base URLs."""
 
-    def __init__(self, app: Flask, processes: Processes) -> None:
-        self.app = app
+    def __init__(self, app: Flask, processes: Processes, network: HostNetwork | None) -> None:
         self.processes = processes
+        self.network = network
+        self.env = _host_env(app, network)
         self.port = free_port()
         procfile = (PROJECT_ROOT / "Procfile").read_text().splitlines()
         web = next(line for line in procfile if line.startswith("web:")).removeprefix("web:")
         self.webs = []
-        for address in WEB_ADDRESSES:
-            env = _host_env(app)
-            env["XDG_RUNTIME_DIR"] = str(processes.logs_dir)
+        for host, loopback in zip(WEB_HOSTS, LOOPBACK_ADDRESSES, strict=True):
+            address = network.address(host) if network is not None else loopback
+            env = dict(self.env, XDG_RUNTIME_DIR=str(processes.logs_dir))
             command = web.replace("0.0.0.0:${PORT:-8000}", f"{address}:{self.port}")
             assert command != web, "the Procfile's bind changed; update this test"
-            processes.start(["/bin/sh", "-c", command.strip()], env, f"web-{address}")
+            processes.start(self._on(host, ["/bin/sh", "-c", command.strip()]), env, host)
             self.webs.append(f"http://{address}:{self.port}")
         worker = next(line for line in procfile if line.startswith("worker:"))
         argv = worker.removeprefix("worker:").split()
@@ -106,8 +146,11 @@ class Deployment:
                 logs=processes.logs,
             )
 
-    def start_worker(self, name: str) -> Any:
-        return self.processes.start(self.worker_argv, _host_env(self.app), name)
+    def _on(self, host: str, argv: list[str]) -> list[str]:
+        return self.network.run_in(host, argv) if self.network is not None else argv
+
+    def start_worker(self, host: str, name: str) -> Any:
+        return self.processes.start(self._on(host, self.worker_argv), self.env, name)
 
 
 def _answers(base: str) -> bool:
@@ -193,14 +236,28 @@ def _waiting_or_later(ids: list[int]) -> Callable[[], bool]:
 
 
 def test_two_web_and_two_worker_hosts_share_one_deployment(
-    app: Flask, processes: Processes, make_user: MakeUser, make_video: Callable[..., Path]
+    app: Flask,
+    network: HostNetwork | None,
+    processes: Processes,
+    make_user: MakeUser,
+    make_video: Callable[..., Path],
 ) -> None:
     before = _instance_files()
     testers = [make_user(Role.TESTER) for _ in range(2)]
     reviewers = [make_user(Role.REVIEWER) for _ in range(REVIEWERS)]
     tester_headers = [bearer(tester) for tester in testers]
     reviewer_headers = [bearer(reviewer) for reviewer in reviewers]
-    deployment = Deployment(app, processes)
+    deployment = Deployment(app, processes, network)
+    if network is not None:  # the hosts are apart: the servers' own addresses are out of reach
+        database_port = urlsplit(app.config["DATABASE_URL"]).port or 5432
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {database_port}), 2)"
+        reached = subprocess.run(
+            network.run_in("worker-b", [sys.executable, "-c", probe]),
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert reached.returncode != 0, "a host reached the database without its relay"
     webs = deployment.webs
 
     # Uploads through both web hosts at once; the two worker hosts share the verification.
@@ -219,7 +276,7 @@ def test_two_web_and_two_worker_hosts_share_one_deployment(
 
     # A worker host is lost in the middle of a job; two others share the rest, and the reaper
     # (on whichever of them claims its period) hands on what the lost one held.
-    doomed = deployment.start_worker("worker-doomed")
+    doomed = deployment.start_worker("worker-a", "worker-doomed")
     threads = [threading.Thread(target=upload, args=(n,)) for n in range(CLIPS)]
     for thread in threads:
         thread.start()
@@ -230,8 +287,8 @@ def test_two_web_and_two_worker_hosts_share_one_deployment(
         _a_lease_is_held(ids), timeout=60, what="the doomed host takes a job", logs=processes.logs
     )
     processes.kill(doomed)
-    deployment.start_worker("worker-a")
-    deployment.start_worker("worker-b")
+    deployment.start_worker("worker-a", "worker-a")  # the lost host, restarted
+    deployment.start_worker("worker-b", "worker-b")
     wait_for(
         _waiting_or_later(ids),
         timeout=150,
