@@ -140,7 +140,10 @@ def allow_large_bodies() -> None:
     """Raise the body limit for clip uploads only (must run before CSRF reads the form)."""
     if request.endpoint in LARGE_BODY_ENDPOINTS:
         extra = 1 << 20 if request.endpoint == "clips.upload" else 0  # room for the form fields
-        request.max_content_length = current_app.config["MAX_CLIP_BYTES"] + extra
+        # One byte more: where the server marks its input terminated (gunicorn does), Werkzeug
+        # reads up to this limit and answers 413 to the read that finds the end, which would
+        # refuse a file of exactly MAX_CLIP_BYTES. Storage refuses a byte over the limit itself.
+        request.max_content_length = current_app.config["MAX_CLIP_BYTES"] + extra + 1
 
 
 def storage_origin() -> str:

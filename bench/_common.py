@@ -1,4 +1,4 @@
-"""What the benchmarks share: machine facts, percentiles, RESULTS.md, and gunicorn as deployed.
+"""What the benchmarks share: machine facts, percentiles, RESULTS.md, gunicorn as deployed, moto.
 
 Each script stays runnable on its own (`.venv/bin/python bench/x.py`): it puts the project root
 on sys.path, then imports this module as `bench._common`. Servers bind to 127.0.0.1 only.
@@ -104,15 +104,19 @@ def procfile_web(port: int, module: str) -> list[str]:
 
 
 def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    wait_until_answers(f"{base}/healthz", server, log)  # the first request boots the app
+
+
+def wait_until_answers(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
     for _ in range(300):
         if server.poll() is not None:
             sys.exit(f"server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            requests.get(f"{base}/healthz", timeout=10)  # the first boots the app
+            requests.get(url, timeout=10)
             return
         except requests.ConnectionError:
             time.sleep(0.1)
-    sys.exit(f"server did not answer on {base}")
+    sys.exit(f"server did not answer on {url}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -174,9 +178,53 @@ def instance(tmp: Path, settings: Mapping[str, str]) -> Instance:
     return Instance(tmp, port, env)
 
 
+#: Fake AWS credentials for moto; nothing here can reach a real account.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+
+
+@contextlib.contextmanager
+def moto_server(tmp: Path) -> Iterator[str]:
+    """moto's S3 in HTTP server mode, in a process of its own on 127.0.0.1; yields its URL."""
+    port = free_port()
+    log = tmp / f"moto-{port}.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+             "-p", str(port)],
+            env={**os.environ, **AWS_ENV}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answers(endpoint, server, log)
+        yield endpoint
+    finally:
+        stop(server)
+
+
+def worker_pids(master: int) -> list[int]:
+    """A gunicorn master's children: its workers."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
 @contextlib.contextmanager
 def gunicorn(app: Instance) -> Iterator[str]:
     """Run the Procfile's web process for `app` until the block ends; yields its base URL."""
+    with gunicorn_master(app):
+        yield app.base
+
+
+@contextlib.contextmanager
+def gunicorn_master(app: Instance) -> Iterator[subprocess.Popen[bytes]]:
+    """As `gunicorn`, but yields the master process, for scripts that watch its workers."""
     log = app.tmp / f"gunicorn-{app.port}.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
@@ -189,7 +237,7 @@ def gunicorn(app: Instance) -> Iterator[str]:
         )
     try:
         wait_until_up(app.base, server, log)
-        yield app.base
+        yield server
     except BaseException:
         print(f"--- {log.name} (last lines)\n{log.read_text(errors='replace')[-3000:]}")
         raise

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -27,6 +28,7 @@ from approval.extensions import db
 from approval.gunicorn_logging import RedactingLogger
 from approval.models import Clip, ClipStatus, User
 from approval.ops import people, sharing
+from tests.plugins.api import bearer
 from tests.plugins.workers import PROJECT_ROOT, Processes, free_port, wait_for, worker_env
 
 MakeClip = Callable[..., Clip]
@@ -43,9 +45,9 @@ def procfile_web_command() -> str:
 class WebServer:
     """One gunicorn started from the Procfile's line, on a free port; its output in a file."""
 
-    def __init__(self, processes: Processes, app: Flask) -> None:
+    def __init__(self, processes: Processes, app: Flask, **settings: str) -> None:
         self.port = free_port()
-        env = worker_env(app)
+        env = {**worker_env(app), **settings}
         env["PORT"] = str(self.port)
         # gunicorn's control socket goes here, not into a ~/.gunicorn shared with other runs.
         env["XDG_RUNTIME_DIR"] = str(processes.logs_dir)
@@ -151,6 +153,34 @@ def _healthz_time(web: WebServer, patience: float = 5.0) -> float:
     except requests.Timeout:
         return patience
     return time.monotonic() - started
+
+
+# --- the size limit ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("over", "status"), [(0, 204), (1, 413)])
+def test_a_put_ticket_takes_a_file_of_exactly_the_size_limit(
+    processes: Processes, app: Flask, tester: User, over: int, status: int
+) -> None:
+    """gunicorn marks its input terminated, so Werkzeug reads to the limit itself (issue 15)."""
+    limit = 4096
+    web = WebServer(processes, app, GREENLIGHT_MAX_CLIP_BYTES=str(limit))
+    created = requests.post(
+        f"{web.base}/api/v1/clips",
+        json={"title": "At the limit", "filename": "clip.mp4", "size": limit},
+        headers=bearer(tester),
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    ticket = created.json()["upload"]
+    where = urlsplit(ticket["url"])
+    put = requests.put(
+        f"{web.base}{where.path}?{where.query}",
+        data=b"x" * (limit + over),
+        headers=ticket["headers"],
+        timeout=10,
+    )
+    assert put.status_code == status, put.text[-500:]
 
 
 # --- the README ----------------------------------------------------------------------------------
