@@ -283,7 +283,7 @@ def main() -> None:
         description="Whether the review queue stays as fast at 100,000 waiting clips as at 1,000."
     )
     parser.add_argument("--sizes", default="1000,10000,100000", help="queue sizes, ascending")
-    parser.add_argument("--repeat", type=int, default=30, help="timed rounds at each size")
+    parser.add_argument("--repeat", type=int, default=60, help="timed rounds at each size")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--postgres", default="", help="a PostgreSQL URL to empty and use")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")

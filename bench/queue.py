@@ -25,7 +25,7 @@ Prints the tables (median and p95 at each size, ratio of the largest to the smal
 and appends them to bench/RESULTS.md with the date, commit, cores and RAM. Target: 100k at most
 1.5 x 1k.
 
-    .venv/bin/python bench/queue.py [--sizes 1000,10000,100000] [--repeat 30]
+    .venv/bin/python bench/queue.py [--sizes 1000,10000,100000] [--repeat 60]
         [--postgres postgresql://postgres@127.0.0.1:5432/bench_queue] [--no-record]
 
 The PostgreSQL database is emptied before the run: its public schema and the queue_N schemas
