@@ -401,6 +401,16 @@ class Clip(db.Model):
         CheckConstraint("version >= 1", name="version_positive"),
         # The queue reads waiting clips oldest first, page by page, with a keyset.
         Index("ix_clips_queue", "status", "submitted_at", "id"),
+        # Leases, live and lapsed: only the clips in review, a handful however long the queue,
+        # so the counts and a reviewer's current claim read them without walking the waiting
+        # clips (SQLite's planner, seeing one status on most rows, would scan the table).
+        Index(
+            "ix_clips_leases",
+            "claim_expires_at",
+            "claimed_by_id",
+            sqlite_where=text("status = 'in_review'"),
+            postgresql_where=text("status = 'in_review'"),
+        ),
         Index("ix_clips_tester_newest", "tester_id", "id"),
         CheckConstraint(
             "decided_by_id IS NULL OR decided_by_id <> tester_id", name="no_self_decision"

@@ -1,11 +1,13 @@
 """Whether the review queue stays as fast at 100,000 waiting clips as at 1,000.
 
-For each database (a SQLite file, and PostgreSQL when --postgres names one), builds the schema
-with the Alembic migrations (as the tests do), makes a tester and a reviewer, then grows the
-queue to each size in turn with bulk inserts through SQLAlchemy core (waiting clips with the
-facts verification records, oldest first by submitted_at). At each size a signed-in reviewer's
-client (Flask's test client, in process: no network or server in the figures) times, REPEAT
-times after WARMUP untimed rounds:
+For each database (SQLite, and PostgreSQL when --postgres names one) and each size, builds a
+queue of its own (SQLite: a file per size; PostgreSQL: a schema per size, queue_1000 …, in the
+one database): the schema with the Alembic migrations (as the tests do), a tester and a
+reviewer, and the waiting clips with bulk inserts through SQLAlchemy core (with the facts
+verification records, oldest first by submitted_at), then VACUUM ANALYZE (SQLite: ANALYZE).
+Then a signed-in reviewer's client on each queue (Flask's test client, in process: no network
+or server in the figures) times, REPEAT rounds after WARMUP untimed ones, each round every
+size in turn, so that a change in the machine's load falls on all sizes alike:
 
 - the queue's first page            GET /review/
 - a page deep in the cursor         GET /review/?cursor=… (the cursor of the clip 90% down)
@@ -14,13 +16,20 @@ times after WARMUP untimed rounds:
                                     which the clip is released again, untimed, so every
                                     round claims the same oldest clip
 
-Prints a table (median and p95 at each size, ratio of the largest to the smallest size) and
-appends it to bench/RESULTS.md with the date, commit, cores and RAM. Target: 100k at most 1.5 x 1k.
+and, for each request, the time its SQL statements took (from the driver's execute to its
+return): the part of a request that can grow with the queue. The rest (Flask, the template)
+does not depend on the queue's length, but on a busy machine it moves with the load, so a
+second table of the SQL time alone separates what grows from what jitters.
 
-    .venv/bin/python bench/queue.py [--sizes 1000,10000,100000] [--repeat 30]
+Prints the tables (median and p95 at each size, ratio of the largest to the smallest size)
+and appends them to bench/RESULTS.md with the date, commit, cores and RAM. Target: 100k at most
+1.5 x 1k.
+
+    .venv/bin/python bench/queue.py [--sizes 1000,10000,100000] [--repeat 60]
         [--postgres postgresql://postgres@127.0.0.1:5432/bench_queue] [--no-record]
 
-The PostgreSQL database is emptied (its public schema dropped) before the run.
+The PostgreSQL database is emptied before the run: its public schema and the queue_N schemas
+are dropped and made again.
 """
 
 from __future__ import annotations

@@ -325,10 +325,10 @@ def test_a_held_clip_is_out_of_the_queue_and_cannot_be_claimed(
 ) -> None:
     held = upload(uploader, make_clip_of_kind("none"))
     assert held.provenance_held
-    assert queue.counts(clock()).waiting == 0
+    assert queue.counts(clock()).waiting == queue.Tally(0)
     assert claims.claim_next(reviewer) is None
     vouched = upload(uploader, make_clip_of_kind("lab"))
-    assert queue.counts(clock()).waiting == 1
+    assert queue.counts(clock()).waiting == queue.Tally(1)
     assert claims.claim_next(reviewer) == vouched
 
 
@@ -359,7 +359,7 @@ def test_an_admin_lets_a_held_clip_through_with_a_reason_that_is_logged(
     response = release(signed_in(app, admin), held_clip, "Lab confirmed: exported without C2PA")
     assert response.status_code == 302
     assert not held_clip.provenance_held
-    assert queue.counts(clock()).waiting == 1
+    assert queue.counts(clock()).waiting == queue.Tally(1)
     event = db.session.scalar(
         select(AuditEvent).where(AuditEvent.action == "clip.provenance_released")
     )

@@ -173,6 +173,8 @@ def test_counts_endpoint_gives_live_numbers(
     clock.advance(seconds=90)
     assert client.get("/review/counts").get_json() == {
         "waiting": 1,
+        "waiting_precision": "exact",
+        "waiting_label": "1",
         "in_review": 1,
         "oldest_submitted_at": "2026-11-30T12:00:00+00:00",
         "oldest_age_seconds": 90,
@@ -1020,6 +1022,8 @@ def test_review_keys_work_in_a_real_browser(
         page.wait_for_function(
             "() => document.querySelector('[data-count=in_review]').textContent == '1'"
         )
+        # The poll's label, which says "about" or "more than" when the number is not exact.
+        assert page.evaluate("document.querySelector('[data-count=waiting]').textContent") == "2"
 
         page.click("text=Review next")
         page.wait_for_url(f"**/review/{ids[0]}")

@@ -230,7 +230,7 @@ def queue_digest(now: datetime | None = None) -> list[Notification]:
     """One digest for each opted-in reviewer not sent one lately; none when the queue is empty."""
     now = now or utcnow()
     state = queue.counts(now)
-    if state.waiting == 0 or state.oldest_submitted_at is None:
+    if state.waiting.value == 0 or state.oldest_submitted_at is None:
         return []
     reviewers = db.session.scalars(
         select(User)
@@ -244,14 +244,15 @@ def queue_digest(now: datetime | None = None) -> list[Notification]:
         .order_by(User.id)
     ).all()
     oldest = state.oldest_submitted_at
-    clips = "1 clip is" if state.waiting == 1 else f"{state.waiting} clips are"
+    # The label, not the number: past a thousand the queue only estimates ("about 120,000").
+    clips = "1 clip is" if state.waiting.one else f"{state.waiting.label} clips are"
     body = (
         f"{clips} waiting for review. The oldest has waited "
         f"{_age((now - oldest).total_seconds())} (since {oldest:%Y-%m-%d %H:%M} UTC)."
     )
     if state.in_review:
         body += f" {state.in_review} {'is' if state.in_review == 1 else 'are'} being reviewed now."
-    subject = f"Review queue: {state.waiting} waiting"
+    subject = f"Review queue: {state.waiting.label} waiting"
     made = []
     for reviewer in reviewers:
         reviewer.last_digest_at = now

@@ -40,7 +40,10 @@
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (counts) {
           if (!counts) return;
-          show("waiting", String(counts.waiting));
+          // The label says when the number is an estimate ("about 120,000", "more than 1,000").
+          show("waiting", counts.waiting_label);
+          var waiting = queue.querySelector('[data-count="waiting"]');
+          if (waiting) waiting.dataset.precision = counts.waiting_precision;
           show("in_review", String(counts.in_review));
           show("oldest", ageText(counts.oldest_age_seconds));
         })
