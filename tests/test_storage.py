@@ -905,3 +905,32 @@ def test_unique_bucket_names_are_valid() -> None:
     """The fixture's bucket names pass S3's naming rules."""
     name = unique_bucket_name()
     assert validate_bucket(name) == name
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-server"], indirect=True)
+def test_a_store_slow_to_finish_a_large_object_does_not_fail_its_upload_or_copy(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Completing a multipart upload or copying an object may take the store longer than a
+    request's read timeout (moto took over 6 s for 1 GB); the upload and the copy still land,
+    where a timeout would fail an upload the store then finishes anyway."""
+    from moto.s3.models import S3Backend  # the server runs in this process
+
+    monkeypatch.setattr(s3, "READ_TIMEOUT", 0.5)
+    slow_after = 1.5
+    for name in ("complete_multipart_upload", "copy_object"):
+        original = getattr(S3Backend, name)
+
+        def slow(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            time.sleep(slow_after)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(S3Backend, name, slow)
+    store = storage_from_url(storage_url)
+    store.init(cors_origins=[TEST_ORIGIN])
+    body = os.urandom(PART_SIZE + 1024)  # two parts: a multipart upload, completed at the end
+    stored = store.put_stream("incoming/slow", io.BytesIO(body), content_type="video/mp4")
+    assert stored.size == len(body)
+    taken = store.take("incoming/slow", "clips/slow")
+    assert taken.size == len(body)
+    assert b"".join(store.read("clips/slow")) == body

@@ -56,6 +56,12 @@ MAX_PARTS = 10_000
 CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 6
 MAX_ATTEMPTS = 2
+# Transfer client, for uploads and server-side copies only: completing a multipart upload or
+# copying a large object can keep the answer back for a long while (moto took over 6 s for
+# 1 GB, and S3-compatible servers may say nothing until done, where AWS sends spaces), and
+# a timeout there fails an upload the store then finishes anyway. The person waiting is the
+# one whose upload it is.
+TRANSFER_READ_TIMEOUT = 60
 # Health client: /healthz must answer in seconds, so one attempt with tight timeouts.
 HEALTH_CONNECT_TIMEOUT = 2
 HEALTH_READ_TIMEOUT = 5
@@ -150,6 +156,9 @@ class S3Storage(Storage):
         session = boto3.session.Session(region_name=region)
         self._session = session
         self._client = self._make_client(session, CONNECT_TIMEOUT, READ_TIMEOUT, MAX_ATTEMPTS)
+        self._transfer_client = self._make_client(
+            session, CONNECT_TIMEOUT, TRANSFER_READ_TIMEOUT, MAX_ATTEMPTS
+        )
         self._health_client = self._make_client(
             session, HEALTH_CONNECT_TIMEOUT, HEALTH_READ_TIMEOUT, 1
         )
@@ -320,7 +329,7 @@ class S3Storage(Storage):
         )
         try:
             # On any failure, our reader's included, s3transfer aborts the multipart upload.
-            self._client.upload_fileobj(
+            self._transfer_client.upload_fileobj(
                 reader, self.bucket, key, ExtraArgs={"ContentType": content_type}, Config=config
             )
         except (BotoCoreError, ClientError) as exc:
@@ -345,7 +354,7 @@ class S3Storage(Storage):
             # Said outright: a multipart copy starts a fresh upload that inherits nothing.
             extra = {"ContentType": content_type, "MetadataDirective": "REPLACE"}
         try:
-            self._client.copy(
+            self._transfer_client.copy(
                 {"Bucket": self.bucket, "Key": source}, self.bucket, dest, ExtraArgs=extra
             )
         except ClientError as exc:
