@@ -7,15 +7,11 @@ command.
 
 from __future__ import annotations
 
-import os
-import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -29,44 +25,15 @@ from approval.gunicorn_logging import RedactingLogger
 from approval.models import Clip, ClipStatus, User
 from approval.ops import people, sharing
 from tests.plugins.api import bearer
-from tests.plugins.workers import PROJECT_ROOT, Processes, free_port, wait_for, worker_env
+from tests.plugins.workers import (
+    PROJECT_ROOT,
+    Processes,
+    WebServer,
+    procfile_web_command,
+    wait_for,
+)
 
 MakeClip = Callable[..., Clip]
-
-WEB_LINE = re.compile(r"^web:\s*(?P<command>.+)$", re.MULTILINE)
-
-
-def procfile_web_command() -> str:
-    match = WEB_LINE.search((PROJECT_ROOT / "Procfile").read_text())
-    assert match, "the Procfile has no web: line"
-    return match.group("command").strip()
-
-
-class WebServer:
-    """One gunicorn started from the Procfile's line, on a free port; its output in a file."""
-
-    def __init__(self, processes: Processes, app: Flask, **settings: str) -> None:
-        self.port = free_port()
-        env = {**worker_env(app), **settings}
-        env["PORT"] = str(self.port)
-        # gunicorn's control socket goes here, not into a ~/.gunicorn shared with other runs.
-        env["XDG_RUNTIME_DIR"] = str(processes.logs_dir)
-        # The Procfile names `gunicorn`; the one installed beside this interpreter.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        self.proc = processes.start(["/bin/sh", "-c", procfile_web_command()], env, "web")
-        self.processes = processes
-        self.base = f"http://127.0.0.1:{self.port}"
-        wait_for(self._answers, timeout=30, what="gunicorn answers /healthz", logs=self.log)
-
-    def _answers(self) -> bool:
-        try:
-            requests.get(f"{self.base}/healthz", timeout=1)
-        except requests.RequestException:
-            return False
-        return True
-
-    def log(self) -> str:
-        return self.processes.logs()
 
 
 @pytest.fixture

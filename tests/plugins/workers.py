@@ -1,12 +1,14 @@
-"""Real child processes for the queue tests: `flask worker`, moto's server, and their logs.
+"""Real child processes: `flask worker`, the Procfile's gunicorn, moto's server, their logs.
 
 Load with ``pytest_plugins = ["tests.plugins.workers"]`` (tests/conftest.py does). Shared by
-tests/test_worker.py and tests/test_faults.py, so neither test module imports the other.
+tests/test_worker.py, tests/test_faults.py, tests/test_gunicorn.py and tests/test_overload.py,
+so none of them imports another.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -229,6 +231,50 @@ def events(clip_id: int, action: str) -> int:
 
 def reaches(clip_id: int, status: ClipStatus) -> Callable[[], bool]:
     return lambda: snapshot(clip_id)["status"] == status
+
+
+WEB_LINE = re.compile(r"^web:\s*(?P<command>.+)$", re.MULTILINE)
+PROCFILE_BIND = "0.0.0.0:${PORT:-8000}"
+
+
+def procfile_web_command() -> str:
+    match = WEB_LINE.search((PROJECT_ROOT / "Procfile").read_text())
+    assert match, "the Procfile has no web: line"
+    return match.group("command").strip()
+
+
+class WebServer:
+    """One gunicorn started from the Procfile's line on 127.0.0.1 and a free port.
+
+    `settings` are further environment variables for the server only, such as
+    GREENLIGHT_MAX_CLIP_BYTES="4096" or a rate-limit store. Its output goes to a file.
+    """
+
+    def __init__(self, processes: Processes, app: Flask, **settings: str) -> None:
+        self.port = free_port()
+        env = {**worker_env(app), **settings}
+        # gunicorn's control socket goes here, not into a ~/.gunicorn shared with other runs.
+        env["XDG_RUNTIME_DIR"] = str(processes.logs_dir)
+        # The Procfile names `gunicorn`; the one installed beside this interpreter.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        command = procfile_web_command()
+        assert PROCFILE_BIND in command, "the Procfile's bind changed; update WebServer"
+        # Loopback only: nothing outside this machine can reach a test's server.
+        command = command.replace(PROCFILE_BIND, f"127.0.0.1:{self.port}")
+        self.proc = processes.start(["/bin/sh", "-c", command], env, "web")
+        self.processes = processes
+        self.base = f"http://127.0.0.1:{self.port}"
+        wait_for(self._answers, timeout=30, what="gunicorn answers /healthz", logs=self.log)
+
+    def _answers(self) -> bool:
+        try:
+            requests.get(f"{self.base}/healthz", timeout=1)
+        except requests.RequestException:
+            return False
+        return True
+
+    def log(self) -> str:
+        return self.processes.logs()
 
 
 @pytest.fixture
