@@ -156,6 +156,8 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "SHARE_RATE_LIMIT": _as_rate_limit,
     "SHARE_PASSPHRASE_RATE_LIMIT": _as_rate_limit,
     "SHARE_PASSPHRASE_LINK_RATE_LIMIT": _as_rate_limit,
+    "API_RATE_LIMIT": _as_rate_limit,
+    "UPLOAD_RATE_LIMIT": _as_rate_limit,
     "UPLOAD_TICKET_TTL": _as_positive_int,
     "REJECTION_CATEGORIES": _as_categories,
     "ALLOW_INDEXING": _as_bool,
@@ -197,6 +199,12 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # Wrong passphrases: per (link, address), and per link across every address.
         "SHARE_PASSPHRASE_RATE_LIMIT": "5 per minute",
         "SHARE_PASSPHRASE_LINK_RATE_LIMIT": "50 per hour",
+        # Per account (an API token counts as its owner): far above what a script or the
+        # uploader needs, low enough that a runaway loop cannot flood the database.
+        "API_RATE_LIMIT": "600 per minute",
+        # Uploads started and tickets renewed, per account, on the pages and the API together:
+        # each start writes a clip and an audit event, and the audit chain takes one at a time.
+        "UPLOAD_RATE_LIMIT": "60 per minute",
         "UPLOAD_TICKET_TTL": 3600,
         "REJECTION_CATEGORIES": DEFAULT_REJECTION_CATEGORIES,
         "ALLOW_INDEXING": False,

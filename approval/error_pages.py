@@ -186,10 +186,12 @@ def register_error_handlers(app: Flask) -> None:
     def too_many(exc: RateLimitExceeded) -> Response:
         # Flask-Limiter's own text is the rule ("5 per 1 minute"); say when to come back instead.
         wait = _seconds_until_reset()
+        # A person is told about their attempts; a program, about its requests.
+        what = "requests" if wants_problem_json() else "attempts"
         response = error_page(
             429,
-            f"Too many attempts in a short time. Please try again {in_words(wait)}.",
-            "Too many attempts",
+            f"Too many {what} in a short time. Please try again {in_words(wait)}.",
+            f"Too many {what}",
         )
         response.headers["Retry-After"] = str(wait)
         return response

@@ -52,6 +52,9 @@ def create_app(
     app.before_request(allow_large_bodies)  # before CSRFProtect reads any request body
     csrf.init_app(app)
     limiter.init_app(app)
+    from . import rate_limits
+
+    rate_limits.install(app)
     from . import inputs
 
     inputs.install(app)  # after CSRFProtect, before the blueprints add their rules

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from approval.models import ClipStatus, Role, User
 from approval.ops import access, clip_search, dismissals, uploads, workflow
+from approval.rate_limits import upload_tickets
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
 from approval.web import app_put_url, site_url
@@ -28,7 +29,7 @@ def _ticket_out(ticket: UploadTicket) -> s.UploadTicket:
 
 @api.route(
     "POST", "/clips", tag="clips", body=s.ClipCreate, replies={201: s.ClipCreated},
-    roles=TESTER, errors=(409,),
+    roles=TESTER, errors=(409,), limits=(upload_tickets,),
 )  # fmt: skip
 def create_clip(user: User, body: s.ClipCreate) -> Reply:
     """Start an upload: the clip's details in, an upload ticket out.
@@ -62,7 +63,7 @@ def create_clip(user: User, body: s.ClipCreate) -> Reply:
 
 @api.route(
     "POST", "/clips/<id:clip_id>/ticket", tag="clips", body=s.TicketRequest,
-    replies={200: s.UploadTicket}, roles=TESTER, errors=(409,),
+    replies={200: s.UploadTicket}, roles=TESTER, errors=(409,), limits=(upload_tickets,),
 )  # fmt: skip
 def clip_ticket(user: User, clip_id: int, body: s.TicketRequest) -> Reply:
     """A fresh upload ticket for a retry, while the clip is still uploading."""

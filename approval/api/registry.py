@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from werkzeug.routing import BaseConverter, ValidationError
 
 from approval.models import Role
+from approval.rate_limits import api_calls
 from approval.unit_of_work import AfterCommit
 
 from . import auth
@@ -80,6 +81,8 @@ class Operation:
     query: type[BaseModel] | None = None
     roles: tuple[Role, ...] = ()
     public: bool = False
+    #: Rate limits beyond the API's own (GREENLIGHT_API_RATE_LIMIT), checked after sign-in.
+    limits: tuple[Callable[[Any], Any], ...] = ()
 
     @property
     def path_params(self) -> list[str]:
@@ -106,6 +109,7 @@ class Registry:
         roles: tuple[Role, ...] = (),
         errors: tuple[int, ...] = (),
         public: bool = False,
+        limits: tuple[Callable[[Any], Any], ...] = (),
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
         """Register `view` at prefix + rule for `method`, described by the rest."""
 
@@ -125,6 +129,7 @@ class Registry:
                 query=query,
                 roles=roles,
                 public=public,
+                limits=limits,
             )
             handler = _handler(operation, view)
             self.bp.add_url_rule(
@@ -145,7 +150,8 @@ def _errors_for(
     rule: str,
 ) -> tuple[int, ...]:
     """The refusals an operation can give: its own, plus those its shape implies."""
-    implied = set(errors) | {400}  # unknown or repeated query parameters, at the least
+    # Unknown or repeated query parameters, at the least; and every caller has a rate limit.
+    implied = set(errors) | {400, 429}
     if not public:
         implied |= {401, 403}
     if body is not None:
@@ -160,6 +166,20 @@ def _handler(
 ) -> Callable[..., Response | AfterCommit]:
     takes = inspect.signature(view).parameters
 
+    @wraps(view)  # the view's name: Flask-Limiter files each operation's limits under it
+    def with_input(**kwargs: Any) -> Reply:
+        query = parse_query(operation.query)
+        if operation.query is not None:
+            kwargs["query"] = query
+        if operation.body is not None:
+            kwargs["body"] = parse_body(operation.body)
+        return view(**kwargs)
+
+    # Checked once the caller is known (so per account), before any of the input is read.
+    limited = api_calls(with_input)
+    for limit in operation.limits:
+        limited = limit(limited)
+
     @wraps(view)
     def handler(**path: Any) -> Response | AfterCommit:
         kwargs: dict[str, Any] = dict(path)
@@ -168,12 +188,7 @@ def _handler(
             auth.require_roles(user, operation.roles)
             if "user" in takes:
                 kwargs["user"] = user
-        query = parse_query(operation.query)
-        if operation.query is not None:
-            kwargs["query"] = query
-        if operation.body is not None:
-            kwargs["body"] = parse_body(operation.body)
-        reply = view(**kwargs)
+        reply = limited(**kwargs)
         if isinstance(reply, AfterCommit):
             build = reply.build
             return AfterCommit(lambda: render(operation, build()))  # type: ignore[arg-type]

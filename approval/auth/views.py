@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from flask import (
     Response,
     current_app,
@@ -18,7 +15,6 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response as BaseResponse
 
-from approval.extensions import limiter
 from approval.models import User, normalise_email
 from approval.ops import people, sessions
 from approval.ops.errors import Refused
@@ -29,17 +25,13 @@ from approval.ops.people import (
     redeem_password_link,
 )
 from approval.ops.sessions import end_sessions
+from approval.rate_limits import failures_only
 from approval.web import client_address, safe_next, show_refusal
 
 from . import bp
 from .forms import AccountForm, ChangePasswordForm, LoginForm, SetPasswordForm
 
 SIGN_IN_FAILED = "Wrong email or password."
-
-
-def _config_limit(name: str) -> Callable[[], str]:
-    """A limit read from the settings at each request, so tests and deployments can set it."""
-    return lambda: str(current_app.config[name])
 
 
 def _account_key() -> str:
@@ -54,23 +46,17 @@ def _account_and_address_key() -> str:
     return f"{_account_key()}|{_address_key()}"
 
 
-def _failed(response: BaseResponse) -> bool:
+def _signed_in(response: BaseResponse) -> bool:
     """Only failed attempts count towards the limits; a redirect means success."""
-    return response.status_code != 302
-
-
-def _sign_in_limit(limit: str, scope: str, key: Callable[[], str]) -> Callable[..., Any]:
-    return limiter.limit(
-        _config_limit(limit), methods=["POST"], deduct_when=_failed, key_func=key, scope=scope
-    )
+    return response.status_code == 302
 
 
 @bp.route("/login", methods=["GET", "POST"])
 # Tight per (account, address) and per address; per account only loosely, so that someone
 # failing on purpose from elsewhere cannot lock the real person out.
-@_sign_in_limit("LOGIN_RATE_LIMIT", "sign-in-account-address", _account_and_address_key)
-@_sign_in_limit("LOGIN_ADDRESS_RATE_LIMIT", "sign-in-address", _address_key)
-@_sign_in_limit("LOGIN_ACCOUNT_RATE_LIMIT", "sign-in-account", _account_key)
+@failures_only("LOGIN_RATE_LIMIT", "sign-in-account-address", _account_and_address_key, _signed_in)
+@failures_only("LOGIN_ADDRESS_RATE_LIMIT", "sign-in-address", _address_key, _signed_in)
+@failures_only("LOGIN_ACCOUNT_RATE_LIMIT", "sign-in-account", _account_key, _signed_in)
 def login() -> BaseResponse | str:
     """Sign in; the same answer whichever of email or password was wrong."""
     if current_user.is_authenticated:

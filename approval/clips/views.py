@@ -32,6 +32,7 @@ from approval.ops import access, clip_lists, dismissals, known_bytes, storage_gc
 from approval.ops.errors import Refused
 from approval.ops.served import Media, served_object
 from approval.ops.workflow import withdraw
+from approval.rate_limits import upload_tickets
 from approval.sharing.forms import ShareLinkForm
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
@@ -83,6 +84,7 @@ def mine() -> str:
 
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(Role.TESTER)
+@upload_tickets
 def upload() -> BaseResponse | str | tuple[str, int]:
     """The upload form; without JavaScript the file comes with it and streams to storage."""
     previous = _previous(query_id("previous"))
@@ -156,6 +158,7 @@ def _status_json(clip: Clip) -> dict[str, Any]:
 
 @bp.post("/direct")
 @roles_required(Role.TESTER)
+@upload_tickets
 def start_direct() -> tuple[Response, int]:
     """JavaScript path, step 1: create the clip from its details and hand out a ticket."""
     previous = _previous(query_id("previous"))
@@ -178,6 +181,7 @@ def start_direct() -> tuple[Response, int]:
 
 @bp.post("/<int:clip_id>/ticket")
 @roles_required(Role.TESTER)
+@upload_tickets
 def ticket(clip_id: int) -> Response:
     """A fresh ticket for a retry after a failed or cancelled transfer."""
     clip = access.own_clip(clip_id, current_user)

@@ -219,7 +219,9 @@
         transfer(job, index);
         return;
       }
-      var message = status === 413 ? "The file is too large." : "The upload could not start. Check your connection and try again.";
+      var message = status === 413 ? "The file is too large."
+        : status === 429 ? "Too many uploads were started in a short time; wait a minute, then try again."
+        : "The upload could not start. Check your connection and try again.";
       if (!many()) {
         show(progress, false);
         if (body && body.errors) fieldErrors(body.errors);
