@@ -22,6 +22,7 @@ from .extensions import db, limiter
 from .formatting import format_size
 from .log_redaction import redact
 from .storage import StorageError
+from .web import LARGE_BODY_ENDPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,7 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         detail = exc.description if status not in MESSAGES or _custom(exc) else None
         if status == 413 and detail is None:
-            limit = format_size(current_app.config["MAX_CLIP_BYTES"])
-            detail = f"What you sent is larger than this service accepts (clips: at most {limit})."
+            detail = _too_large()
         response = error_page(status, detail)
         valid_methods = getattr(exc, "valid_methods", None)
         if valid_methods:
@@ -230,6 +230,17 @@ def register_error_handlers(app: Flask) -> None:
     def internal(exc: InternalServerError) -> Response:
         _rollback_quietly()
         return error_page(500)
+
+
+def _too_large() -> str:
+    """What the refused body was measured against: a clip's limit, or an ordinary form's."""
+    if request.endpoint in LARGE_BODY_ENDPOINTS:
+        kind, limit = "clips", current_app.config["MAX_CLIP_BYTES"]
+    else:
+        kind, limit = "forms", current_app.config["MAX_CONTENT_LENGTH"]
+    return (
+        f"What you sent is larger than this service accepts ({kind}: at most {format_size(limit)})."
+    )
 
 
 def _seconds_until_reset() -> int:

@@ -47,9 +47,11 @@ def create_app(
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True)
-    from .web import allow_large_bodies
+    from .web import allow_large_bodies, refuse_overlong_forms
 
-    app.before_request(allow_large_bodies)  # before CSRFProtect reads any request body
+    # Before CSRFProtect reads any request body.
+    app.before_request(allow_large_bodies)
+    app.before_request(refuse_overlong_forms)
     csrf.init_app(app)
     limiter.init_app(app)
     from . import rate_limits

@@ -146,6 +146,29 @@ def allow_large_bodies() -> None:
         request.max_content_length = current_app.config["MAX_CLIP_BYTES"] + extra + 1
 
 
+def refuse_overlong_forms() -> None:
+    """413 for a chunked form body past the limit, instead of parsing a cut-off form.
+
+    Werkzeug reads a urlencoded body in one go and, with no Content-Length to refuse it by,
+    stops quietly at the limit: the form would lose its tail (often the CSRF token, so a
+    misleading "Form expired"). Read it here with one byte to spare, and measure. Multipart
+    bodies are parsed piece by piece and already get 413 at the limit; the API reads its own.
+    """
+    if (
+        request.content_length is not None
+        or request.mimetype != "application/x-www-form-urlencoded"
+        or request.max_content_length is None
+        or request.path.startswith("/api/")
+    ):
+        return
+    limit = request.max_content_length
+    request.max_content_length = limit + 1
+    # Kept, so the form is parsed from these bytes, not from the consumed stream.
+    if len(request.get_data(cache=True)) > limit:
+        abort(413)
+    request.max_content_length = limit
+
+
 def storage_origin() -> str:
     """The origin media and uploads come from when storage hands out URLs ('' for disk)."""
     cached = current_app.extensions.get("greenlight_storage_origin")

@@ -7,13 +7,16 @@ that waits instead of refusing fails the test instead of hanging it.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -253,3 +256,175 @@ def test_a_successful_sign_in_does_not_use_up_the_limit(app: Flask, make_user: M
     good = [attempt(PASSWORD) for _ in range(5)]
     wrong = [attempt("wrong") for _ in range(6)]
     assert (good, wrong) == ([302] * 5, [200] * 5 + [429])
+
+
+# --- bodies over the limit -----------------------------------------------------------------------
+#
+# Each body is refused by its declared length before a byte of it is sent, and a chunked body
+# (no length) as soon as it passes the limit while the client is still sending: both clients
+# here then stop, so only a server that answers without waiting for the rest passes.
+
+#: The server's clip limit here: small, so a body past it is quick to send.
+MAX_CLIP = 2 << 20
+#: Bytes a chunked body goes past its limit by before the client stops and waits.
+OVER = 256 << 10
+
+
+def raw(port: int, head: str, body: bytes = b"") -> Reply:
+    """Send the request head (and body bytes, if any) on a socket; read the reply."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT) as sock:
+        sock.sendall(head.encode() + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        data = response.read()
+        got = {name.lower(): value for name, value in response.getheaders()}
+    return Reply(response.status, got, data, time.monotonic() - started)
+
+
+def head(method: str, path: str, length: int | None, **headers: str) -> str:
+    """A request head declaring `length` bytes of body, or a chunked body when None."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    lines.append("Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}")
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def chunked(*parts: bytes, filler: int = 0) -> bytes:
+    """Chunks of `parts`, then `filler` bytes in 64 KiB chunks; never the closing empty chunk."""
+    pieces = [*parts, *(b"x" * min(64 << 10, filler - n) for n in range(0, filler, 64 << 10))]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces if piece)
+
+
+def refused_as_too_large(reply: Reply) -> Reply:
+    assert reply.status == 413, reply.text[-500:]
+    assert reply.seconds < REFUSAL_BOUND, f"the 413 took {reply.seconds:.3f} s"
+    return reply
+
+
+def nothing_left_on_disk(app: Flask) -> None:
+    """No partial upload either (stored_objects leaves out storage's own .tmp folder)."""
+    root = Path(app.config["STORAGE_URL"].removeprefix("file://"))
+    assert [p.name for p in (root / ".tmp").glob("*")] == []
+
+
+def signed_in_browser(server: WebServer, user: User, page: str) -> tuple[str, str]:
+    """A signed-in session's Cookie header and the CSRF token of `page`."""
+    browser = requests.Session()
+    login = browser.get(f"{server.base}/login", timeout=READ_TIMEOUT)
+    form = {"email": user.email, "password": PASSWORD, "csrf_token": form_token(login.text)}
+    answer = browser.post(
+        f"{server.base}/login", data=form, allow_redirects=False, timeout=READ_TIMEOUT
+    )
+    assert answer.status_code == 302, "sign-in failed"
+    token = form_token(browser.get(f"{server.base}{page}", timeout=READ_TIMEOUT).text)
+    return "; ".join(f"{k}={v}" for k, v in browser.cookies.items()), token
+
+
+@pytest.fixture
+def upload_server(start_server: Callable[..., WebServer]) -> WebServer:
+    return start_server(MAX_CLIP_BYTES=str(MAX_CLIP))
+
+
+def test_the_put_ticket_refuses_more_than_a_clip_may_be_at_once(
+    app: Flask, upload_server: WebServer, tester: User
+) -> None:
+    created = requests.post(
+        f"{upload_server.base}/api/v1/clips",
+        json={"title": "Big", "filename": "big.mp4", "size": 1000},
+        headers=bearer(tester),
+        timeout=READ_TIMEOUT,
+    )
+    ticket = created.json()["upload"]
+    assert ticket["method"] == "PUT"
+    path = ticket["url"].removeprefix(app.config["SITE_URL"])
+    with nothing_changed():
+        declared = raw(upload_server.port, head("PUT", path, 10 * MAX_CLIP, **ticket["headers"]))
+        endless = raw(
+            upload_server.port,
+            head("PUT", path, None, **ticket["headers"]),
+            chunked(filler=MAX_CLIP + OVER),
+        )
+    for reply in (declared, endless):
+        assert "clips: at most 2 MB" in refused_as_too_large(reply).text
+    nothing_left_on_disk(app)
+
+
+def test_the_upload_form_refuses_more_than_a_clip_may_be_at_once(
+    app: Flask, upload_server: WebServer, tester: User
+) -> None:
+    cookie, token = signed_in_browser(upload_server, tester, "/clips/new")
+    kind = {"Cookie": cookie, "Content_Type": "multipart/form-data; boundary=b"}
+    fields = (
+        f'--b\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+        '--b\r\nContent-Disposition: form-data; name="title"\r\n\r\nBig\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
+    # The form may be a clip and 1 MB of fields; past that, nothing of it is read.
+    limit = MAX_CLIP + (1 << 20)
+    with nothing_changed():
+        declared = raw(upload_server.port, head("POST", "/clips/new", 2 * limit, **kind))
+        endless = raw(
+            upload_server.port,
+            head("POST", "/clips/new", None, **kind),
+            chunked(fields, filler=limit + OVER),
+        )
+    for reply in (declared, endless):
+        assert "clips: at most 2 MB" in refused_as_too_large(reply).text
+    nothing_left_on_disk(app)
+
+
+def test_an_ordinary_form_refuses_more_than_a_form_may_be_at_once(
+    upload_server: WebServer, make_user: MakeUser
+) -> None:
+    """Before the fix, the sign-in form's 413 spoke of the clip limit, not its own 1 MB."""
+    make_user()
+    kind = {"Content_Type": "application/x-www-form-urlencoded"}
+    with nothing_changed():
+        declared = raw(upload_server.port, head("POST", "/login", 10 << 20, **kind))
+        endless = raw(
+            upload_server.port,
+            head("POST", "/login", None, **kind),
+            chunked(b"email=a&password=", filler=(1 << 20) + OVER),
+        )
+    for reply in (declared, endless):
+        text = refused_as_too_large(reply).text
+        assert "forms: at most 1 MB" in text
+        assert "clips" not in text
+
+
+def test_the_api_refuses_a_json_body_over_its_limit_at_once(
+    upload_server: WebServer, tester: User
+) -> None:
+    kind = {**bearer(tester), "Content_Type": "application/json"}
+    with nothing_changed():
+        declared = raw(upload_server.port, head("POST", "/api/v1/clips", 100_000, **kind))
+        endless = raw(
+            upload_server.port,
+            head("POST", "/api/v1/clips", None, **kind),
+            chunked(b'{"title": "', filler=(64 << 10) + OVER),
+        )
+    for reply in (declared, endless):
+        assert refused_as_too_large(reply).headers["content-type"] == "application/problem+json"
+        body = json.loads(reply.body)
+        assert body["detail"].startswith("The request body is larger than 64 KB")
+
+
+def test_a_chunked_form_within_the_limit_is_read_whole(app: Flask, make_user: MakeUser) -> None:
+    """In-process: measuring a chunked form keeps its bytes for the form parser."""
+    user = make_user()
+    client = app.test_client()
+    form = urlencode(
+        {"email": user.email, "password": PASSWORD, "csrf_token": csrf_token(client)}
+    ).encode()
+    response = client.post(
+        "/login",
+        input_stream=io.BytesIO(form),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Transfer-Encoding": "chunked",
+        },
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 302
