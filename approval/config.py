@@ -159,6 +159,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "API_RATE_LIMIT": _as_rate_limit,
     "UPLOAD_RATE_LIMIT": _as_rate_limit,
     "UPLOAD_TICKET_TTL": _as_positive_int,
+    "BODY_TIMEOUT": _as_positive_int,
     "REJECTION_CATEGORIES": _as_categories,
     "ALLOW_INDEXING": _as_bool,
     "PROXY_HOPS": int,
@@ -206,6 +207,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # each start writes a clip and an audit event, and the audit chain takes one at a time.
         "UPLOAD_RATE_LIMIT": "60 per minute",
         "UPLOAD_TICKET_TTL": 3600,
+        # Seconds a request body may go silent before the server stops waiting (nginx's
+        # client_body_timeout default): without it, a silent client held a thread for good.
+        "BODY_TIMEOUT": 60,
         "REJECTION_CATEGORIES": DEFAULT_REJECTION_CATEGORIES,
         "ALLOW_INDEXING": False,
         "PROXY_HOPS": 0,

@@ -32,6 +32,7 @@ MESSAGES = {
     403: ("Not allowed", "Your account does not have access to this page."),
     404: ("Not found", "There is nothing here. The link may be wrong or out of date."),
     405: ("Method not allowed", "This address does not accept that kind of request."),
+    408: ("Too slow", "The request did not arrive in time, so nothing was changed."),
     409: ("Conflict", "Someone else changed this first."),
     410: ("Gone", "This is no longer available."),
     413: ("Too large", "What you sent is larger than this service accepts."),

@@ -67,6 +67,10 @@ def create_app(
 
     init_queue(app)
 
+    from .slow_bodies import BodyTimeout
+
+    app.wsgi_app = BodyTimeout(app.wsgi_app, app.config["BODY_TIMEOUT"])  # type: ignore[method-assign]
+
     if app.config["PROXY_HOPS"]:
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

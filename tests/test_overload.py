@@ -428,3 +428,76 @@ def test_a_chunked_form_within_the_limit_is_read_whole(app: Flask, make_user: Ma
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 302
+
+
+# --- slow clients --------------------------------------------------------------------------------
+#
+# A client that sends its headers and part of a body, then nothing, used to hold one of the
+# server's 16 threads until the connection died (a blocking read with no timeout). Headers
+# trickled byte by byte, or a body trickled just fast enough, are gunicorn's to bound before
+# the app sees the request: see README, Production, "Behind a reverse proxy".
+
+#: The server's patience with a body that stops arriving, here.
+BODY_TIMEOUT = 1
+
+
+def stall(port: int, request_head: str, sent: bytes) -> socket.socket:
+    """Send a request head and part of its body, then nothing more; the open socket."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT)
+    sock.sendall(request_head.encode() + sent)
+    return sock
+
+
+def reply_on(sock: socket.socket) -> Reply:
+    started = time.monotonic()
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    data = response.read()
+    got = {name.lower(): value for name, value in response.getheaders()}
+    return Reply(response.status, got, data, time.monotonic() - started)
+
+
+@pytest.fixture
+def patient_server(start_server: Callable[..., WebServer]) -> WebServer:
+    return start_server(MAX_CLIP_BYTES=str(MAX_CLIP), BODY_TIMEOUT=str(BODY_TIMEOUT))
+
+
+def test_an_upload_that_stops_arriving_gets_408_and_leaves_nothing(
+    app: Flask, patient_server: WebServer, tester: User
+) -> None:
+    created = requests.post(
+        f"{patient_server.base}/api/v1/clips",
+        json={"title": "Stalled", "filename": "stalled.mp4", "size": 1000},
+        headers=bearer(tester),
+        timeout=READ_TIMEOUT,
+    )
+    ticket = created.json()["upload"]
+    path = ticket["url"].removeprefix(app.config["SITE_URL"])
+    with nothing_changed():
+        sock = stall(
+            patient_server.port, head("PUT", path, 1 << 20, **ticket["headers"]), b"x" * 300_000
+        )
+        with sock:
+            reply = reply_on(sock)
+    assert reply.status == 408, reply.text[-500:]
+    assert reply.seconds < BODY_TIMEOUT + REFUSAL_BOUND
+    assert "stopped arriving" in reply.text
+    nothing_left_on_disk(app)
+
+
+def test_more_stalled_bodies_than_threads_do_not_hold_up_the_server(
+    patient_server: WebServer,
+) -> None:
+    """20 stalled sign-in forms (the Procfile gives 16 threads): each is let go in turn."""
+    kind = {"Content_Type": "application/x-www-form-urlencoded"}
+    request_head = head("POST", "/login", 100_000, **kind)
+    stalled = [stall(patient_server.port, request_head, b"email=") for _ in range(20)]
+    try:
+        replies = [reply_on(sock) for sock in stalled]
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert [r.status for r in replies] == [408] * 20
+    # Every thread is free at once: gunicorn does not wait for the unread rest either.
+    healthz = send(patient_server.port, "GET", "/healthz")
+    assert (healthz.status, healthz.seconds < REFUSAL_BOUND) == (200, True)
