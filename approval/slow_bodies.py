@@ -24,9 +24,13 @@ from werkzeug.exceptions import RequestTimeout
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 STOPPED = (
-    "The request's body stopped arriving for {seconds} seconds, so the server stopped waiting. "
+    "The request's body stopped arriving for {wait}, so the server stopped waiting. "
     "Nothing was changed; please send it again."
 )
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:g} second{'' if seconds == 1 else 's'}"
 
 
 class StalledBody(RequestTimeout):
@@ -51,7 +55,7 @@ class _PatientInput:
             # Nothing more will be read: gunicorn's drain of the unread rest then ends at once.
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RD)
-            raise StalledBody(STOPPED.format(seconds=f"{self._seconds:g}")) from None
+            raise StalledBody(STOPPED.format(wait=_seconds(self._seconds))) from None
         finally:
             with contextlib.suppress(OSError):
                 self._sock.settimeout(previous)
