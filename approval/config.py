@@ -200,9 +200,9 @@ def defaults(instance_path: Path) -> dict[str, Any]:
         # Wrong passphrases: per (link, address), and per link across every address.
         "SHARE_PASSPHRASE_RATE_LIMIT": "5 per minute",
         "SHARE_PASSPHRASE_LINK_RATE_LIMIT": "50 per hour",
-        # Per account (an API token counts as its owner): far above what a script or the
-        # uploader needs, low enough that a runaway loop cannot flood the database.
-        "API_RATE_LIMIT": "600 per minute",
+        # Per account (an API token counts as its owner): twice what bench/decisions.py's
+        # fastest reviewer client sends (about 530 a minute), far below a runaway loop.
+        "API_RATE_LIMIT": "1200 per minute",
         # Uploads started and tickets renewed, per account, on the pages and the API together:
         # each start writes a clip and an audit event, and the audit chain takes one at a time.
         "UPLOAD_RATE_LIMIT": "60 per minute",
