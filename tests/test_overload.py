@@ -1,5 +1,7 @@
 """Load beyond the limits, against the Procfile's gunicorn: 429 and 413 at once, never a hang.
 
+Bursts past each rate limit (with the counts in memory and in Redis), bodies past each size
+limit (declared, or chunked and never ended), and bodies that stop arriving (408).
 Every client here is a raw socket or `http.client` with a timeout on every read, so a server
 that waits instead of refusing fails the test instead of hanging it.
 """
