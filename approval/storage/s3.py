@@ -22,6 +22,7 @@ from .base import (
     STAGING_PREFIX,
     ClosingIterator,
     InstallGuard,
+    ObjectChanged,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -278,11 +279,18 @@ class S3Storage(Storage):
         expires_in: int,
         content_type: str | None = None,
         disposition: str | None = None,
+        version_id: str | None = None,
     ) -> str | None:
-        """Return a presigned GET URL that makes S3 answer with the given headers."""
+        """Return a presigned GET URL that makes S3 answer with the given headers.
+
+        With `version_id`, S3 answers with that version's bytes or 404, never with another
+        object written to the key since.
+        """
         validate_key(key)
         check_expires_in(expires_in)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id is not None:
+            params["VersionId"] = _checked_version(version_id)
         if content_type is not None:
             params["ResponseContentType"] = validate_content_type(content_type)
         if disposition is not None:
@@ -389,28 +397,47 @@ class S3Storage(Storage):
             raise self._error(f"head {key!r}", exc) from exc
         except BotoCoreError as exc:
             raise self._error(f"head {key!r}", exc) from exc
+        version = resp.get("VersionId")
         return ObjectInfo(
             size=int(resp["ContentLength"]),
             etag=str(resp.get("ETag", "")).strip('"'),
             content_type=resp.get("ContentType"),
+            # "null" is the version of an object written while versioning was off or
+            # suspended, and the next such write replaces it: it pins nothing.
+            version_id=None if version in (None, "", "null") else str(version),
         )
 
     def read(
-        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = 1 << 20,
+        *,
+        etag: str | None = None,
     ) -> Iterator[bytes]:
-        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound."""
+        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound.
+
+        With `etag`, S3 itself refuses (If-Match) to send any other object: ObjectChanged.
+        """
         validate_key(key)
         check_range(start, end, chunk_size)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if start > 0 or end is not None:
             # Only when needed: S3 answers any Range on an empty object with 416.
             params["Range"] = f"bytes={start}-{'' if end is None else end}"
+        if etag is not None:
+            params["IfMatch"] = f'"{etag}"'
         try:
             resp = self._client.get_object(**params)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code == "NoSuchKey" or (_status(exc) == 404 and code != "NoSuchBucket"):
                 raise ObjectNotFound(f"storage {self.url}: no object {key!r}") from exc
+            if code == "PreconditionFailed" or _status(exc) == 412:
+                raise ObjectChanged(
+                    f"storage {self.url}: {key!r} is no longer the object read"
+                ) from exc
             if code == "InvalidRange" or _status(exc) == 416:
                 # The range starts past the end: same answer as the local backend, no bytes.
                 return iter(())
@@ -630,6 +657,16 @@ class _BoundedReader:
             guard, self._guard = self._guard, None
             guard()
         return b"".join(chunks)
+
+
+_VERSION_RE = re.compile(r"[A-Za-z0-9._+/=-]{1,1024}")
+
+
+def _checked_version(version_id: str) -> str:
+    """A VersionId as S3 hands them out (opaque, URL-safe-ish); ValueError for anything else."""
+    if version_id == "null" or _VERSION_RE.fullmatch(version_id) is None:
+        raise ValueError(f"not an S3 version id: {version_id!r}")
+    return version_id
 
 
 def _status(exc: ClientError) -> int | None:
