@@ -446,7 +446,35 @@ def test_views_and_media_starts_are_counted_once_per_session(
     anonymous.get(f"/s/{token}/media", headers={"Range": "bytes=100-"})
     anonymous.get(f"/s/{token}/media", headers={"Range": "bytes=0-"})
     db.session.refresh(link)
-    assert (link.page_views, link.media_starts) == (2, 1)
+    assert (link.page_views, link.media_starts) == (1, 1)
+
+
+def test_a_viewer_who_comes_back_after_half_an_hour_counts_again(
+    anonymous: FlaskClient, approved: Clip, tester: User, clock: FrozenClock
+) -> None:
+    link, token = sharing.create_link(approved, tester)
+    db.session.commit()
+    anonymous.get(f"/s/{token}")
+    clock.advance(minutes=29)
+    anonymous.get(f"/s/{token}")
+    clock.advance(minutes=2)
+    anonymous.get(f"/s/{token}")
+    db.session.refresh(link)
+    assert link.page_views == 2
+
+
+def test_every_viewer_and_every_cookieless_request_counts(
+    app: Flask, approved: Clip, tester: User
+) -> None:
+    link, token = sharing.create_link(approved, tester)
+    db.session.commit()
+    for client in (app.test_client(), app.test_client()):
+        client.get(f"/s/{token}")
+    cookieless = app.test_client(use_cookies=False)
+    cookieless.get(f"/s/{token}")
+    cookieless.get(f"/s/{token}")
+    db.session.refresh(link)
+    assert link.page_views == 4
 
 
 def test_counts_are_shown_to_the_owner(owner: FlaskClient, approved: Clip, tester: User) -> None:

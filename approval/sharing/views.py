@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from flask import (
     Response,
@@ -35,8 +36,9 @@ from . import bp
 from .forms import PassphraseForm, ShareLinkForm
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-# A media start is counted once per viewer session within this window, not per range request.
-MEDIA_START_WINDOW_SECONDS = 30 * 60
+# Page views and media starts are counted once per viewer session and link within this window,
+# not per reload or range request.
+COUNT_WINDOW_SECONDS = 30 * 60
 
 
 def _share_limit() -> str:
@@ -80,8 +82,8 @@ def _unlocked(link: ShareLink) -> bool:
 def page(token: str) -> BaseResponse | str | tuple[str, int]:
     """The public page: no account needed; a passphrase first if the link has one."""
     link = sharing.find_link(token)
-    form = PassphraseForm()
     if not _unlocked(link):
+        form = PassphraseForm()
         if form.validate_on_submit():
             if sharing.check_passphrase(link, form.passphrase.data or ""):
                 session["share_unlocked"] = [*session.get("share_unlocked", []), link.id][-20:]
@@ -93,7 +95,7 @@ def page(token: str) -> BaseResponse | str | tuple[str, int]:
         return redirect(url_for("sharing.page", token=token))
     sharing.approved_object(link)
     if request.method == "GET":  # a HEAD (link preview probes, monitors) is not a view
-        sharing.count_page_view(link)
+        _count_once(link, "share_viewed", sharing.count_page_view)
     return render_template(
         "sharing/page.html",
         link=link,
@@ -127,7 +129,7 @@ def media(token: str) -> Response:
         kind = Media.SIGNED  # the copy that carries the approval, for players and downloads
     served = sharing.approved_object(link, kind)
     if request.method == "GET" and _is_media_start():
-        _count_start_once(link)
+        _count_once(link, "share_started", sharing.count_media_start)
     return serve_object(
         served.key,
         info=served.info,
@@ -143,16 +145,21 @@ def _is_media_start() -> bool:
     return not header or header.startswith("bytes=0-")
 
 
-def _count_start_once(link: ShareLink) -> None:
-    counted: dict[str, float] = session.get("share_started", {})
+def _count_once(link: ShareLink, name: str, count: Callable[[ShareLink], None]) -> None:
+    """Count a view or a start once per viewer session and link within the window.
+
+    As analytics count a visit, not every reload: a viewer who comes back after the window
+    counts again. A client that keeps no cookie (a script, a link-preview bot) counts each time.
+    """
+    counted: dict[str, float] = session.get(name, {})
     now = utcnow().timestamp()
     key = str(link.id)
-    if now - counted.get(key, 0) < MEDIA_START_WINDOW_SECONDS:
+    if now - counted.get(key, 0) < COUNT_WINDOW_SECONDS:
         return
-    counted = {k: v for k, v in counted.items() if now - v < MEDIA_START_WINDOW_SECONDS}
+    counted = {k: v for k, v in counted.items() if now - v < COUNT_WINDOW_SECONDS}
     counted[key] = now
-    session["share_started"] = counted
-    sharing.count_media_start(link)
+    session[name] = counted
+    count(link)
 
 
 @bp.get("/s/<token>/poster")
