@@ -57,6 +57,10 @@ class LocalStorage(Storage):
         # normpath rather than resolve(): the directory may not exist until init().
         self.root = Path(os.path.normpath(path))
         self.url = self.root.as_uri()
+        # Where the root really is, worked out once rather than on every key: should it move
+        # later (a directory above it replaced by a symlink), every key resolves elsewhere and
+        # is refused, as a planted symlink is.
+        self._real_root = os.path.realpath(self.root)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -65,8 +69,8 @@ class LocalStorage(Storage):
         top = self.root if base is None else self.root / base
         path = top / key
         # Keys cannot contain "..", but a symlink planted inside the tree could still point
-        # elsewhere; resolving both sides catches that before any byte is read or written.
-        real_root = os.path.realpath(self.root)
+        # elsewhere; resolving the path catches that before any byte is read or written.
+        real_root = self._real_root
         real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:
             raise StorageError(f"storage {self.url}: key {key!r} resolves outside the root")
