@@ -266,6 +266,32 @@ def test_a_url_naming_a_version_gets_that_version(storage: Storage) -> None:
     assert requests.get(url, timeout=30).content == CONTENT
 
 
+@s3_only
+def test_a_presigned_url_is_reused_only_briefly_and_only_for_the_same_answer(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing is most of a redirect's cost, so a URL is handed out again for a tenth of its
+    lifetime: it then expires sooner than a fresh one would, never later."""
+    assert isinstance(storage, S3Storage)
+    signed: list[dict[str, Any]] = []
+    sign = storage._client.generate_presigned_url  # botocore's own, counted
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        signed.append(kwargs["Params"])
+        return str(sign(*args, **kwargs))
+
+    monkeypatch.setattr(storage._client, "generate_presigned_url", counted)
+    now = [1000.0]
+    monkeypatch.setattr("approval.storage.s3._clock", lambda: now[0])
+    first = storage.read_url("clips/ab/u", expires_in=300, disposition="inline")
+    again = storage.read_url("clips/ab/u", expires_in=300, disposition="inline")
+    storage.read_url("clips/ab/u", expires_in=300, disposition="attachment")
+    storage.read_url("clips/ab/u", expires_in=300, disposition="inline", version_id="v2")
+    now[0] += 30
+    storage.read_url("clips/ab/u", expires_in=300, disposition="inline")
+    assert (again == first, len(signed)) == (True, 4)
+
+
 def test_a_read_naming_an_etag_refuses_other_bytes(storage: Storage) -> None:
     """On disk the open file itself is compared; on S3 the server refuses (If-Match)."""
     first = storage.put_stream("clips/ab/e", io.BytesIO(CONTENT), content_type="video/mp4")

@@ -8,6 +8,8 @@ import contextlib
 import logging
 import math
 import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -66,6 +68,13 @@ TRANSFER_READ_TIMEOUT = 60
 # Health client: /healthz must answer in seconds, so one attempt with tight timeouts.
 HEALTH_CONNECT_TIMEOUT = 2
 HEALTH_READ_TIMEOUT = 5
+
+# A presigned GET is handed out again while it is younger than this share of its lifetime:
+# signing costs more than everything else in a redirect, and a URL given out a little after it
+# was signed only expires sooner than a fresh one would (never later).
+URL_REUSE_SHARE = 10
+MAX_REUSED_URLS = 1024
+_clock = time.monotonic  # what a reused URL's age is measured by (tests move it)
 
 # Headers a browser sends on our tickets (PUT body metadata, ranged GET of a read_url).
 CORS_ALLOWED_HEADERS = ["Content-Type", "Range", "x-amz-checksum-sha256"]
@@ -164,6 +173,9 @@ class S3Storage(Storage):
             session, HEALTH_CONNECT_TIMEOUT, HEALTH_READ_TIMEOUT, 1
         )
         self.region: str = self._client.meta.region_name or "us-east-1"
+        # (key, version, content type, disposition, lifetime) -> (monotonic signing time, URL)
+        self._signed: dict[tuple[Any, ...], tuple[float, str]] = {}
+        self._signed_lock = threading.Lock()
 
     def _make_client(
         self, session: boto3.session.Session, connect: float, read: float, attempts: int
@@ -284,7 +296,8 @@ class S3Storage(Storage):
         """Return a presigned GET URL that makes S3 answer with the given headers.
 
         With `version_id`, S3 answers with that version's bytes or 404, never with another
-        object written to the key since.
+        object written to the key since. The same URL may be returned again for the same
+        arguments while it is younger than expires_in / URL_REUSE_SHARE seconds.
         """
         validate_key(key)
         check_expires_in(expires_in)
@@ -295,13 +308,23 @@ class S3Storage(Storage):
             params["ResponseContentType"] = validate_content_type(content_type)
         if disposition is not None:
             params["ResponseContentDisposition"] = check_disposition(disposition)
+        wanted = (key, version_id, content_type, disposition, expires_in)
+        now = _clock()
+        signed = self._signed.get(wanted)
+        if signed is not None and now - signed[0] < expires_in / URL_REUSE_SHARE:
+            return signed[1]
         self._require_credentials(f"presigning GET for {key!r}")
         try:
-            return self._client.generate_presigned_url(
+            url = self._client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
             )
         except (BotoCoreError, ClientError) as exc:
             raise self._error(f"presigning GET for {key!r}", exc) from exc
+        with self._signed_lock:
+            if len(self._signed) >= MAX_REUSED_URLS:
+                self._signed.clear()  # a burst of distinct objects: start again
+            self._signed[wanted] = (now, url)
+        return url
 
     # -- objects -------------------------------------------------------------------------------
 
