@@ -204,6 +204,27 @@ def test_display_name_shown_when_chosen(
     assert f"by {tester.display_name}" in anonymous.get(f"/s/{token}").get_data(as_text=True)
 
 
+def test_a_kept_page_follows_changes_to_what_it_shows(
+    anonymous: FlaskClient, approved: Clip, tester: User
+) -> None:
+    """The page's HTML is kept per worker, under everything it shows: a change shows at once."""
+    token = make_link(approved, tester)
+    before = anonymous.get(f"/s/{token}").get_data(as_text=True)
+    approved.title = "A new title"
+    tester.show_name_publicly = True
+    db.session.commit()
+    after = anonymous.get(f"/s/{token}").get_data(as_text=True)
+    assert (
+        approved.title in before,
+        "A new title" in after,
+        f"by {tester.display_name}" in after,
+    ) == (
+        False,
+        True,
+        True,
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     ["/s/", "/s/short", "/s/" + "a" * 200, "/s/caf%C3%A9-token-1234567890",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import (
     Response,
@@ -96,15 +97,63 @@ def page(token: str) -> BaseResponse | str | tuple[str, int]:
     sharing.approved_object(link)
     if request.method == "GET":  # a HEAD (link preview probes, monitors) is not a view
         _count_once(link, "share_viewed", sharing.count_page_view)
-    return render_template(
-        "sharing/page.html",
-        link=link,
-        clip=link.clip,
-        token=token,
-        page_url=site_url("sharing.page", token=token),
-        poster_url=site_url("sharing.poster", token=token),
-        media_url=site_url("sharing.media", token=token),
-    )
+    return _rendered(SharePage.of(link, token))
+
+
+@dataclass(frozen=True)
+class SharePage:
+    """All the public page shows, and so the key its HTML is kept under: the template is
+    given this and nothing else of the link or clip."""
+
+    token: str
+    title: str
+    by: str | None  # the tester's name, if they chose to show it
+    width: int | None
+    height: int | None
+    fps: float | None
+    has_poster: bool
+    content_type: str
+    allow_download: bool
+    indexable: bool
+
+    @classmethod
+    def of(cls, link: ShareLink, token: str) -> SharePage:
+        clip = link.clip
+        return cls(
+            token=token,
+            title=clip.title,
+            by=clip.tester.display_name if clip.tester.show_name_publicly else None,
+            width=clip.width,
+            height=clip.height,
+            fps=clip.fps,
+            has_poster=clip.poster_key is not None,
+            content_type=clip.playback_content_type,
+            allow_download=link.allow_download,
+            indexable=bool(current_app.config["ALLOW_INDEXING"]),
+        )
+
+
+#: Pages rendered per worker and kept: the same link shows the same HTML until its clip or
+#: options change, and rendering it is a tenth of a request. Whether the link still works is
+#: decided before this is consulted, on every request.
+MAX_KEPT_PAGES = 512
+
+
+def _rendered(page: SharePage) -> str:
+    kept: dict[SharePage, str] = current_app.extensions.setdefault("greenlight_share_pages", {})
+    html = kept.get(page)
+    if html is None:
+        html = render_template(
+            "sharing/page.html",
+            page=page,
+            page_url=site_url("sharing.page", token=page.token),
+            poster_url=site_url("sharing.poster", token=page.token),
+            media_url=site_url("sharing.media", token=page.token),
+        )
+        if len(kept) >= MAX_KEPT_PAGES:
+            kept.clear()
+        kept[page] = html
+    return html
 
 
 def _live_unlocked(token: str) -> ShareLink:
