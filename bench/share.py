@@ -1,9 +1,10 @@
 """Share links under load, against a trivial endpoint of the same server in the same run.
 
-For each storage backend (local disk, and S3 on a moto server started by this script on a free
-loopback port), builds a fresh instance: the schema by `flask db upgrade`, `flask storage init`,
-one approved clip of SIZE random bytes stored through the app's storage and a share link to it
-(made with the operations the app uses, so the approval pins the stored bytes). It then starts
+For each storage backend (local disk; S3 on a moto server started by this script on a free
+loopback port, once in a bucket with versioning turned on and once without), builds a fresh
+instance: the schema by `flask db upgrade`, `flask storage init`, one approved clip of SIZE
+random bytes stored through the app's storage and a share link to it (made with the operations
+the app uses, so the approval pins the stored bytes). It then starts
 the Procfile's `web:` process (gunicorn gthread) on 127.0.0.1 and sends, CONCURRENCY clients at
 a time with keep-alive, REQUESTS requests to each of:
 
@@ -12,8 +13,18 @@ a time with keep-alive, REQUESTS requests to each of:
 - the media                     disk: GET /s/<token>/media with Range: bytes=0-65535 (206);
                                 S3: GET /s/<token>/media, the 302 to a presigned URL, not followed
 
+One untimed media request first (followed, on S3) checks the bytes; in a versioned bucket it is
+also the one that records the VersionId, so the timed ones measure a link that has been played.
+
 Prints requests/s, median and p99 for each, and the ratio of each rate to the trivial one, and
 appends the table to bench/RESULTS.md with the date, commit, cores and RAM. Target: ≥ 0.5.
+
+Beside each rate it gives the CPU spent per request by the gunicorn workers, the run's
+PostgreSQL backends and the moto server (read from /proc; Redis is shared with the rest of the
+machine and left out), and the CPU ratio: all that CPU plus the clients', for the trivial
+endpoint, over the same for this one. On a machine that other work keeps busy, a request that
+hops between processes (worker, database, Redis) waits for each to be scheduled, so the rate
+ratio falls while the CPU each request costs does not: the CPU ratio is the steadier figure.
 
     .venv/bin/python bench/share.py [--requests 2000] [--concurrency 8]
         [--postgres postgresql://postgres@127.0.0.1:5432/bench_share]
@@ -263,8 +274,11 @@ class CpuMeter:
         spent = {CLIENTS: time.process_time() - clients}
         for name, pids in self.groups().items():
             started = before.get(name, {})
-            # A backend opened during the burst counts from zero.
-            spent[name] = sum(cpu_seconds(pid) - started.get(pid, 0.0) for pid in {*pids, *started})
+            # A backend opened during the burst counts from zero; one closed during it is gone
+            # with what it spent since the start (its last moments go uncounted).
+            spent[name] = sum(
+                max(0.0, cpu_seconds(pid) - started.get(pid, 0.0)) for pid in {*pids, *started}
+            )
         done = load[0]
         count = len(done.latencies)
         done.cpu = {name: 1000 * seconds / count for name, seconds in spent.items()}
@@ -350,18 +364,21 @@ def run_backend(
 def table(results: dict[str, list[Load]]) -> list[str]:
     lines = [
         "| storage | endpoint | requests/s | median | p99 | ratio to trivial (req/s) "
-        "| server CPU per request (workers + database + moto) |",
-        "|---|---|---|---|---|---|---|",
+        "| server CPU per request (workers + database + moto) "
+        "| CPU ratio (trivial's CPU / this one's, clients included) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, loads in results.items():
         trivial = loads[0].rate
+        trivial_cpu = sum((loads[0].cpu or {}).values())
         for load in loads:
-            server = sum(spent for group, spent in (load.cpu or {}).items() if group != CLIENTS)
+            cpu = load.cpu or {}
+            server = sum(spent for group, spent in cpu.items() if group != CLIENTS)
             lines.append(
                 f"| {label} | {load.name} | {load.rate:.0f} | "
                 f"{ms(statistics.median(load.latencies))} | "
                 f"{ms(percentile(load.latencies, 0.99))} | {load.rate / trivial:.2f} | "
-                f"{server:.2f} ms |"
+                f"{server:.2f} ms | {trivial_cpu / sum(cpu.values()):.2f} |"
             )
     return lines
 
@@ -439,7 +456,10 @@ def main() -> None:
         f"(Python threads on the same machine), after one untimed request per client; the "
         f"Procfile's gunicorn (gthread, 2 workers x 8 threads) on loopback, {database}, rate "
         f"limits in {limits}; an {args.size_mb} MB approved clip; ratio = requests/s of the "
-        "endpoint / requests/s of the trivial one in the same server; target: at least 0.5"
+        "endpoint / requests/s of the trivial one in the same server; target: at least 0.5. "
+        "Server CPU: workers, this run's PostgreSQL backends and moto, from /proc (Redis is "
+        "shared with other users of the machine and left out); CPU ratio: that plus the "
+        "clients' CPU for the trivial endpoint / the same for this one"
     )
     notes = (
         f"Whole run {took:.0f} s. The clients share the 2 cores with gunicorn (and other agents' "
