@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import contains_eager
 
 from approval import audit
 from approval.clock import utcnow
@@ -122,7 +122,7 @@ def revoke_link(link_id: int, actor: User) -> ShareLink:
 #: reading them all was most of a request's database time. Any other attribute still loads when
 #: asked for, with a query of its own.
 _PUBLIC_COLUMNS = (
-    joinedload(ShareLink.clip).load_only(
+    contains_eager(ShareLink.clip).load_only(
         Clip.status,
         Clip.tester_id,
         Clip.title,
@@ -145,15 +145,19 @@ _PUBLIC_COLUMNS = (
         Clip.signed_etag,
         Clip.object_versions,
     ),
-    joinedload(ShareLink.clip)
-    .joinedload(Clip.tester)
+    contains_eager(ShareLink.clip)
+    .contains_eager(Clip.tester)
     .load_only(User.display_name, User.show_name_publicly)
     .lazyload(User.role_rows),
 )
 
 #: Built once: SQLAlchemy then works out the statement's cache key once, not on every request.
+#: Plain joins filled in as the relationships (contains_eager) cost less to load than eager
+#: joins SQLAlchemy aliases itself; every link has a clip and every clip a tester.
 _LINK_BY_TOKEN = (
     select(ShareLink)
+    .join(ShareLink.clip)
+    .join(Clip.tester)
     .where(ShareLink.token_hash == bindparam("token_hash"))
     .options(*_PUBLIC_COLUMNS)
 )
