@@ -26,7 +26,7 @@ from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.models import AuditEvent, Clip, ClipStatus, Role, ShareLink, User
 from approval.ops import sharing, workflow
-from approval.ops.served import object_versions
+from approval.ops.served import object_versions, pin_name
 from approval.storage import ObjectChanged, S3Storage, Storage
 from tests.plugins.storage import S3_BACKENDS, s3_client_for
 
@@ -139,7 +139,8 @@ def test_a_pinned_version_that_was_deleted_serves_nothing_else(
     fetch(viewer, f"/s/{token}/media")
     store = app_storage()
     assert isinstance(store, S3Storage)
-    version = object_versions(db.session.get(Clip, clip.id))[f"{store.url} {clip.storage_key}"]
+    pinned = object_versions(db.session.get(Clip, clip.id))
+    version = pinned[pin_name(store, clip.storage_key, str(clip.etag))]
     versioned.delete_object(Bucket=store.bucket, Key=clip.storage_key, VersionId=version)
     overwrite(clip.storage_key)
     status, body = fetch(app.test_client(), f"/s/{token}/media")
@@ -178,7 +179,7 @@ def test_takedown_stops_a_pinned_link_at_once(
 @pytest.mark.parametrize(
     "recorded",
     [
-        lambda clip: json.dumps({f"s3://another-bucket {clip.storage_key}": "v1"}),
+        lambda clip: json.dumps({f"s3://another-bucket {clip.storage_key} {clip.etag}": "v1"}),
         lambda clip: "{not json",
         lambda clip: json.dumps(["a list"]),
     ],
@@ -208,10 +209,27 @@ def test_a_version_of_another_key_serves_nothing(
     other = app_storage().put_stream(
         "clips/zz/other", io.BytesIO(SWAPPED), content_type="video/mp4"
     )
-    clip.object_versions = json.dumps({f"{app_storage().url} {clip.storage_key}": other.version_id})
+    pin = pin_name(app_storage(), clip.storage_key, str(clip.etag))
+    clip.object_versions = json.dumps({pin: other.version_id})
     db.session.commit()
     status, body = fetch(app.test_client(), f"/s/{token}/media")
     assert (status == 200, SWAPPED in body) == (False, False)
+
+
+@s3_only
+def test_a_version_stands_only_for_the_etag_it_was_checked_against(
+    app: Flask, versioned: Any, make_clip: MakeClip, tester: User
+) -> None:
+    """Should the pinned facts of a key ever change, its recorded version is not used: the
+    bytes served are the ones the database now pins, checked afresh."""
+    clip, token = shared(make_clip, tester)
+    assert fetch(app.test_client(), f"/s/{token}/media") == (200, CONTENT)  # version recorded
+    replaced = app_storage().put_stream(
+        clip.storage_key, io.BytesIO(SWAPPED), content_type="video/mp4"
+    )
+    clip.size_bytes, clip.etag = replaced.size, replaced.etag
+    db.session.commit()
+    assert fetch(app.test_client(), f"/s/{token}/media") == (200, SWAPPED)
 
 
 # --- everywhere else: checked on every request ----------------------------------------------------

@@ -85,7 +85,7 @@ def served_object(
         raise NotFound("This clip has nothing to show yet.")
     key, size, etag, content_type, filename = pinned(clip, kind)
     store = storage()
-    version = object_versions(clip).get(_pin_name(store, key))
+    version = object_versions(clip).get(pin_name(store, key, etag)) if etag else None
     if version is not None and size is not None and etag is not None:
         # A version that passed the check below: S3 serves those bytes or none.
         info = ObjectInfo(size=size, etag=etag, content_type=None, version_id=version)
@@ -97,7 +97,7 @@ def served_object(
     # Posters of clips verified before posters were pinned carry no ETag: size-less rows only.
     if info is not None and (size is None or info.size == size) and (etag in (None, info.etag)):
         if info.version_id is not None and size is not None and etag is not None:
-            _record_version(clip, store, key, info.version_id)
+            _record_version(clip, store, pin_name(store, key, etag), info.version_id)
         return ServedObject(key, info, content_type, filename)
     observed = {"key": key, "size": info.size, "etag": info.etag} if info else {"key": key}
     if info is None:
@@ -118,23 +118,29 @@ def object_versions(clip: Clip) -> dict[str, str]:
     return {str(name): str(version) for name, version in found.items()}
 
 
-def _pin_name(store: Storage, key: str) -> str:
-    # By storage too: a version means nothing in another bucket the objects were copied to.
-    return f"{store.url} {key}"
+def pin_name(store: Storage, key: str, etag: str) -> str:
+    """What a recorded version is filed under: the storage, the key and the pinned ETag.
+
+    A version means nothing in another bucket the objects were copied to, and stands only for
+    the bytes it was checked against: should the pinned ETag ever change, it is not used.
+    """
+    return f"{store.url} {key} {etag}"
 
 
-def _record_version(clip: Clip, store: Storage, key: str, version_id: str) -> None:
+def _record_version(clip: Clip, store: Storage, name: str, version_id: str) -> None:
     """Remember the version just checked, for the clip's current files only.
 
     Written with the request's commit; two first requests at once write the same thing.
     """
-    current = {
-        _pin_name(store, name)
-        for name in (clip.storage_key, clip.rendition_key, clip.poster_key, clip.signed_key)
-        if name is not None
-    }
-    versions = {name: v for name, v in object_versions(clip).items() if name in current}
-    versions[_pin_name(store, key)] = version_id
+    files = (
+        (clip.storage_key, clip.etag),
+        (clip.rendition_key, clip.rendition_etag),
+        (clip.poster_key, clip.poster_etag),
+        (clip.signed_key, clip.signed_etag),
+    )
+    current = {pin_name(store, key, etag) for key, etag in files if key and etag}
+    versions = {pin: v for pin, v in object_versions(clip).items() if pin in current}
+    versions[name] = version_id
     clip.object_versions = json.dumps(versions, sort_keys=True)
 
 
