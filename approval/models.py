@@ -348,6 +348,11 @@ class Clip(db.Model):
     signed_size: Mapped[int | None] = mapped_column(BigInteger)
     signed_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     signed_etag: Mapped[str | None] = mapped_column(String(200))
+    #: JSON: the S3 VersionId of each of the clip's files, by storage, key and ETag, where the
+    #: bucket keeps versions. ops/served.py records one the first time it finds the stored object
+    #: to be the verified one, then names it in every URL for that file, so that S3 itself serves
+    #: those bytes and no others. NULL on disk, without versioning, and until first served.
+    object_versions: Mapped[str | None] = mapped_column(Text)
 
     tester: Mapped[User] = relationship(foreign_keys=[tester_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id])

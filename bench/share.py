@@ -1,9 +1,10 @@
 """Share links under load, against a trivial endpoint of the same server in the same run.
 
-For each storage backend (local disk, and S3 on a moto server started by this script on a free
-loopback port), builds a fresh instance: the schema by `flask db upgrade`, `flask storage init`,
-one approved clip of SIZE random bytes stored through the app's storage and a share link to it
-(made with the operations the app uses, so the approval pins the stored bytes). It then starts
+For each storage backend (local disk; S3 on a moto server started by this script on a free
+loopback port, once in a bucket with versioning turned on and once without), builds a fresh
+instance: the schema by `flask db upgrade`, `flask storage init`, one approved clip of SIZE
+random bytes stored through the app's storage and a share link to it (made with the operations
+the app uses, so the approval pins the stored bytes). It then starts
 the Procfile's `web:` process (gunicorn gthread) on 127.0.0.1 and sends, CONCURRENCY clients at
 a time with keep-alive, REQUESTS requests to each of:
 
@@ -12,31 +13,52 @@ a time with keep-alive, REQUESTS requests to each of:
 - the media                     disk: GET /s/<token>/media with Range: bytes=0-65535 (206);
                                 S3: GET /s/<token>/media, the 302 to a presigned URL, not followed
 
+One untimed media request first (followed, on S3) checks the bytes; in a versioned bucket it is
+also the one that records the VersionId, so the timed ones measure a link that has been played.
+
 Prints requests/s, median and p99 for each, and the ratio of each rate to the trivial one, and
 appends the table to bench/RESULTS.md with the date, commit, cores and RAM. Target: ≥ 0.5.
 
+Beside each rate it gives the CPU spent per request by the gunicorn workers, the run's
+PostgreSQL backends and the moto server (read from /proc; Redis is shared with the rest of the
+machine and left out), and the CPU ratio: all that CPU plus the clients', for the trivial
+endpoint, over the same for this one. On a machine that other work keeps busy, a request that
+hops between processes (worker, database, Redis) waits for each to be scheduled, so the rate
+ratio falls while the CPU each request costs does not: the CPU ratio is the steadier figure.
+
     .venv/bin/python bench/share.py [--requests 2000] [--concurrency 8]
         [--postgres postgresql://postgres@127.0.0.1:5432/bench_share]
-        [--redis redis://127.0.0.1:6379/12] [--no-record]
+        [--redis redis://127.0.0.1:6379/12] [--profile] [--no-record]
 
 Without --postgres the database is a SQLite file; without --redis rate limits are counted in
 each gunicorn worker's memory. The PostgreSQL database is emptied (public schema dropped) and
 the Redis database flushed before each backend's run. The share rate limit is raised for the
 run (one client address sends every request); every other setting is the default.
+
+With --profile, py-spy (`.venv/bin/pip install py-spy`) samples every gunicorn worker during
+each share burst; the collapsed stacks are kept in bench/out/ (open them in speedscope.app) and
+the functions that hold the most request-thread samples are printed. py-spy costs the workers
+some CPU, so a profiled run's rates are not the ones to record.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import os
 import secrets
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -58,6 +80,8 @@ from bench._common import (  # noqa: E402
 )
 
 RANGE = "bytes=0-65535"
+OUT = ROOT / "bench" / "out"
+CLIENTS = "clients (this script)"
 #: Fake AWS credentials for moto; nothing here can reach a real account.
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -105,6 +129,8 @@ class Load:
     name: str
     rate: float  # requests per second, over the whole burst
     latencies: list[float]
+    #: CPU milliseconds per request, by process group (workers, database, moto, clients).
+    cpu: dict[str, float] | None = None
 
 
 def hammer(name: str, url: str, requests_total: int, concurrency: int, headers: dict[str, str],
@@ -148,6 +174,116 @@ def hammer(name: str, url: str, requests_total: int, concurrency: int, headers: 
     return Load(name, len(latencies) / took, latencies)
 
 
+def worker_pids(port: int) -> list[int]:
+    """The workers of the gunicorn this script started on `port`: its master's children."""
+    for entry in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
+        cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        if b"gunicorn" in cmdline and f"127.0.0.1:{port}".encode() in cmdline:
+            children = Path(f"/proc/{entry}/task/{entry}/children").read_text()
+            return [int(pid) for pid in children.split()]
+    return []
+
+
+@contextlib.contextmanager
+def profiled(port: int, stem: str) -> Iterator[None]:
+    """py-spy on every worker of the server on `port` while the block runs; prints the top."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        sys.exit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    OUT.mkdir(exist_ok=True)
+    spies = {}
+    for pid in worker_pids(port):
+        raw = OUT / f"{stem}-worker{pid}.txt"
+        command = [spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--gil",
+                   "--format", "raw", "-o", str(raw)]  # fmt: skip
+        spies[raw] = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for spy_process in spies.values():
+            spy_process.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+        for raw, spy_process in spies.items():
+            output, _ = spy_process.communicate(timeout=60)
+            if not raw.exists():
+                print(f"py-spy wrote nothing: {output.decode(errors='replace')[-500:]}")
+        print_profile(stem, [raw for raw in spies if raw.exists()])
+
+
+def print_profile(stem: str, raws: list[Path]) -> None:
+    """Each function's share of request-thread samples (inclusive), over every worker."""
+    total = 0
+    inclusive: collections.Counter[str] = collections.Counter()
+    for raw in raws:
+        for line in raw.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if "handle_request" not in stack:  # only threads busy with a request
+                continue
+            n = int(count)
+            total += n
+            # A frame is "name (file:line)"; the line is dropped so a function counts once.
+            frames = {frame.rsplit(":", 1)[0] for frame in stack.split(";")}
+            for frame in frames:
+                inclusive[frame] += n
+    print(f"{stem}: {total} request-thread samples in {', '.join(str(r) for r in raws)}")
+    for frame, n in inclusive.most_common(60):
+        print(f"  {n / total:6.1%}  {frame}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU spent during a burst by each group of processes that serve it, per request.
+
+    Redis is left out: it is shared with other users of the machine, so its CPU is not ours.
+    """
+
+    def __init__(self, port: int, database: str, moto: int | None) -> None:
+        self.port, self.database, self.moto = port, database, moto
+
+    def groups(self) -> dict[str, list[int]]:
+        found = {"gunicorn workers": worker_pids(self.port)}
+        if self.database:
+            engine = sa.create_engine(
+                self.database.replace("postgresql://", "postgresql+psycopg://", 1)
+            )
+            with engine.connect() as conn:
+                found["PostgreSQL backends"] = list(conn.scalars(sa.text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )))  # fmt: skip
+            engine.dispose()
+        if self.moto is not None:
+            found["moto server"] = [self.moto]
+        return found
+
+    @contextlib.contextmanager
+    def measure(self, load: list[Load]) -> Iterator[None]:
+        before = {
+            name: {pid: cpu_seconds(pid) for pid in pids} for name, pids in self.groups().items()
+        }
+        clients = time.process_time()
+        yield
+        spent = {CLIENTS: time.process_time() - clients}
+        for name, pids in self.groups().items():
+            started = before.get(name, {})
+            # A backend opened during the burst counts from zero; one closed during it is gone
+            # with what it spent since the start (its last moments go uncounted).
+            spent[name] = sum(
+                max(0.0, cpu_seconds(pid) - started.get(pid, 0.0)) for pid in {*pids, *started}
+            )
+        done = load[0]
+        count = len(done.latencies)
+        done.cpu = {name: 1000 * seconds / count for name, seconds in spent.items()}
+
+
 def empty_postgres(url: str) -> None:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
@@ -162,9 +298,33 @@ def flush_redis(url: str) -> None:
     redis.Redis.from_url(url).flushdb()
 
 
-def run_backend(label: str, app: Instance, args: argparse.Namespace) -> list[Load]:
+def s3_url(endpoint: str) -> str:
+    """A fresh bucket on the moto server."""
+    return f"s3://bench-share-{secrets.token_hex(4)}?endpoint_url={endpoint}&region=us-east-1"
+
+
+def turn_on_versioning(storage_url: str) -> None:
+    """What an operator does with `aws s3api put-bucket-versioning` (storage init does not)."""
+    import boto3  # only for S3 runs
+
+    bucket, _, query = storage_url.removeprefix("s3://").partition("?")
+    endpoint = dict(pair.split("=", 1) for pair in query.split("&"))["endpoint_url"]
+    credentials = {
+        "aws_access_key_id": AWS_ENV["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        "aws_session_token": AWS_ENV["AWS_SESSION_TOKEN"],
+    }
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def run_backend(
+    label: str, app: Instance, args: argparse.Namespace, moto: int | None, versioned: bool
+) -> list[Load]:
     app.flask("db", "upgrade")
     app.flask("storage", "init")
+    if versioned:
+        turn_on_versioning(app.env["GREENLIGHT_STORAGE_URL"])
     token = app.python(SETUP_SCRIPT.format(size=args.size_mb << 20)).strip()
     s3 = app.env["GREENLIGHT_STORAGE_URL"].startswith("s3://")
     with gunicorn(app) as base:
@@ -183,26 +343,42 @@ def run_backend(label: str, app: Instance, args: argparse.Namespace) -> list[Loa
             ),
         ]
         loads = []
-        for name, url, headers, expect in plan:
-            load = hammer(name, url, args.requests, args.concurrency, headers, expect)
+        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        meter = CpuMeter(app.port, args.postgres, moto)
+        for n, (name, url, headers, expect) in enumerate(plan):
+            done: list[Load] = []
+            stem = f"share-{stamp}-{app.tmp.name}-{name.split(':')[0]}"
+            with contextlib.ExitStack() as during:
+                during.enter_context(meter.measure(done))
+                if args.profile and n > 0:
+                    during.enter_context(profiled(app.port, stem.replace(" ", "-")))
+                done.append(hammer(name, url, args.requests, args.concurrency, headers, expect))
+            load = done[0]
             p99 = percentile(load.latencies, 0.99)
-            print(f"{label}: {name}: {load.rate:.0f} req/s, p99 {ms(p99)}")
+            cpu = ", ".join(f"{group} {spent:.2f}" for group, spent in (load.cpu or {}).items())
+            print(f"{label}: {name}: {load.rate:.0f} req/s, p99 {ms(p99)}; CPU ms/request: {cpu}")
             loads.append(load)
     return loads
 
 
 def table(results: dict[str, list[Load]]) -> list[str]:
     lines = [
-        "| storage | endpoint | requests/s | median | p99 | ratio to trivial (req/s) |",
-        "|---|---|---|---|---|---|",
+        "| storage | endpoint | requests/s | median | p99 | ratio to trivial (req/s) "
+        "| server CPU per request (workers + database + moto) "
+        "| CPU ratio (trivial's CPU / this one's, clients included) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, loads in results.items():
         trivial = loads[0].rate
+        trivial_cpu = sum((loads[0].cpu or {}).values())
         for load in loads:
+            cpu = load.cpu or {}
+            server = sum(spent for group, spent in cpu.items() if group != CLIENTS)
             lines.append(
                 f"| {label} | {load.name} | {load.rate:.0f} | "
                 f"{ms(statistics.median(load.latencies))} | "
-                f"{ms(percentile(load.latencies, 0.99))} | {load.rate / trivial:.2f} |"
+                f"{ms(percentile(load.latencies, 0.99))} | {load.rate / trivial:.2f} | "
+                f"{server:.2f} ms | {trivial_cpu / sum(cpu.values()):.2f} |"
             )
     return lines
 
@@ -214,8 +390,10 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=8, help="size of the shared clip")
     parser.add_argument("--postgres", default="", help="a PostgreSQL URL to empty and use")
     parser.add_argument("--redis", default="", help="a Redis URL for rate limits (flushed)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers (no record)")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    args.no_record = args.no_record or args.profile
     began = time.perf_counter()
 
     results: dict[str, list[Load]] = {}
@@ -238,13 +416,13 @@ def main() -> None:
                     break
                 except requests.ConnectionError:
                     time.sleep(0.1)
-            backends = {
-                "local disk": (tmp / "disk" / "storage").as_uri(),
-                "S3 (moto)": f"s3://bench-share-{secrets.token_hex(4)}?endpoint_url={endpoint}"
-                "&region=us-east-1",
+            backends = {  # label: folder, storage URL, whether the bucket keeps versions
+                "local disk": ("disk", (tmp / "disk" / "storage").as_uri(), False),
+                "S3 (moto), versioned bucket": ("s3v", s3_url(endpoint), True),
+                "S3 (moto), no versioning": ("s3", s3_url(endpoint), False),
             }
-            for label, storage_url in backends.items():
-                folder = tmp / label.split()[0].lower()
+            for label, (name, storage_url, versioned) in backends.items():
+                folder = tmp / name
                 folder.mkdir(parents=True, exist_ok=True)
                 settings = {
                     **AWS_ENV,
@@ -259,7 +437,9 @@ def main() -> None:
                     flush_redis(args.redis)
                 if args.postgres:
                     empty_postgres(args.postgres)
-                results[label] = run_backend(label, instance(folder, settings), args)
+                app = instance(folder, settings)
+                moto_pid = moto.pid if storage_url.startswith("s3://") else None
+                results[label] = run_backend(label, app, args, moto_pid, versioned)
         finally:
             stop(moto)
 
@@ -276,7 +456,10 @@ def main() -> None:
         f"(Python threads on the same machine), after one untimed request per client; the "
         f"Procfile's gunicorn (gthread, 2 workers x 8 threads) on loopback, {database}, rate "
         f"limits in {limits}; an {args.size_mb} MB approved clip; ratio = requests/s of the "
-        "endpoint / requests/s of the trivial one in the same server; target: at least 0.5"
+        "endpoint / requests/s of the trivial one in the same server; target: at least 0.5. "
+        "Server CPU: workers, this run's PostgreSQL backends and moto, from /proc (Redis is "
+        "shared with other users of the machine and left out); CPU ratio: that plus the "
+        "clients' CPU for the trivial endpoint / the same for this one"
     )
     notes = (
         f"Whole run {took:.0f} s. The clients share the 2 cores with gunicorn (and other agents' "

@@ -204,6 +204,27 @@ def test_display_name_shown_when_chosen(
     assert f"by {tester.display_name}" in anonymous.get(f"/s/{token}").get_data(as_text=True)
 
 
+def test_a_kept_page_follows_changes_to_what_it_shows(
+    anonymous: FlaskClient, approved: Clip, tester: User
+) -> None:
+    """The page's HTML is kept per worker, under everything it shows: a change shows at once."""
+    token = make_link(approved, tester)
+    before = anonymous.get(f"/s/{token}").get_data(as_text=True)
+    approved.title = "A new title"
+    tester.show_name_publicly = True
+    db.session.commit()
+    after = anonymous.get(f"/s/{token}").get_data(as_text=True)
+    assert (
+        approved.title in before,
+        "A new title" in after,
+        f"by {tester.display_name}" in after,
+    ) == (
+        False,
+        True,
+        True,
+    )
+
+
 @pytest.mark.parametrize(
     "path",
     ["/s/", "/s/short", "/s/" + "a" * 200, "/s/caf%C3%A9-token-1234567890",
@@ -446,7 +467,35 @@ def test_views_and_media_starts_are_counted_once_per_session(
     anonymous.get(f"/s/{token}/media", headers={"Range": "bytes=100-"})
     anonymous.get(f"/s/{token}/media", headers={"Range": "bytes=0-"})
     db.session.refresh(link)
-    assert (link.page_views, link.media_starts) == (2, 1)
+    assert (link.page_views, link.media_starts) == (1, 1)
+
+
+def test_a_viewer_who_comes_back_after_half_an_hour_counts_again(
+    anonymous: FlaskClient, approved: Clip, tester: User, clock: FrozenClock
+) -> None:
+    link, token = sharing.create_link(approved, tester)
+    db.session.commit()
+    anonymous.get(f"/s/{token}")
+    clock.advance(minutes=29)
+    anonymous.get(f"/s/{token}")
+    clock.advance(minutes=2)
+    anonymous.get(f"/s/{token}")
+    db.session.refresh(link)
+    assert link.page_views == 2
+
+
+def test_every_viewer_and_every_cookieless_request_counts(
+    app: Flask, approved: Clip, tester: User
+) -> None:
+    link, token = sharing.create_link(approved, tester)
+    db.session.commit()
+    for client in (app.test_client(), app.test_client()):
+        client.get(f"/s/{token}")
+    cookieless = app.test_client(use_cookies=False)
+    cookieless.get(f"/s/{token}")
+    cookieless.get(f"/s/{token}")
+    db.session.refresh(link)
+    assert link.page_views == 4
 
 
 def test_counts_are_shown_to_the_owner(owner: FlaskClient, approved: Clip, tester: User) -> None:

@@ -523,6 +523,21 @@ def test_local_never_follows_a_symlink_out_of_the_root(storage: Storage, tmp_pat
     assert not (outside / "new").exists()
 
 
+def test_local_refuses_every_key_once_its_root_is_moved_under_it(tmp_path: Path) -> None:
+    """Where the root really is is worked out once: a directory above it swapped for a symlink
+    afterwards sends every key elsewhere, and each is refused rather than followed."""
+    store = LocalStorage(tmp_path / "data" / "root")
+    store.init(cors_origins=[])
+    put(store, KEY, b"ours")
+    elsewhere = tmp_path / "elsewhere" / "root"
+    (elsewhere / Path(KEY).parent).mkdir(parents=True)
+    (elsewhere / KEY).write_bytes(b"not ours")
+    (tmp_path / "data").rename(tmp_path / "moved")
+    (tmp_path / "data").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(StorageError, match="outside the root"):
+        store.read(KEY)
+
+
 @pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
 def test_local_put_requires_initialised_root(bare_storage: Storage) -> None:
     """Writing without an initialised root fails instead of creating it."""

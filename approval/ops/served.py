@@ -3,11 +3,20 @@
 Every place media is served -- the reviewer's player, posters, renditions, share pages and
 downloads -- asks here first. An object whose size or ETag no longer matches the pinned one is
 refused, and the first refusal per object and observation writes one audit event.
+
+How the check is made depends on what the store guarantees. Nothing a client can write is ever
+served (uploads land on staging keys only, see ops/uploads.py), so the check is against the
+server's own keys being changed behind its back. Where the bucket keeps versions, the first
+check that passes records the object's VersionId, and from then on every URL names it: S3
+serves exactly those bytes or nothing, whatever is written to the key later, and the check
+needs no round trip. Elsewhere (disk, a bucket without versioning) the object is looked at on
+every request: one stat() on disk, whose file the bytes are then read from; a HEAD on S3.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +27,7 @@ from approval import audit
 from approval.extensions import db, storage
 from approval.models import VERIFIED_STATES, AuditEvent, Clip
 from approval.ops.errors import Gone, NotFound
-from approval.storage import ObjectInfo, ObjectNotFound
+from approval.storage import ObjectInfo, ObjectNotFound, Storage
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +84,20 @@ def served_object(
     if clip.status not in VERIFIED_STATES:
         raise NotFound("This clip has nothing to show yet.")
     key, size, etag, content_type, filename = pinned(clip, kind)
+    store = storage()
+    version = object_versions(clip).get(pin_name(store, key, etag)) if etag else None
+    if version is not None and size is not None and etag is not None:
+        # A version that passed the check below: S3 serves those bytes or none.
+        info = ObjectInfo(size=size, etag=etag, content_type=None, version_id=version)
+        return ServedObject(key, info, content_type, filename)
     try:
-        info = storage().head(key)
+        info = store.stat(key)
     except ObjectNotFound:
         info = None
     # Posters of clips verified before posters were pinned carry no ETag: size-less rows only.
     if info is not None and (size is None or info.size == size) and (etag in (None, info.etag)):
+        if info.version_id is not None and size is not None and etag is not None:
+            _record_version(clip, store, pin_name(store, key, etag), info.version_id)
         return ServedObject(key, info, content_type, filename)
     observed = {"key": key, "size": info.size, "etag": info.etag} if info else {"key": key}
     if info is None:
@@ -88,6 +105,43 @@ def served_object(
     log.warning("clip %s: stored %s differs from the verified one: %s", clip.id, kind, observed)
     record_integrity_failure(clip, observed, context or {})
     raise MediaChanged("This clip's file has changed since it was checked, so it is not shown.")
+
+
+def object_versions(clip: Clip) -> dict[str, str]:
+    """The VersionIds recorded for clip's files, by storage and key (see Clip.object_versions)."""
+    try:
+        found = json.loads(clip.object_versions or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(name): str(version) for name, version in found.items()}
+
+
+def pin_name(store: Storage, key: str, etag: str) -> str:
+    """What a recorded version is filed under: the storage, the key and the pinned ETag.
+
+    A version means nothing in another bucket the objects were copied to, and stands only for
+    the bytes it was checked against: should the pinned ETag ever change, it is not used.
+    """
+    return f"{store.url} {key} {etag}"
+
+
+def _record_version(clip: Clip, store: Storage, name: str, version_id: str) -> None:
+    """Remember the version just checked, for the clip's current files only.
+
+    Written with the request's commit; two first requests at once write the same thing.
+    """
+    files = (
+        (clip.storage_key, clip.etag),
+        (clip.rendition_key, clip.rendition_etag),
+        (clip.poster_key, clip.poster_etag),
+        (clip.signed_key, clip.signed_etag),
+    )
+    current = {pin_name(store, key, etag) for key, etag in files if key and etag}
+    versions = {pin: v for pin, v in object_versions(clip).items() if pin in current}
+    versions[name] = version_id
+    clip.object_versions = json.dumps(versions, sort_keys=True)
 
 
 def record_integrity_failure(clip: Clip, observed: dict[str, Any], context: dict[str, Any]) -> None:

@@ -12,7 +12,8 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import contains_eager
 
 from approval import audit
 from approval.clock import utcnow
@@ -116,11 +117,60 @@ def revoke_link(link_id: int, actor: User) -> ShareLink:
     return link
 
 
+#: What the public side reads of a link's clip and tester: its state, what the page shows, and
+#: the pinned files it may serve. Link, clip and tester have some 80 columns together, and
+#: reading them all was most of a request's database time. Any other attribute still loads when
+#: asked for, with a query of its own.
+_PUBLIC_COLUMNS = (
+    contains_eager(ShareLink.clip).load_only(
+        Clip.status,
+        Clip.tester_id,
+        Clip.title,
+        Clip.width,
+        Clip.height,
+        Clip.fps,
+        Clip.original_filename,
+        Clip.content_type,
+        Clip.storage_key,
+        Clip.size_bytes,
+        Clip.etag,
+        Clip.rendition_key,
+        Clip.rendition_size,
+        Clip.rendition_etag,
+        Clip.poster_key,
+        Clip.poster_size,
+        Clip.poster_etag,
+        Clip.signed_key,
+        Clip.signed_size,
+        Clip.signed_etag,
+        Clip.object_versions,
+    ),
+    contains_eager(ShareLink.clip)
+    .contains_eager(Clip.tester)
+    .load_only(User.display_name, User.show_name_publicly)
+    .lazyload(User.role_rows),
+)
+
+#: Built once: SQLAlchemy then works out the statement's cache key once, not on every request.
+#: Plain joins filled in as the relationships (contains_eager) cost less to load than eager
+#: joins SQLAlchemy aliases itself; every link has a clip and every clip a tester.
+_LINK_BY_TOKEN = (
+    select(ShareLink)
+    .join(ShareLink.clip)
+    .join(Clip.tester)
+    .where(ShareLink.token_hash == bindparam("token_hash"))
+    .options(*_PUBLIC_COLUMNS)
+)
+
+
 def find_link(token: str) -> ShareLink:
     """The live link for a token; NotFound for an unknown one, Gone for a dead one."""
     if not _TOKEN_SHAPE.fullmatch(token):
         raise NotFound("There is nothing here.")
-    link = db.session.scalar(select(ShareLink).where(ShareLink.token_hash == hash_token(token)))
+    # One round trip: the link, its clip (whose status says whether the link is live) and the
+    # clip's tester (the page may show their name), read on every request so that a revocation
+    # or takedown applies to the very next one.
+    link = db.session.scalar(_LINK_BY_TOKEN, {"token_hash": hash_token(token)})
     if link is None:
         raise NotFound("There is nothing here.")
     if not is_live(link):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import (
     Response,
@@ -35,8 +37,9 @@ from . import bp
 from .forms import PassphraseForm, ShareLinkForm
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-# A media start is counted once per viewer session within this window, not per range request.
-MEDIA_START_WINDOW_SECONDS = 30 * 60
+# Page views and media starts are counted once per viewer session and link within this window,
+# not per reload or range request.
+COUNT_WINDOW_SECONDS = 30 * 60
 
 
 def _share_limit() -> str:
@@ -80,8 +83,8 @@ def _unlocked(link: ShareLink) -> bool:
 def page(token: str) -> BaseResponse | str | tuple[str, int]:
     """The public page: no account needed; a passphrase first if the link has one."""
     link = sharing.find_link(token)
-    form = PassphraseForm()
     if not _unlocked(link):
+        form = PassphraseForm()
         if form.validate_on_submit():
             if sharing.check_passphrase(link, form.passphrase.data or ""):
                 session["share_unlocked"] = [*session.get("share_unlocked", []), link.id][-20:]
@@ -93,16 +96,64 @@ def page(token: str) -> BaseResponse | str | tuple[str, int]:
         return redirect(url_for("sharing.page", token=token))
     sharing.approved_object(link)
     if request.method == "GET":  # a HEAD (link preview probes, monitors) is not a view
-        sharing.count_page_view(link)
-    return render_template(
-        "sharing/page.html",
-        link=link,
-        clip=link.clip,
-        token=token,
-        page_url=site_url("sharing.page", token=token),
-        poster_url=site_url("sharing.poster", token=token),
-        media_url=site_url("sharing.media", token=token),
-    )
+        _count_once(link, "share_viewed", sharing.count_page_view)
+    return _rendered(SharePage.of(link, token))
+
+
+@dataclass(frozen=True)
+class SharePage:
+    """All the public page shows, and so the key its HTML is kept under: the template is
+    given this and nothing else of the link or clip."""
+
+    token: str
+    title: str
+    by: str | None  # the tester's name, if they chose to show it
+    width: int | None
+    height: int | None
+    fps: float | None
+    has_poster: bool
+    content_type: str
+    allow_download: bool
+    indexable: bool
+
+    @classmethod
+    def of(cls, link: ShareLink, token: str) -> SharePage:
+        clip = link.clip
+        return cls(
+            token=token,
+            title=clip.title,
+            by=clip.tester.display_name if clip.tester.show_name_publicly else None,
+            width=clip.width,
+            height=clip.height,
+            fps=clip.fps,
+            has_poster=clip.poster_key is not None,
+            content_type=clip.playback_content_type,
+            allow_download=link.allow_download,
+            indexable=bool(current_app.config["ALLOW_INDEXING"]),
+        )
+
+
+#: Pages rendered per worker and kept: the same link shows the same HTML until its clip or
+#: options change, and rendering it is a tenth of a request. Whether the link still works is
+#: decided before this is consulted, on every request.
+MAX_KEPT_PAGES = 512
+
+
+def _rendered(page: SharePage) -> str:
+    kept: dict[SharePage, str] = current_app.extensions.setdefault("greenlight_share_pages", {})
+    html = kept.get(page)
+    if html is None:
+        html = render_template(
+            "sharing/page.html",
+            page=page,
+            page_url=site_url("sharing.page", token=page.token),
+            poster_url=site_url("sharing.poster", token=page.token),
+            media_url=site_url("sharing.media", token=page.token),
+        )
+        if len(kept) >= MAX_KEPT_PAGES:
+            kept.clear()
+        kept[page] = html
+    return html
 
 
 def _live_unlocked(token: str) -> ShareLink:
@@ -127,7 +178,7 @@ def media(token: str) -> Response:
         kind = Media.SIGNED  # the copy that carries the approval, for players and downloads
     served = sharing.approved_object(link, kind)
     if request.method == "GET" and _is_media_start():
-        _count_start_once(link)
+        _count_once(link, "share_started", sharing.count_media_start)
     return serve_object(
         served.key,
         info=served.info,
@@ -143,16 +194,21 @@ def _is_media_start() -> bool:
     return not header or header.startswith("bytes=0-")
 
 
-def _count_start_once(link: ShareLink) -> None:
-    counted: dict[str, float] = session.get("share_started", {})
+def _count_once(link: ShareLink, name: str, count: Callable[[ShareLink], None]) -> None:
+    """Count a view or a start once per viewer session and link within the window.
+
+    As analytics count a visit, not every reload: a viewer who comes back after the window
+    counts again. A client that keeps no cookie (a script, a link-preview bot) counts each time.
+    """
+    counted: dict[str, float] = session.get(name, {})
     now = utcnow().timestamp()
     key = str(link.id)
-    if now - counted.get(key, 0) < MEDIA_START_WINDOW_SECONDS:
+    if now - counted.get(key, 0) < COUNT_WINDOW_SECONDS:
         return
-    counted = {k: v for k, v in counted.items() if now - v < MEDIA_START_WINDOW_SECONDS}
+    counted = {k: v for k, v in counted.items() if now - v < COUNT_WINDOW_SECONDS}
     counted[key] = now
-    session["share_started"] = counted
-    sharing.count_media_start(link)
+    session[name] = counted
+    count(link)
 
 
 @bp.get("/s/<token>/poster")

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .base import (
     STAGING_PREFIX,
     InstallGuard,
+    ObjectChanged,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -25,6 +26,7 @@ __all__ = [
     "STAGING_PREFIX",
     "InstallGuard",
     "LocalStorage",
+    "ObjectChanged",
     "ObjectExists",
     "ObjectInfo",
     "ObjectNotFound",

@@ -35,6 +35,9 @@ class ObjectInfo:
     size: int
     etag: str  # opaque, without quotes; stable while the bytes are unchanged
     content_type: str | None
+    #: The S3 VersionId of these bytes where the bucket keeps versions; None elsewhere. A read
+    #: or URL that names it gets exactly these bytes, whatever is written to the key later.
+    version_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class ObjectTooLarge(StorageError):
 
 class ObjectExists(StorageError):
     """take() found its destination already there; it never overwrites."""
+
+
+class ObjectChanged(StorageError):
+    """read(..., etag=) found other bytes under the key than the ones with that ETag."""
 
 
 @dataclass(frozen=True)
@@ -234,11 +241,28 @@ class Storage(ABC):
     def head(self, key: str) -> ObjectInfo:
         """Return size, etag and content type of key; raise ObjectNotFound if absent."""
 
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, etag and version of key, where the content type may be left out (None).
+
+        For checks made on every request, where the content type is known already and a
+        backend can answer the rest more cheaply than head().
+        """
+        return self.head(key)
+
     @abstractmethod
     def read(
-        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = 1 << 20,
+        *,
+        etag: str | None = None,
     ) -> Iterator[bytes]:
-        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound."""
+        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound.
+
+        With `etag`, the bytes streamed are those with that ETag or none: ObjectChanged.
+        """
 
     @abstractmethod
     def read_url(
@@ -248,8 +272,12 @@ class Storage(ABC):
         expires_in: int,
         content_type: str | None = None,
         disposition: str | None = None,
+        version_id: str | None = None,
     ) -> str | None:
-        """Return a time-limited download URL, or None if the app must stream the bytes."""
+        """Return a time-limited download URL, or None if the app must stream the bytes.
+
+        With `version_id` (from ObjectInfo), the URL gets that version's bytes only.
+        """
 
     @abstractmethod
     def delete(self, key: str) -> None:

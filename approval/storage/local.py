@@ -18,6 +18,7 @@ from .base import (
     READ_CHUNK,
     ClosingIterator,
     InstallGuard,
+    ObjectChanged,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -56,6 +57,10 @@ class LocalStorage(Storage):
         # normpath rather than resolve(): the directory may not exist until init().
         self.root = Path(os.path.normpath(path))
         self.url = self.root.as_uri()
+        # Where the root really is, worked out once rather than on every key: should it move
+        # later (a directory above it replaced by a symlink), every key resolves elsewhere and
+        # is refused, as a planted symlink is.
+        self._real_root = os.path.realpath(self.root)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -64,8 +69,8 @@ class LocalStorage(Storage):
         top = self.root if base is None else self.root / base
         path = top / key
         # Keys cannot contain "..", but a symlink planted inside the tree could still point
-        # elsewhere; resolving both sides catches that before any byte is read or written.
-        real_root = os.path.realpath(self.root)
+        # elsewhere; resolving the path catches that before any byte is read or written.
+        real_root = self._real_root
         real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:
             raise StorageError(f"storage {self.url}: key {key!r} resolves outside the root")
@@ -106,8 +111,9 @@ class LocalStorage(Storage):
         expires_in: int,
         content_type: str | None = None,
         disposition: str | None = None,
+        version_id: str | None = None,
     ) -> str | None:
-        """Return None: the app streams local files itself."""
+        """Return None: the app streams local files itself (and keeps no versions)."""
         validate_key(key)
         check_expires_in(expires_in)
         if content_type is not None:
@@ -261,6 +267,11 @@ class LocalStorage(Storage):
 
     def head(self, key: str) -> ObjectInfo:
         """Return size, etag and content type of key; raise ObjectNotFound if absent."""
+        info = self.stat(key)
+        return ObjectInfo(size=info.size, etag=info.etag, content_type=self._read_meta(key))
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and etag from one stat(); the content type (a file of its own) is left out."""
         path = self._path(key)
         try:
             st = os.stat(path)
@@ -271,12 +282,23 @@ class LocalStorage(Storage):
         if not stat.S_ISREG(st.st_mode):
             # A directory here is just the common prefix of other keys.
             raise ObjectNotFound(f"storage {self.url}: no object {key!r}")
-        return ObjectInfo(size=st.st_size, etag=_etag(st), content_type=self._read_meta(key))
+        return ObjectInfo(size=st.st_size, etag=_etag(st), content_type=None)
 
     def read(
-        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = 1 << 20,
+        *,
+        etag: str | None = None,
     ) -> Iterator[bytes]:
-        """Stream bytes start..end (inclusive, clamped to the file); raise ObjectNotFound."""
+        """Stream bytes start..end (inclusive, clamped to the file); raise ObjectNotFound.
+
+        With `etag`, the open file itself must have it (ObjectChanged otherwise): the bytes
+        streamed are those of the file that was checked, even if the key is replaced between
+        a caller's stat() and this open.
+        """
         check_range(start, end, chunk_size)
         path = self._path(key)
         try:
@@ -288,8 +310,10 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise StorageError(f"storage {self.url}: open {key!r}: {exc}") from exc
         try:
-            size = os.fstat(fh.fileno()).st_size
-            last = size - 1 if end is None else min(end, size - 1)
+            st = os.fstat(fh.fileno())
+            if etag is not None and _etag(st) != etag:
+                raise ObjectChanged(f"storage {self.url}: {key!r} is no longer the object read")
+            last = st.st_size - 1 if end is None else min(end, st.st_size - 1)
             fh.seek(start)
         except BaseException:
             fh.close()

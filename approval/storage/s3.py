@@ -8,6 +8,8 @@ import contextlib
 import logging
 import math
 import re
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -22,6 +24,7 @@ from .base import (
     STAGING_PREFIX,
     ClosingIterator,
     InstallGuard,
+    ObjectChanged,
     ObjectExists,
     ObjectInfo,
     ObjectNotFound,
@@ -65,6 +68,13 @@ TRANSFER_READ_TIMEOUT = 60
 # Health client: /healthz must answer in seconds, so one attempt with tight timeouts.
 HEALTH_CONNECT_TIMEOUT = 2
 HEALTH_READ_TIMEOUT = 5
+
+# A presigned GET is handed out again while it is younger than this share of its lifetime:
+# signing costs more than everything else in a redirect, and a URL given out a little after it
+# was signed only expires sooner than a fresh one would (never later).
+URL_REUSE_SHARE = 10
+MAX_REUSED_URLS = 1024
+_clock = time.monotonic  # what a reused URL's age is measured by (tests move it)
 
 # Headers a browser sends on our tickets (PUT body metadata, ranged GET of a read_url).
 CORS_ALLOWED_HEADERS = ["Content-Type", "Range", "x-amz-checksum-sha256"]
@@ -163,6 +173,9 @@ class S3Storage(Storage):
             session, HEALTH_CONNECT_TIMEOUT, HEALTH_READ_TIMEOUT, 1
         )
         self.region: str = self._client.meta.region_name or "us-east-1"
+        # (key, version, content type, disposition, lifetime) -> (monotonic signing time, URL)
+        self._signed: dict[tuple[Any, ...], tuple[float, str]] = {}
+        self._signed_lock = threading.Lock()
 
     def _make_client(
         self, session: boto3.session.Session, connect: float, read: float, attempts: int
@@ -278,22 +291,40 @@ class S3Storage(Storage):
         expires_in: int,
         content_type: str | None = None,
         disposition: str | None = None,
+        version_id: str | None = None,
     ) -> str | None:
-        """Return a presigned GET URL that makes S3 answer with the given headers."""
+        """Return a presigned GET URL that makes S3 answer with the given headers.
+
+        With `version_id`, S3 answers with that version's bytes or 404, never with another
+        object written to the key since. The same URL may be returned again for the same
+        arguments while it is younger than expires_in / URL_REUSE_SHARE seconds.
+        """
         validate_key(key)
         check_expires_in(expires_in)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id is not None:
+            params["VersionId"] = _checked_version(version_id)
         if content_type is not None:
             params["ResponseContentType"] = validate_content_type(content_type)
         if disposition is not None:
             params["ResponseContentDisposition"] = check_disposition(disposition)
+        wanted = (key, version_id, content_type, disposition, expires_in)
+        now = _clock()
+        signed = self._signed.get(wanted)
+        if signed is not None and now - signed[0] < expires_in / URL_REUSE_SHARE:
+            return signed[1]
         self._require_credentials(f"presigning GET for {key!r}")
         try:
-            return self._client.generate_presigned_url(
+            url = self._client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
             )
         except (BotoCoreError, ClientError) as exc:
             raise self._error(f"presigning GET for {key!r}", exc) from exc
+        with self._signed_lock:
+            if len(self._signed) >= MAX_REUSED_URLS:
+                self._signed.clear()  # a burst of distinct objects: start again
+            self._signed[wanted] = (now, url)
+        return url
 
     # -- objects -------------------------------------------------------------------------------
 
@@ -389,28 +420,47 @@ class S3Storage(Storage):
             raise self._error(f"head {key!r}", exc) from exc
         except BotoCoreError as exc:
             raise self._error(f"head {key!r}", exc) from exc
+        version = resp.get("VersionId")
         return ObjectInfo(
             size=int(resp["ContentLength"]),
             etag=str(resp.get("ETag", "")).strip('"'),
             content_type=resp.get("ContentType"),
+            # "null" is the version of an object written while versioning was off or
+            # suspended, and the next such write replaces it: it pins nothing.
+            version_id=None if version in (None, "", "null") else str(version),
         )
 
     def read(
-        self, key: str, start: int = 0, end: int | None = None, chunk_size: int = 1 << 20
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = 1 << 20,
+        *,
+        etag: str | None = None,
     ) -> Iterator[bytes]:
-        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound."""
+        """Stream bytes start..end (inclusive, clamped to the object); raise ObjectNotFound.
+
+        With `etag`, S3 itself refuses (If-Match) to send any other object: ObjectChanged.
+        """
         validate_key(key)
         check_range(start, end, chunk_size)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if start > 0 or end is not None:
             # Only when needed: S3 answers any Range on an empty object with 416.
             params["Range"] = f"bytes={start}-{'' if end is None else end}"
+        if etag is not None:
+            params["IfMatch"] = f'"{etag}"'
         try:
             resp = self._client.get_object(**params)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code == "NoSuchKey" or (_status(exc) == 404 and code != "NoSuchBucket"):
                 raise ObjectNotFound(f"storage {self.url}: no object {key!r}") from exc
+            if code == "PreconditionFailed" or _status(exc) == 412:
+                raise ObjectChanged(
+                    f"storage {self.url}: {key!r} is no longer the object read"
+                ) from exc
             if code == "InvalidRange" or _status(exc) == 416:
                 # The range starts past the end: same answer as the local backend, no bytes.
                 return iter(())
@@ -630,6 +680,16 @@ class _BoundedReader:
             guard, self._guard = self._guard, None
             guard()
         return b"".join(chunks)
+
+
+_VERSION_RE = re.compile(r"[A-Za-z0-9._+/=-]{1,1024}")
+
+
+def _checked_version(version_id: str) -> str:
+    """A VersionId as S3 hands them out (opaque, URL-safe-ish); ValueError for anything else."""
+    if version_id == "null" or _VERSION_RE.fullmatch(version_id) is None:
+        raise ValueError(f"not an S3 version id: {version_id!r}")
+    return version_id
 
 
 def _status(exc: ClientError) -> int | None:
