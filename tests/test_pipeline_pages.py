@@ -188,7 +188,8 @@ def test_a_storage_failure_in_a_request_is_a_503_page_saying_so(
     clip = make_clip(ClipStatus.WAITING, content=b"\x00" * 64)
     login(reviewer)
     events = db.session.scalar(select(func.count()).select_from(AuditEvent))
-    monkeypatch.setattr(app_storage(), "head", _hang_up)
+    for checks_the_object in ("head", "stat"):  # media on disk is checked with stat()
+        monkeypatch.setattr(app_storage(), checks_the_object, _hang_up)
     response = client.get(f"/clips/{clip.id}/media")
     after = db.session.scalar(select(func.count()).select_from(AuditEvent))
     assert (response.status_code, response.headers.get("Retry-After"), after) == (
