@@ -24,7 +24,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
-import redis
 import requests
 from flask import Flask
 from sqlalchemy import func, select
@@ -33,10 +32,16 @@ from approval import audit
 from approval.extensions import db
 from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
 from tests.plugins.api import bearer
-from tests.plugins.database import IN_CI
 from tests.plugins.factories import PASSWORD
 from tests.plugins.netns import HostNetwork, NamespacesUnavailable, host_network
-from tests.plugins.workers import PROJECT_ROOT, Processes, free_port, wait_for, worker_env
+from tests.plugins.workers import (
+    PROJECT_ROOT,
+    Processes,
+    free_port,
+    fresh_redis,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -51,17 +56,7 @@ REVIEWERS = 4
 
 
 def _fresh_redis(db_number: int) -> str:
-    url = f"{REDIS_BASE}/{db_number}"
-    try:
-        connection = redis.Redis.from_url(url, socket_connect_timeout=2)
-        connection.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis at {url} does not answer in CI: {exc}")
-        pytest.skip(f"Redis at {url} does not answer: {exc}")
-    connection.flushdb()
-    connection.close()
-    return url
+    return fresh_redis(f"{REDIS_BASE}/{db_number}")
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-import redis
 import requests
 from flask import Flask
 from sqlalchemy import func, select
@@ -31,11 +30,10 @@ from approval.extensions import db
 from approval.models import Clip, ClipStatus, User
 from approval.ops import sharing
 from tests.plugins.api import bearer
-from tests.plugins.database import IN_CI
 from tests.plugins.factories import PASSWORD
 from tests.plugins.snapshot import nothing_changed
 from tests.plugins.web import SignIn, csrf_token
-from tests.plugins.workers import Processes, WebServer
+from tests.plugins.workers import Processes, WebServer, fresh_redis
 
 REDIS_URL = os.environ.get("GREENLIGHT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -98,17 +96,8 @@ def limits_store(request: pytest.FixtureRequest) -> str:
     """Where the server keeps its rate-limit counts: per process, or in Redis as in production."""
     if request.param == "memory":
         return "memory://"
-    try:
-        connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        connection.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis at {REDIS_URL} does not answer in CI: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
     # Every client here is 127.0.0.1: an earlier run's counts would be this run's.
-    connection.flushdb()
-    connection.close()
-    return REDIS_URL
+    return fresh_redis(REDIS_URL)
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from huey.constants import EmptyData
 
 from approval import jobqueue, jobs
 from approval.models import STEP_RENDERING, ClipStatus, User
-from tests.plugins.database import IN_CI
 from tests.plugins.workers import (
     LEASE_SECONDS,
     REDIS_URL,
@@ -32,6 +31,7 @@ from tests.plugins.workers import (
     Workers,
     events,
     free_port,
+    fresh_redis,
     queue_app,
     reaches,
     report_done,
@@ -46,16 +46,7 @@ from tests.plugins.workers import (
 
 def redis_queue_url() -> str:
     """REDIS_URL after emptying its database; skip when Redis is not there, fail in CI."""
-    try:
-        connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        connection.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis at {REDIS_URL} does not answer in CI: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} does not answer: {exc}")
-    connection.flushdb()
-    connection.close()
-    return REDIS_URL
+    return fresh_redis(REDIS_URL)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

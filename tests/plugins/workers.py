@@ -284,3 +284,21 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         yield started
     finally:
         started.close()
+
+
+def fresh_redis(url: str) -> str:
+    """url after emptying its Redis database; skip when Redis is not there, fail in CI."""
+    import redis
+
+    from tests.plugins.database import IN_CI
+
+    try:
+        connection = redis.Redis.from_url(url, socket_connect_timeout=2)
+        connection.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis at {url} does not answer in CI: {exc}")
+        pytest.skip(f"Redis at {url} does not answer: {exc}")
+    connection.flushdb()
+    connection.close()
+    return url
