@@ -7,7 +7,9 @@ so the hosts reach them through relays on the far side of their veth: every byte
 and the database, the queue, the rate limits and storage crosses a network interface. Where
 namespaces cannot be made, the web hosts fall back to loopback addresses of their own
 (127.0.0.2 and 127.0.0.3) and say so. Testers upload through both web hosts, reviewers claim
-and decide through both at once, and one worker host is killed while it works.
+and decide through both at once, and one worker host is killed while it works; a second test
+kills each web host in the middle of a request (a form upload streaming to S3, a decision waiting
+to commit) and finds nothing half-done.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from approval import audit
-from approval.extensions import db
-from approval.models import AuditEvent, Clip, ClipStatus, Decision, Role, User
+from approval.extensions import db, storage
+from approval.models import AuditEvent, AuditHead, Clip, ClipStatus, Decision, Role, User
 from tests.plugins.api import bearer
 from tests.plugins.factories import PASSWORD
 from tests.plugins.netns import HostNetwork, NamespacesUnavailable, host_network
+from tests.plugins.storage import s3_client_for
 from tests.plugins.workers import (
     PROJECT_ROOT,
     Processes,
@@ -121,25 +124,40 @@ class Deployment:
         self.port = free_port()
         procfile = (PROJECT_ROOT / "Procfile").read_text().splitlines()
         web = next(line for line in procfile if line.startswith("web:")).removeprefix("web:")
-        self.webs = []
+        self.webs: list[str] = []
+        self._web_commands: list[tuple[str, list[str], dict[str, str]]] = []
+        self.web_processes: list[subprocess.Popen[bytes]] = []
         for host, loopback in zip(WEB_HOSTS, LOOPBACK_ADDRESSES, strict=True):
             address = network.address(host) if network is not None else loopback
             env = dict(self.env, XDG_RUNTIME_DIR=str(processes.logs_dir))
             command = web.replace("0.0.0.0:${PORT:-8000}", f"{address}:{self.port}")
             assert command != web, "the Procfile's bind changed; update this test"
-            processes.start(self._on(host, ["/bin/sh", "-c", command.strip()]), env, host)
+            self._web_commands.append((host, ["/bin/sh", "-c", command.strip()], env))
+            self.web_processes.append(
+                processes.start(self._on(host, ["/bin/sh", "-c", command.strip()]), env, host)
+            )
             self.webs.append(f"http://{address}:{self.port}")
         worker = next(line for line in procfile if line.startswith("worker:"))
         argv = worker.removeprefix("worker:").split()
         assert argv[0] == "flask", "the Procfile's worker changed; update this test"
         self.worker_argv = [sys.executable, "-m", *argv]
-        for base in self.webs:
-            wait_for(
-                lambda base=base: _answers(base),
-                timeout=30,
-                what=f"{base} answers",
-                logs=processes.logs,
-            )
+        for n in range(len(self.webs)):
+            self._wait_for_web(n)
+
+    def _wait_for_web(self, n: int) -> None:
+        base = self.webs[n]
+        wait_for(
+            lambda: _answers(base), timeout=30, what=f"{base} answers", logs=self.processes.logs
+        )
+
+    def lose_web(self, n: int) -> None:
+        """SIGKILL web host n's gunicorn and its workers, as a crashed machine would."""
+        self.processes.kill(self.web_processes[n])
+
+    def restart_web(self, n: int) -> None:
+        host, argv, env = self._web_commands[n]
+        self.web_processes[n] = self.processes.start(self._on(host, argv), env, host)
+        self._wait_for_web(n)
 
     def _on(self, host: str, argv: list[str]) -> list[str]:
         return self.network.run_in(host, argv) if self.network is not None else argv
@@ -350,3 +368,181 @@ def test_two_web_and_two_worker_hosts_share_one_deployment(
 
     # Nothing was written on the hosts' disks under instance/.
     assert _instance_files() == before
+
+
+# --- a web host lost mid-request ----------------------------------------------------------------
+
+
+def _browser_session(base: str, user: User) -> tuple[requests.Session, str]:
+    """Signed in through the sign-in form; with the upload page's CSRF token."""
+    session = requests.Session()
+    page = session.get(f"{base}/login", timeout=10)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+    assert token, page.text
+    signed = session.post(
+        f"{base}/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token[1]},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert signed.status_code == 302, signed.text
+    form = session.get(f"{base}/clips/new", timeout=10)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
+    assert token, form.text
+    return session, token[1]
+
+
+def _unfinished_uploads() -> list[str]:
+    """Keys of the multipart uploads the bucket holds that nobody completed or aborted."""
+    store: Any = storage()
+    listed = s3_client_for(store).list_multipart_uploads(Bucket=store.bucket)
+    return [upload["Key"] for upload in listed.get("Uploads", [])]
+
+
+def _lock_waiters() -> int:
+    """Database sessions (of any host) waiting on a row lock right now."""
+    return int(
+        db.session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    )
+
+
+def test_a_web_host_lost_mid_request_loses_no_decision_and_no_clip(
+    app: Flask,
+    network: HostNetwork | None,
+    processes: Processes,
+    make_user: MakeUser,
+    make_video: Callable[..., Path],
+) -> None:
+    """SIGKILL a web host while it streams a form upload to S3, and while a decision of its
+    waits to commit: neither leaves a row, an event or an object behind, and each succeeds
+    when tried again through the other host."""
+    tester = make_user(Role.TESTER)
+    reviewer = make_user(Role.REVIEWER)
+    deployment = Deployment(app, processes, network)
+    web_a, web_b = deployment.webs
+    deployment.start_worker("worker-b", "worker-b")
+    head_before = db.session.get(AuditHead, 1)
+    assert head_before is not None
+    events_before = head_before.event_count
+
+    # 1. The no-JavaScript form post, which the web host streams to S3 in 8 MiB parts: lost
+    # once the bucket holds a multipart upload of it.
+    video = make_video("lost.mp4", seconds=1.0, width=320, height=180)
+    padded = video.read_bytes() + os.urandom(40 * 1024 * 1024)  # several parts
+    session, csrf = _browser_session(web_a, tester)
+    failures: list[BaseException] = []
+
+    def post_form() -> None:
+        try:
+            session.post(
+                f"{web_a}/clips/new",
+                data={"title": "Lost with its host", "csrf_token": csrf},
+                files={"file": ("lost.mp4", padded, "video/mp4")},
+                timeout=60,
+            )
+        except requests.RequestException as exc:  # expected: the host is gone
+            failures.append(exc)
+
+    posting = threading.Thread(target=post_form)
+    posting.start()
+    wait_for(
+        _unfinished_uploads,
+        timeout=60,
+        what="the web host starts its multipart upload",
+        logs=processes.logs,
+    )
+    deployment.lose_web(0)
+    posting.join(timeout=60)
+    assert failures, "the upload was answered although its host was killed"
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).where(Clip.tester_id == tester.id)) == 0
+    assert db.session.get(AuditHead, 1).event_count == events_before  # nothing logged
+    # No object, only parts the bucket's lifecycle rule aborts after a day (moto enforces no
+    # lifecycle; the rule is what `flask storage init` sets).
+    assert not list(storage().list_keys("")), "the lost upload left an object"
+    [unfinished] = _unfinished_uploads()
+    assert unfinished.startswith("incoming/"), unfinished
+
+    # Tried again through the other host: one clip, verified once.
+    session, csrf = _browser_session(web_b, tester)
+    answer = session.post(
+        f"{web_b}/clips/new",
+        data={"title": "Sent again", "csrf_token": csrf},
+        files={"file": ("again.mp4", video.read_bytes(), "video/mp4")},
+        timeout=60,
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    [clip_id] = db.session.scalars(select(Clip.id).where(Clip.tester_id == tester.id))
+    wait_for(_waiting_or_later([clip_id]), timeout=60, what="the clip is verified")
+
+    # 2. A decision lost while it waits for the audit head, which the test holds.
+    headers = bearer(reviewer)
+    claimed = requests.post(f"{web_b}/api/v1/review/claim", headers=headers, timeout=30)
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["id"] == clip_id
+    db.session.rollback()
+    events_before = db.session.get(AuditHead, 1).event_count
+    db.session.rollback()
+    outcome: list[Any] = []
+    with db.engine.connect() as holder:
+        holder.execute(text("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"))
+
+        def decide() -> None:
+            try:
+                outcome.append(
+                    requests.post(
+                        f"{web_b}/api/v1/clips/{clip_id}/decision",
+                        json={"decision": "approve", "reason": "lost with its host"},
+                        headers=headers,
+                        timeout=60,
+                    )
+                )
+            except requests.RequestException as exc:  # expected: the host is gone
+                outcome.append(exc)
+
+        deciding = threading.Thread(target=decide)
+        deciding.start()
+        wait_for(lambda: _lock_waiters() > 0, timeout=30, what="the decision waits to commit")
+        deployment.lose_web(1)  # in the middle of its transaction
+        deciding.join(timeout=60)
+        holder.rollback()  # the head is free; the lost host's transaction can never commit
+    [lost] = outcome
+    assert isinstance(lost, requests.RequestException), lost
+    wait_for(lambda: _lock_waiters() == 0, timeout=30, what="the lost transaction ends")
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).where(Decision.clip_id == clip_id)) == 0
+    assert db.session.get(Clip, clip_id).status == ClipStatus.IN_REVIEW  # still the reviewer's
+    assert db.session.get(AuditHead, 1).event_count == events_before
+    db.session.rollback()
+
+    # The host comes back (or the other one takes over): the same decision goes through once.
+    deployment.restart_web(0)
+    decided = requests.post(
+        f"{web_a}/api/v1/clips/{clip_id}/decision",
+        json={"decision": "approve", "reason": "tried again"},
+        headers=headers,
+        timeout=30,
+    )
+    assert decided.status_code == 200, decided.text
+    again = requests.post(
+        f"{web_a}/api/v1/clips/{clip_id}/decision",
+        json={"decision": "approve", "reason": "a client retrying a lost answer"},
+        headers=headers,
+        timeout=30,
+    )
+    assert again.status_code == 409, again.text
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).where(Decision.clip_id == clip_id)) == 1
+    approvals = db.session.scalar(
+        select(func.count()).where(
+            AuditEvent.clip_id == clip_id, AuditEvent.action == "clip.approved"
+        )
+    )
+    assert approvals == 1
+    assert audit.verify().ok
