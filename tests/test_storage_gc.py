@@ -10,6 +10,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -19,8 +20,10 @@ from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.ingest import derived_key
 from approval.models import Clip, ClipStatus
+from approval.storage import StoredObject
 from tests.plugins.factories import FrozenClock
 from tests.plugins.snapshot import collect_garbage, stored_objects
+from tests.plugins.storage import s3_client_for
 
 MakeClip = Callable[..., Clip]
 
@@ -143,3 +146,61 @@ def test_the_periodic_cleanup_runs_the_same_collection(
     clock.now += timedelta(days=1)  # and the upload in progress was abandoned a day ago
     jobs.cleanup.call_local()
     assert set(stored_objects()) == seeded.keep - {seeded.uploading}
+
+
+def _start_unfinished_upload(key: str, body: bytes = b"p" * (5 << 20)) -> str:
+    """A multipart upload with one part sent and never completed: a sender lost mid-way."""
+    store: Any = app_storage()
+    client = s3_client_for(store)
+    upload_id = client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+    client.upload_part(Bucket=store.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=body)
+    return str(upload_id)
+
+
+def _unfinished() -> set[str]:
+    store: Any = app_storage()
+    listed = s3_client_for(store).list_multipart_uploads(Bucket=store.bucket)
+    return {upload["Key"] for upload in listed.get("Uploads", [])}
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
+def test_an_upload_its_sender_never_finished_is_aborted_after_the_grace_period(
+    app: Flask, seeded: Seeded, clock: FrozenClock
+) -> None:
+    lost = "incoming/cd/" + "3" * 32
+    _start_unfinished_upload(lost)
+    _start_unfinished_upload("elsewhere/their-upload")  # not under a prefix the app writes
+    # moto dates every upload 2010-11-10, so here each is past the grace period at once (the
+    # test below shows a young one kept).
+    past_grace(app, clock)
+
+    dry = app.test_cli_runner().invoke(args=["storage", "gc"])
+    assert dry.exit_code == 0, dry.output
+    (line,) = [line for line in dry.output.splitlines() if line.startswith(lost + "\t")]
+    assert "5.0 MB" in line or "5 MB" in line, line  # the parts' bytes, which cost storage
+    assert "never finished" in line
+    assert _unfinished() == {lost, "elsewhere/their-upload"}
+
+    done = app.test_cli_runner().invoke(args=["storage", "gc", "--delete"])
+    assert done.exit_code == 0, done.output
+    assert _unfinished() == {"elsewhere/their-upload"}
+    assert set(stored_objects()) == seeded.keep
+    assert collect_garbage() == []
+
+
+@pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
+def test_an_unfinished_upload_within_an_upload_tickets_life_is_kept(
+    app: Flask, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = app_storage()
+    assert list(store.list_unfinished_uploads("incoming/")) == []  # disk writes objects whole
+    started = clock.now
+    young = StoredObject("incoming/ef/" + "4" * 32, 1, started, upload_id="u-1")
+    monkeypatch.setattr(
+        type(store),
+        "list_unfinished_uploads",
+        lambda _, prefix: iter([young] if prefix == "incoming/" else []),
+    )
+    assert collect_garbage(delete=False) == []
+    past_grace(app, clock)
+    assert collect_garbage(delete=False) == [young.key]

@@ -13,7 +13,9 @@ a clip needs it:
 - a clip's signed copy for sharing (`signed/…`), which its row records.
 
 Everything else under the prefixes the app writes is garbage once older than the grace period;
-objects under other prefixes are not the app's and are never looked at.
+objects under other prefixes are not the app's and are never looked at. So is a multipart upload
+under those prefixes that was started before the grace period and never finished: its sender
+(a web host killed mid-upload, say) is gone, and no row can refer to an object that never was.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy import select
 from approval.clock import utcnow
 from approval.extensions import db
 from approval.models import Clip, ClipStatus
-from approval.storage import STAGING_PREFIX, Storage
+from approval.storage import STAGING_PREFIX, Storage, StoredObject
 
 ORIGINALS_PREFIX = "clips/"
 #: Posters and playback copies live beside the original's key: kind/…/<token>-<attempt>.<ext>;
@@ -46,12 +48,18 @@ STAGED_STATES = (ClipStatus.UPLOADING, ClipStatus.VERIFYING)
 
 @dataclass(frozen=True)
 class Garbage:
-    """One object nothing needs, and why."""
+    """One object (or unfinished upload) nothing needs, and why."""
 
-    key: str
-    size: int
-    modified: datetime
+    entry: StoredObject
     why: str
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    @property
+    def size(self) -> int:
+        return self.entry.size
 
 
 @dataclass
@@ -95,7 +103,10 @@ def find(store: Storage, *, grace: timedelta, now: datetime | None = None) -> It
                 continue
             why = _why_garbage(item.key, prefix, needs)
             if why is not None:
-                yield Garbage(item.key, item.size, item.modified, why)
+                yield Garbage(item, why)
+        for item in store.list_unfinished_uploads(prefix):
+            if item.modified < cutoff:
+                yield Garbage(item, "an upload started and never finished (its sender was lost)")
 
 
 def _why_garbage(key: str, prefix: str, needs: _Needs) -> str | None:
@@ -137,5 +148,8 @@ def collect(store: Storage, *, grace: timedelta, delete: bool) -> list[Garbage]:
     found = list(find(store, grace=grace))
     if delete:
         for item in found:
-            store.delete(item.key)
+            if item.entry.upload_id is not None:
+                store.abort_unfinished_upload(item.entry)
+            else:
+                store.delete(item.key)
     return found

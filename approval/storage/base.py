@@ -73,11 +73,13 @@ class ObjectChanged(StorageError):
 
 @dataclass(frozen=True)
 class StoredObject:
-    """One entry of a listing."""
+    """One entry of a listing: an object, or an upload of one that nobody finished."""
 
     key: str
     size: int
-    modified: datetime  # tz-aware UTC
+    modified: datetime  # tz-aware UTC; for an unfinished upload, when it was started
+    #: Set for an unfinished multipart upload (its parts cost storage but are no object).
+    upload_id: str | None = None
 
 
 #: Called by put_stream once every byte is written and before the object becomes visible; it
@@ -236,6 +238,15 @@ class Storage(ABC):
     @abstractmethod
     def list_keys(self, prefix: str) -> Iterator[StoredObject]:
         """Every object whose key starts with prefix (a folder path ending in "/")."""
+
+    def list_unfinished_uploads(self, prefix: str) -> Iterator[StoredObject]:
+        """Uploads under prefix that were started and never completed or aborted (a sender
+        killed mid-transfer). A backend that writes each object whole has none."""
+        return iter(())
+
+    def abort_unfinished_upload(self, item: StoredObject) -> None:
+        """Drop the parts of an upload list_unfinished_uploads gave."""
+        raise StorageError(f"storage {self.url}: no unfinished uploads to abort")
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo:

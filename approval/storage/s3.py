@@ -409,6 +409,42 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             raise self._error(f"listing {prefix!r}", exc) from exc
 
+    def list_unfinished_uploads(self, prefix: str) -> Iterator[StoredObject]:
+        """Page through ListMultipartUploads under prefix, each with the bytes of its parts.
+
+        The bucket's lifecycle rule (set by init) aborts these after a day where the store
+        applies lifecycle rules; garbage collection does it on every store.
+        """
+        uploads = self._client.get_paginator("list_multipart_uploads")
+        parts = self._client.get_paginator("list_parts")
+        try:
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    key, upload_id = upload["Key"], upload["UploadId"]
+                    size = sum(
+                        int(part["Size"])
+                        for listed in parts.paginate(
+                            Bucket=self.bucket, Key=key, UploadId=upload_id
+                        )
+                        for part in listed.get("Parts", [])
+                    )
+                    yield StoredObject(key, size, upload["Initiated"], upload_id=upload_id)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(f"listing unfinished uploads under {prefix!r}", exc) from exc
+
+    def abort_unfinished_upload(self, item: StoredObject) -> None:
+        """AbortMultipartUpload; one already gone (completed or aborted meanwhile) is fine."""
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=item.key, UploadId=item.upload_id
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return
+            raise self._error(f"aborting the upload of {item.key!r}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(f"aborting the upload of {item.key!r}", exc) from exc
+
     def head(self, key: str) -> ObjectInfo:
         """Return size, etag and content type of key; raise ObjectNotFound if absent."""
         validate_key(key)
