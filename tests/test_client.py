@@ -25,11 +25,11 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from approval.client import cli, config, transfer, uploading
-from approval.extensions import db
+from approval.client import api, cli, config, transfer, uploading
+from approval.extensions import db, limiter
 from approval.models import Clip, ClipStatus, Role, User, Verdict
-from approval.ops import claims, tokens, workflow
-from approval.storage import storage_from_url
+from approval.ops import claims, tokens, uploads, workflow
+from approval.storage import StorageError, storage_from_url
 from tests.plugins.factories import PASSWORD
 
 CLIENT_DIR = Path(cli.__file__).parent
@@ -424,3 +424,68 @@ def test_a_presigned_post_is_streamed_as_a_multipart_form(
     assert sum(sent) == path.stat().st_size
     assert b"".join(store.read("clips/ab/form")) == path.read_bytes()
     assert store.head("clips/ab/form").content_type == "video/mp4"
+
+
+# --- busy servers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Busy:
+    """A client against a server that lets two API calls a second, with what it told the user."""
+
+    client: api.Client
+    notices: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def busy(live: Live, tester: User) -> Iterator[Busy]:
+    live.app.config["API_RATE_LIMIT"] = "2 per second"
+    busy = Busy(api.Client(live.url, token_for(tester)))
+    busy.client.notice = busy.notices.append
+    yield busy
+    limiter.reset()
+
+
+@pytest.mark.parametrize("live", ["local"], indirect=True)
+def test_a_rate_limited_call_is_sent_again_after_retry_after(busy: Busy) -> None:
+    for _ in range(4):  # the third and fourth are limited, then pass a second later
+        assert busy.client.get("/api/v1/me")["email"] == "tess@example.com"
+    assert busy.notices, "no call was limited"
+    for notice in busy.notices:
+        assert re.fullmatch(
+            r"http://\S+ answered 429 TOO MANY REQUESTS; trying again in 1 s", notice
+        )
+
+
+@pytest.mark.parametrize("live", ["local"], indirect=True)
+def test_a_long_retry_after_fails_at_once_with_the_servers_reason(live: Live, busy: Busy) -> None:
+    live.app.config["API_RATE_LIMIT"] = "1 per hour"
+    waits: list[float] = []
+    busy.client.sleep = waits.append
+    busy.client.get("/api/v1/me")
+    with pytest.raises(api.ApiFailure) as failure:
+        busy.client.get("/api/v1/me")
+    assert failure.value.status == 429
+    assert "in about an hour" in failure.value.detail, failure.value.detail
+    assert waits == []
+    assert busy.notices == []
+
+
+@pytest.mark.parametrize("live", ["local"], indirect=True)
+def test_a_service_that_stays_away_is_tried_three_more_times_then_reported(
+    live: Live, busy: Busy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    busy.client.sleep = waits.append
+    monkeypatch.setitem(live.app.config, "API_RATE_LIMIT", "1000 per second")
+
+    def away(*_: Any, **__: Any) -> Any:
+        raise StorageError("storage test: connection refused")
+
+    monkeypatch.setattr(uploads, "create", away)
+    with pytest.raises(api.ApiFailure) as failure:
+        busy.client.post("/api/v1/clips", {"title": "t", "filename": "a.mp4", "size": 10})
+    assert failure.value.status == 503
+    assert len(waits) == 3
+    assert all(29 <= wait <= 30 for wait in waits), waits  # Flask-Limiter rounds its header down
+    assert len(busy.notices) == 3

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -9,6 +12,12 @@ import requests
 USER_AGENT = "greenlight-cli/1"
 TIMEOUT = 60  # seconds: verification of a large clip runs inside the completion request
 COMPLETE_TIMEOUT = 600
+#: A 429 (a rate limit) or 503 (a service the server needs is away) changed nothing, so the
+#: request is sent again after the Retry-After the server gives, this many times at most.
+RETRIES = 3
+#: A longer wait is not sat through: the command fails at once with the server's reason.
+MAX_RETRY_WAIT = 30
+RETRIED_STATUSES = (429, 503)
 
 
 class ApiFailure(Exception):
@@ -55,8 +64,18 @@ def _reason(response: requests.Response) -> ApiFailure:
 class Client:
     """Calls to one server with one token."""
 
-    def __init__(self, url: str, token: str, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        session: requests.Session | None = None,
+        *,
+        notice: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.url = url.rstrip("/")
+        self.notice = notice or (lambda text: print(text, file=sys.stderr))
+        self.sleep = sleep
         self.session = session or requests.Session()
         self.session.headers.update(
             {
@@ -75,18 +94,31 @@ class Client:
         params: dict[str, Any] | None = None,
         timeout: float = TIMEOUT,
     ) -> Any:
-        """The decoded JSON reply (None for 204); ApiFailure for anything but success."""
-        try:
-            response = self.session.request(
-                method,
-                self.url + path,
-                json=json,
-                params=params,
-                timeout=timeout,
-                allow_redirects=False,  # an API never redirects; a login page would
+        """The decoded JSON reply (None for 204); ApiFailure for anything but success.
+
+        Busy answers are tried again here rather than by urllib3's Retry, which would wait
+        however long Retry-After says and without a word: here a person sees why it waits.
+        """
+        for attempt in range(RETRIES + 1):
+            try:
+                response = self.session.request(
+                    method,
+                    self.url + path,
+                    json=json,
+                    params=params,
+                    timeout=timeout,
+                    allow_redirects=False,  # an API never redirects; a login page would
+                )
+            except requests.RequestException as exc:
+                raise ApiFailure(0, f"could not reach {self.url}: {_short(exc)}") from None
+            wait = _retry_after(response)
+            if wait is None or attempt == RETRIES:
+                break
+            self.notice(
+                f"{self.url} answered {response.status_code} {response.reason}; "
+                f"trying again in {wait} s"
             )
-        except requests.RequestException as exc:
-            raise ApiFailure(0, f"could not reach {self.url}: {_short(exc)}") from None
+            self.sleep(wait)
         if not 200 <= response.status_code < 300:
             raise _reason(response)
         if response.status_code == 204 or not response.content:
@@ -103,6 +135,17 @@ class Client:
 
     def post(self, path: str, body: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.call("POST", path, json=body, **kwargs)
+
+
+def _retry_after(response: requests.Response) -> int | None:
+    """Seconds to wait before sending again, if this answer is worth waiting out."""
+    if response.status_code not in RETRIED_STATUSES:
+        return None
+    try:
+        wait = int(response.headers.get("Retry-After", ""))
+    except ValueError:  # absent, or an HTTP date: no promise of when to come back
+        return None
+    return max(wait, 1) if wait <= MAX_RETRY_WAIT else None
 
 
 def _short(exc: Exception) -> str:
