@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -434,7 +435,7 @@ def test_a_web_host_lost_mid_request_loses_no_decision_and_no_clip(
     # 1. The no-JavaScript form post, which the web host streams to S3 in 8 MiB parts: lost
     # once the bucket holds a multipart upload of it.
     video = make_video("lost.mp4", seconds=1.0, width=320, height=180)
-    padded = video.read_bytes() + os.urandom(40 * 1024 * 1024)  # several parts
+    padded = video.read_bytes() + os.urandom(64 * 1024 * 1024)  # eight parts, one at a time
     session, csrf = _browser_session(web_a, tester)
     failures: list[BaseException] = []
 
@@ -451,12 +452,11 @@ def test_a_web_host_lost_mid_request_loses_no_decision_and_no_clip(
 
     posting = threading.Thread(target=post_form)
     posting.start()
-    wait_for(
-        _unfinished_uploads,
-        timeout=60,
-        what="the web host starts its multipart upload",
-        logs=processes.logs,
-    )
+    deadline = time.monotonic() + 60
+    while not _unfinished_uploads():  # polled tightly: the parts take well under a second
+        assert posting.is_alive(), f"the upload ended before its host was lost\n{processes.logs()}"
+        assert time.monotonic() < deadline, processes.logs()
+        time.sleep(0.005)
     deployment.lose_web(0)
     posting.join(timeout=60)
     assert failures, "the upload was answered although its host was killed"
