@@ -29,15 +29,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import json
-import math
 import os
 import re
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,7 +48,20 @@ import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
+sys.path[0] = str(ROOT)  # the project root in place of bench/, for `bench._common`
+
+from bench._common import (  # noqa: E402
+    SHIM,
+    free_port,
+    ms,
+    percentile,
+    procfile_web,
+    record,
+    stop,
+    wait_until_up,
+    worker_pids,
+)
+
 #: Profiles land here (git-ignored): collapsed stacks that speedscope.app opens.
 OUT = ROOT / "bench" / "out"
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/bench_b"
@@ -63,13 +71,6 @@ TESTER = "bench-tester@example.com"
 SAMPLE_SECONDS = 0.05
 #: A run that has not finished by then stops, reports what it has and says it was cut short.
 DEFAULT_TIME_LIMIT = 240.0
-
-#: The app on this run's own instance folder, so nothing under ./instance is read or written.
-SHIM = """\
-from approval import create_app
-
-app = create_app(instance_path={instance!r})
-"""
 
 #: Makes the users and their tokens, then seeds the waiting clips in one multi-row INSERT.
 SEED_SCRIPT = """\
@@ -175,65 +176,8 @@ def fresh_database(url: str) -> None:
     admin.dispose()
 
 
-def procfile_web(port: int) -> list[str]:
-    """The Procfile's web command, bound to loopback on `port`, serving this run's app."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            words = shlex.split(line.removeprefix("web:"))
-            break
-    else:
-        sys.exit("the Procfile has no web: line")
-    if words[0] != "gunicorn":
-        sys.exit(f"the web: line does not start gunicorn: {words}")
-    bound = []
-    for word in words[1:]:
-        if word.startswith("0.0.0.0:"):
-            word = f"127.0.0.1:{port}"
-        elif word == "app:app":
-            word = "bench_app:app"
-        bound.append(word)
-    return [sys.executable, "-m", "gunicorn", *bound]
-
-
 def procfile_setting(command: list[str], flag: str) -> str:
     return command[command.index(flag) + 1] if flag in command else "?"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if server.poll() is not None:
-            sys.exit(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            requests.get(f"{base}/healthz", timeout=10)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    sys.exit(f"gunicorn did not answer on {base}")
-
-
-def worker_pids(master: int) -> list[int]:
-    """The gunicorn master's children: its workers."""
-    children = Path(f"/proc/{master}/task/{master}/children")
-    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL for whatever is left in the process group we started it in."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -459,33 +403,6 @@ def summarise_profile(raw: Path) -> Profile:
 # --- report --------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    meminfo = Path("/proc/meminfo").read_text().split()
-    ram_gib = int(meminfo[meminfo.index("MemTotal:") + 1]) / (1 << 20)
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "approval"], check=False)
-    if dirty.returncode == 1:
-        commit += " with uncommitted changes under approval/"
-    cores = len(os.sched_getaffinity(0))
-    return (
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or 'unknown'}, "
-        f"{cores} cores, {ram_gib:.0f} GiB RAM"
-    )
-
-
-def percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile (share in 0..1)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -522,6 +439,7 @@ def main() -> None:
             "GREENLIGHT_RATELIMIT_STORAGE_URL": args.redis,
             "GREENLIGHT_SECRET_KEY": "bench-" + "k" * 40,
             "GREENLIGHT_SITE_URL": base,
+            "XDG_RUNTIME_DIR": str(tmp),  # gunicorn's control socket: this run's own
         }
         subprocess.run(["redis-cli", "-u", args.redis, "flushdb"], capture_output=True)
         flask = [sys.executable, "-m", "flask", "--app", "bench_app"]
@@ -535,7 +453,7 @@ def main() -> None:
         tokens = seeded["tokens"]
         print(f"seeded {args.clips} waiting clips in {time.perf_counter() - seeding:.1f} s")
 
-        command = procfile_web(port)
+        command = procfile_web(port, "bench_app")
         log = tmp / "gunicorn.log"
         with log.open("wb") as out:
             server = subprocess.Popen(
@@ -663,19 +581,7 @@ def main() -> None:
         print(json.dumps(checks, indent=2))
         print(verify.stdout, verify.stderr)
     if not args.no_record:
-        section = [
-            "",
-            "## Decisions per second — `bench/decisions.py`",
-            "",
-            f"{title}. Measured {machine()}.",
-            "",
-            *lines,
-            "",
-            tail,
-            "",
-        ]
-        with RESULTS.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(section))
+        record("Decisions per second — `bench/decisions.py`", title, lines, tail)
     if not integrity_ok:
         sys.exit("the integrity check failed")
 

@@ -22,11 +22,8 @@ commit, cores and RAM. Target: "done" does not grow with size (ratio about 1).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,7 +31,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +38,16 @@ import av
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "RESULTS.md"
+sys.path[0] = str(ROOT)  # the project root in place of bench/, for `bench._common`
+
+from bench._common import SHIM, free_port, ms, record, stop, wait_until_up  # noqa: E402
+
 WIDTH, HEIGHT, FPS = 1920, 1080, 24
 SMALL, BIG = 10 << 20, 1 << 30
 EMAIL, PASSWORD = "bench@example.com", "bench password 123"
 POLL_SECONDS = 0.02
 #: How long one clip may take to settle before the run gives up on it.
 SETTLE_TIMEOUT = 120.0
-
-#: The app on this run's own instance folder, so nothing under ./instance is read or written.
-SHIM = """\
-from approval import create_app
-
-app = create_app(instance_path={instance!r})
-"""
 
 #: Makes the tester's API token with the Python API (there is no `flask tokens` command).
 MINT_SCRIPT = """\
@@ -124,37 +116,6 @@ def make_clip(path: Path, size: int, *, noisy: bool, qp: int) -> int:
 
 
 # --- servers -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(300):
-        if server.poll() is not None:
-            sys.exit(f"gunicorn exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            requests.get(f"{base}/healthz", timeout=10)  # the first boots the app
-            return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    sys.exit(f"gunicorn did not answer on {base}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL for whatever is left in the process group we started it in."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):  # the group is gone: nothing was left
-        os.killpg(process.pid, signal.SIGKILL)  # probe children the worker may have left
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -247,27 +208,6 @@ def busy_round(tester: Tester, small: Path, big: Path, figures: Figures, busy: l
 # --- report --------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    meminfo = Path("/proc/meminfo").read_text().split()
-    ram_gib = int(meminfo[meminfo.index("MemTotal:") + 1]) / (1 << 20)
-    git = ["git", "-C", str(ROOT)]
-    commit = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "approval"], check=False)
-    if dirty.returncode == 1:
-        commit += " with uncommitted changes under approval/"
-    cores = len(os.sched_getaffinity(0))
-    return (
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or 'unknown'}, "
-        f"{cores} cores, {ram_gib:.0f} GiB RAM"
-    )
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms"
-
-
 def table(small: Figures, big: Figures) -> list[str]:
     def row(name: str, a: float, b: float, shown: Any = ms) -> str:
         return f"| {name} | {shown(a)} | {shown(b)} | {b / a:.2f} |"
@@ -324,6 +264,7 @@ def main() -> None:
             "GREENLIGHT_SECRET_KEY": "bench-" + "k" * 40,
             "GREENLIGHT_SITE_URL": base,
             "GREENLIGHT_MAX_CLIP_BYTES": str(BIG + (1 << 20)),
+            "XDG_RUNTIME_DIR": str(tmp),  # gunicorn's control socket: this run's own
         }
         flask = [sys.executable, "-m", "flask", "--app", "bench_app"]
         run: dict[str, Any] = {"cwd": ROOT, "env": env, "check": True, "capture_output": True}
@@ -403,19 +344,7 @@ def main() -> None:
     print("\n".join(lines))
     print(busy_line)
     if not args.no_record:
-        section = [
-            "",
-            '## "Upload done" latency — `bench/done_latency.py`',
-            "",
-            f"{title}. Measured {machine()}.",
-            "",
-            *lines,
-            "",
-            busy_line,
-            "",
-        ]
-        with RESULTS.open("a", encoding="utf-8") as fh:
-            fh.write("\n".join(section))
+        record('"Upload done" latency — `bench/done_latency.py`', title, lines, busy_line)
 
 
 if __name__ == "__main__":
