@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, flash, has_request_context, request, url_for
+from flask import (
+    Flask,
+    Request,
+    abort,
+    current_app,
+    flash,
+    has_request_context,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
@@ -21,7 +30,7 @@ from .media import format_duration
 from .models import VERIFIED_STATES, ClipStatus, Role
 from .ops import access
 from .ops.errors import Refused
-from .storage import StorageError
+from .storage import Spool, StorageError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -146,6 +155,55 @@ def allow_large_bodies() -> None:
         request.max_content_length = current_app.config["MAX_CLIP_BYTES"] + extra + 1
 
 
+#: Endpoints whose form files are written into storage's own spools, not the temp folder.
+SPOOLED_ENDPOINTS = frozenset({"clips.upload"})
+
+
+class SpoolingRequest(Request):
+    """Flask's request; on the upload form, each file part is written into a storage spool.
+
+    The form parser would write the file to the system's temporary folder, and the view then
+    copy it into storage: every byte twice. Spooled where storage keeps its own temporary
+    files (on local disk: beside the objects), the view's adopt() renames it into place.
+    Every spool the view does not adopt is removed when the request closes, however it ended
+    (refused, too large, the client gone or stalled mid-body).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spools: list[Spool] = []
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        if self.endpoint not in SPOOLED_ENDPOINTS:
+            return super()._get_file_stream(
+                total_content_length, content_type, filename, content_length
+            )
+        spool = storage().spool()
+        self.spools.append(spool)
+        return spool
+
+    def close(self) -> None:
+        """Close the files, as Werkzeug does, and remove every spool nothing adopted."""
+        try:
+            super().close()
+        finally:
+            for spool in self.spools:
+                spool.close()
+
+
+def spooled(stream: IO[bytes]) -> Spool:
+    """The spool a file part of a SPOOLED_ENDPOINTS form was written into."""
+    if not isinstance(stream, Spool):
+        raise TypeError(f"{request.endpoint}: the form's file was not spooled (SPOOLED_ENDPOINTS)")
+    return stream
+
+
 def refuse_overlong_forms() -> None:
     """413 for a chunked form body past the limit, instead of parsing a cut-off form.
 
@@ -202,6 +260,7 @@ def _security_headers(response: Any) -> Any:
 
 
 def register_web_helpers(app: Flask) -> None:
+    app.request_class = SpoolingRequest
     app.after_request(_security_headers)
     cache_headers.install(app)
     log_redaction.install(app)

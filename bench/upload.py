@@ -11,7 +11,12 @@ local disk (an instance whose storage folder is on the same filesystem as the fi
 - the app's PUT ticket, as the upload page's script sends it: POST /clips/direct for a ticket,
   the file PUT to the app, POST …/complete answered 202;
 - the no-JavaScript form: one multipart POST /clips/new with the details and the file, up to
-  its 302 (the form parser spools the file, then the view streams it to storage).
+  its 302 (the form parser spools the file into storage's own temporary folder, and the
+  view renames it into place);
+- with --splice-probe, a probe, not a target: the bare app again, but taking the body with
+  os.splice from gunicorn's socket through a pipe into the file (after the bytes gunicorn had
+  already buffered), so no byte of the body passes through Python. It reaches into gunicorn's
+  private body reader to find those buffered bytes, so it is a measurement only.
 
 S3 (an instance on a moto server in HTTP server mode, a process of its own on 127.0.0.1)
 - ceiling: boto3 `upload_fileobj` of the file to the same moto server, boto3's defaults
@@ -42,12 +47,14 @@ Prints a table and appends it to bench/RESULTS.md with the date, commit, cores a
 Targets: throughput ratio at least 0.8 where the app carries the bytes; peak RSS growth under
 64 MB at 1 GB.
 
-    .venv/bin/python bench/upload.py [--sizes-mb 256,1024] [--repeat 1] [--no-record]
+    .venv/bin/python bench/upload.py [--sizes-mb 256,1024] [--repeat 1] [--storage disk,s3]
+                                     [--splice-probe] [--no-record]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import secrets
@@ -99,6 +106,11 @@ RSS_TARGET_SIZE = 1 << 30
 DISK, S3 = "local disk", "S3 (moto)"
 CEILING, APP, TICKET = "—", "the app", "the client (the app hands out a ticket)"
 REFERENCE = "gunicorn alone (a reference)"
+SPLICE_NOTE = (
+    "the spliced probe takes the PUT body from gunicorn's socket by splice(2) after the bytes "
+    "gunicorn had buffered (found through its private body reader: a measurement, not a "
+    "candidate for the app); "
+)
 
 #: The least a WSGI app can do with a PUT, served by the same gunicorn command: wsgi.input read
 #: 1 MiB at a time into a file on the same filesystem, fsynced, removed. The gap between the
@@ -117,6 +129,62 @@ def app(environ, start_response):
         os.fsync(out.fileno())
     os.unlink(name)
     start_response("204 No Content", [])
+    return [b""]
+"""
+
+#: BARE_APP, but zero-copy: the bytes gunicorn already read from the socket (its body and
+#: unreader buffers: private attributes of gunicorn.http.body) are written first, then the rest
+#: of the body goes socket -> pipe -> file by splice(2), never entering user space. gunicorn is
+#: told the body is consumed (the reader's length, private too), or it would wait for it.
+SPLICE_APP = """\
+import fcntl
+import os
+import select
+import tempfile
+
+PIPE_BYTES = 1 << 20
+SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_MORE
+
+
+def _wait(fd):
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.poll(60_000)
+
+
+def app(environ, start_response):
+    body = environ["wsgi.input"]
+    reader = body.reader  # a LengthReader: the PUT declares its length
+    held = body.buf.getvalue()  # read from the reader, not yet by the app
+    ahead = reader.unreader.take_buffered()  # read from the socket, not yet by the reader
+    left = reader.length - len(ahead)  # still on the socket
+    reader.length = 0
+    sock = environ["gunicorn.socket"].fileno()
+    fd, name = tempfile.mkstemp(dir={folder!r})
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.write(fd, held + ahead)
+        while left > 0:
+            try:
+                got = os.splice(sock, write_end, min(left, PIPE_BYTES), flags=SPLICE_FLAGS)
+            except BlockingIOError:
+                _wait(sock)
+                continue
+            if not got:
+                raise ConnectionError(f"client went away with {{left}} bytes unsent")
+            left -= got
+            while got:
+                got -= os.splice(read_end, fd, got, flags=os.SPLICE_F_MOVE)
+        os.fsync(fd)
+        whole = os.fstat(fd).st_size == int(environ["CONTENT_LENGTH"])
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        os.close(fd)
+        os.unlink(name)
+    # The probe must carry every byte, or its figure means nothing.
+    start_response("204 No Content" if whole else "500 Short", [])
     return [b""]
 """
 
@@ -369,15 +437,15 @@ def prepare(app: Instance) -> None:
     )  # fmt: skip
 
 
-def bare_gunicorn(folder: Path) -> Instance:
-    """The Procfile's gunicorn serving BARE_APP, writing into `folder`."""
+def bare_gunicorn(folder: Path, source: str = BARE_APP) -> Instance:
+    """The Procfile's gunicorn serving BARE_APP (or SPLICE_APP), writing into `folder`."""
     folder.mkdir()
-    Path(folder, "bench_app.py").write_text(BARE_APP.format(folder=str(folder)))
+    Path(folder, "bench_app.py").write_text(source.format(folder=str(folder)))
     return Instance(folder, free_port(), {**os.environ, "PYTHONPATH": str(folder)})
 
 
 def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[str, str],
-             repeat: int) -> list[Figure]:  # fmt: skip
+             repeat: int, splice_probe: bool) -> list[Figure]:  # fmt: skip
     storage = folder / "storage"
     app = instance(folder, {**settings, "GREENLIGHT_STORAGE_URL": storage.as_uri()})
     prepare(app)
@@ -389,13 +457,20 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
         subprocess.run(["sync", str(copy)], check=True)  # fsync the copy, as put_stream does
 
     bare = bare_gunicorn(folder / "bare")
-    bare_ticket = {"method": "PUT", "url": f"{bare.base}/", "headers": {}}
+    spliced = bare_gunicorn(folder / "splice", SPLICE_APP)
 
-    def bare_put(source: Path) -> None:
-        send(bare_ticket, source, source.stat().st_size, CONTENT_TYPE, nothing)
+    def put_to(server: Instance) -> Callable[[Path], None]:
+        ticket = {"method": "PUT", "url": f"{server.base}/", "headers": {}}
+        return lambda source: send(ticket, source, source.stat().st_size, CONTENT_TYPE, nothing)
 
+    bare_put, splice_put = put_to(bare), put_to(spliced)
     figures: list[Figure] = []
-    with gunicorn_master(app) as server, gunicorn_master(bare):
+    with contextlib.ExitStack() as servers:
+        server = servers.enter_context(gunicorn_master(app))
+        servers.enter_context(gunicorn_master(bare))
+        if splice_probe:
+            servers.enter_context(gunicorn_master(spliced))
+            splice_put(warm)
         tester = Tester(app.base)
         workers = Workers(server.pid)
         if tester.ticketed(warm) != "PUT":
@@ -407,20 +482,23 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
         for size, source in files.items():
             ceiling = Figure(size, DISK, "ceiling: `cp` + `sync` of the copy", CEILING)
             reference = Figure(size, DISK, "PUT to a bare WSGI app on the same gunicorn", REFERENCE)
+            probe = Figure(size, DISK, "PUT to the bare app, spliced (a probe)", REFERENCE)
             put = Figure(size, DISK, "PUT ticket to the app", APP)
             form = Figure(size, DISK, "no-JS form post", APP)
             for _ in range(repeat):
                 timed(ceiling, None, lambda s=source: cp(s), None)
                 copy.unlink()
                 timed(reference, None, lambda s=source: bare_put(s), None)
+                if splice_probe:
+                    timed(probe, None, lambda s=source: splice_put(s), None)
                 timed(put, workers, lambda s=source: tester.ticketed(s), staging)
                 timed(form, workers, lambda s=source: tester.form(s), staging)
-            figures += [ceiling, reference, put, form]
+            figures += [ceiling, reference, *([probe] if splice_probe else []), put, form]
     return figures
 
 
 def s3_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[str, str],
-           repeat: int) -> list[Figure]:  # fmt: skip
+           repeat: int, splice_probe: bool) -> list[Figure]:  # fmt: skip
     figures: list[Figure] = []
     with moto_server(folder) as endpoint:
         bucket = f"bench-upload-{secrets.token_hex(4)}"
@@ -520,8 +598,20 @@ def main() -> None:
         "--sizes-mb", default="256,1024", help="file sizes in MB (2^20 bytes), comma-separated"
     )
     parser.add_argument("--repeat", type=int, default=1, help="uploads per path and size")
+    parser.add_argument(
+        "--storage", default="disk,s3", help="which backends to run: disk, s3 or disk,s3"
+    )
+    parser.add_argument(
+        "--splice-probe",
+        action="store_true",
+        help="also time a bare app taking the PUT body by splice(2) (local disk only)",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
+    runs = {"disk": (DISK, disk_run), "s3": (S3, s3_run)}
+    chosen = args.storage.split(",")
+    if not chosen or any(name not in runs for name in chosen):
+        parser.error(f"--storage wants disk, s3 or disk,s3, not {args.storage!r}")
     try:
         sizes = [int(part) * MIB for part in args.sizes_mb.split(",")]
     except ValueError:
@@ -542,7 +632,7 @@ def main() -> None:
             "GREENLIGHT_MAX_CLIP_BYTES": str(max(1 << 30, *sizes)),
         }
         figures: list[Figure] = []
-        for label, run in ((DISK, disk_run), (S3, s3_run)):
+        for label, run in (runs[name] for name in chosen):
             folder = tmp / label.split()[0].lower()
             folder.mkdir()
             backend = {
@@ -550,7 +640,7 @@ def main() -> None:
                 "GREENLIGHT_DATABASE_URL": f"sqlite:///{folder}/greenlight.db",
                 "GREENLIGHT_QUEUE_URL": f"sqlite:///{folder}/queue.db",
             }
-            figures += run(folder, files, warm, backend, args.repeat)
+            figures += run(folder, files, warm, backend, args.repeat, args.splice_probe)
 
     order = {size: n for n, size in enumerate(files)}
     figures.sort(key=lambda f: order[f.size])  # by size, each backend's rows kept in order
@@ -564,8 +654,11 @@ def main() -> None:
         f"One file of random bytes per size, {args.repeat} upload(s) per path"
         f"{' (median shown)' if args.repeat > 1 else ''}, one at a time, each beside its "
         "ceiling; the Procfile's gunicorn (gthread, 2 workers x 8 threads) on loopback, "
-        "SQLite, no verification worker; moto in server mode in its own process; bytes sent "
-        "by the Python client's own code; MB = 2^20 bytes; ratio = MB/s / the ceiling's MB/s; "
+        "SQLite, no verification worker; "
+        + ("moto in server mode in its own process; " if "s3" in chosen else "local disk only; ")
+        + (SPLICE_NOTE if args.splice_probe else "")
+        + "bytes sent by the Python client's own code; MB = 2^20 bytes; ratio = MB/s / the "
+        "ceiling's MB/s; "
         f"targets: ratio at least {RATIO_TARGET} where the app carries the bytes, worker peak "
         f"RSS growth under {RSS_TARGET // MIB} MB at 1 GB"
     )

@@ -36,7 +36,7 @@ from approval.rate_limits import upload_tickets
 from approval.sharing.forms import ShareLinkForm
 from approval.storage import UploadTicket
 from approval.unit_of_work import AfterCommit
-from approval.web import app_put_url, roles_required, show_refusal, undo_refused
+from approval.web import app_put_url, roles_required, show_refusal, spooled, undo_refused
 
 from . import bp
 from .forms import DirectUploadForm, UploadForm
@@ -86,7 +86,7 @@ def mine() -> str:
 @roles_required(Role.TESTER)
 @upload_tickets
 def upload() -> BaseResponse | str | tuple[str, int]:
-    """The upload form; without JavaScript the file comes with it and streams to storage."""
+    """The upload form; without JavaScript the file comes with it, spooled where storage is."""
     previous = _previous(query_id("previous"))
     form = UploadForm()
     if previous is not None and not form.is_submitted():
@@ -102,7 +102,7 @@ def upload() -> BaseResponse | str | tuple[str, int]:
     try:
         clip = uploads.upload_whole(
             current_user,
-            file.stream,
+            spooled(file.stream),
             filename=file.filename,
             previous_id=previous.id if previous is not None else None,
             **_details(form),

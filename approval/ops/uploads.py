@@ -26,7 +26,7 @@ from approval.jobqueue import enqueue_after_commit
 from approval.models import Clip, ClipStatus, User
 from approval.ops import access, verification, workflow
 from approval.ops.errors import InvalidInput, NotFound, StateConflict, TooLarge
-from approval.storage import ObjectTooLarge, UploadTicket
+from approval.storage import ObjectTooLarge, Spool, UploadTicket
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def receive(clip: Clip, stream: BinaryIO) -> None:
 
 def upload_whole(
     tester: User,
-    stream: BinaryIO,
+    spool: Spool,
     *,
     filename: str,
     previous_id: int | None = None,
@@ -253,17 +253,16 @@ def upload_whole(
 ) -> Clip:
     """The no-JavaScript form: create the clip, store the file it came with, hand it on.
 
-    The form parser has already spooled the file, so this is a local copy inside the request's
-    transaction: a refused file leaves neither the row nor any bytes (put_stream keeps nothing
-    it refused), and whatever a later failure leaves staged, storage garbage collection
-    (ops/storage_gc) sweeps.
+    The form parser has already written the file into a storage spool, so storing it is a
+    rename on local disk (an upload on S3) inside the request's transaction: a refused file
+    leaves neither the row nor any bytes (adopt keeps nothing it refused, and a spool not
+    adopted is removed with the request), and whatever a later failure leaves staged,
+    storage garbage collection (ops/storage_gc) sweeps.
     """
     clip = create(tester, filename=filename, previous_id=previous_id, **details)
     limit = current_app.config["MAX_CLIP_BYTES"]
     try:
-        storage().put_stream(
-            _staging_key(clip), stream, content_type=clip.content_type, max_bytes=limit
-        )
+        storage().adopt(_staging_key(clip), spool, content_type=clip.content_type, max_bytes=limit)
     except ObjectTooLarge:
         raise TooLarge(f"file is larger than the {format_size(limit)} limit", "file") from None
     return complete(clip, tester)

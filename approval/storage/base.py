@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import re
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,6 +89,37 @@ class StoredObject:
 #: Called by put_stream once every byte is written and before the object becomes visible; it
 #: raises to refuse the object (nothing is stored), e.g. when the upload is no longer wanted.
 InstallGuard = Callable[[], None]
+
+
+class Spool(io.BufferedRandom):
+    """A temporary file an upload is written into before adopt() stores it.
+
+    Readable, writable and seekable, as a form parser wants of a file part's stream. Until
+    adopt() takes it, the file is the spool's own: closing the spool, or dropping it, removes
+    the file, so an upload that is refused or broken off leaves nothing behind.
+    """
+
+    def __init__(self, raw: io.FileIO, *, path: str | None = None, owner: Storage | None = None):
+        """Wrap raw; `path` names the file on disk (None: already unlinked), `owner` made it."""
+        super().__init__(raw)
+        #: Where the file is while the spool owns it; None once adopted, or if it never had one.
+        self.path = path
+        #: The storage that made the spool, the only one that may move the file itself.
+        self.owner = owner
+
+    def give_up_file(self) -> None:
+        """The file has moved elsewhere (adopted): closing the spool must not remove it."""
+        self.path = None
+
+    def close(self) -> None:
+        """Close the file and, unless it was adopted, remove it."""
+        path, self.path = getattr(self, "path", None), None
+        try:
+            super().close()
+        finally:
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
 
 def validate_key(key: str) -> str:
@@ -226,6 +261,33 @@ class Storage(ABC):
 
         `guard`, if given, runs after the last byte is written and before the object appears.
         """
+
+    def spool(self) -> Spool:
+        """A temporary file to write an upload into, for adopt() to store.
+
+        This default is an unnamed file in the system's temporary folder, which adopt() then
+        copies; a backend that can move its own spools into place overrides both.
+        """
+        fd, path = tempfile.mkstemp(prefix="greenlight-spool-")
+        os.unlink(path)  # nameless from here on: nothing outlives the process
+        return Spool(io.FileIO(fd, "r+"))
+
+    def adopt(
+        self,
+        key: str,
+        spool: Spool,
+        *,
+        content_type: str,
+        max_bytes: int | None = None,
+        guard: InstallGuard | None = None,
+    ) -> ObjectInfo:
+        """Store what was written into spool under key, as put_stream() does; the spool is
+        used up either way (closed, its file stored or removed). This default copies it."""
+        with spool:
+            spool.seek(0)
+            return self.put_stream(
+                key, spool, content_type=content_type, max_bytes=max_bytes, guard=guard
+            )
 
     @abstractmethod
     def take(self, source: str, dest: str) -> ObjectInfo:

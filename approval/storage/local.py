@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import stat
@@ -23,6 +24,7 @@ from .base import (
     ObjectInfo,
     ObjectNotFound,
     ObjectTooLarge,
+    Spool,
     Storage,
     StorageError,
     StoredObject,
@@ -134,20 +136,8 @@ class LocalStorage(Storage):
         guard: InstallGuard | None = None,
     ) -> ObjectInfo:
         """Copy stream into key via a temp file and an atomic rename; raise ObjectTooLarge."""
-        path = self._path(key)
-        meta_path = self._path(key, META_DIR)
-        validate_content_type(content_type)
-        if max_bytes is not None and max_bytes < 0:
-            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-        self._require_root()
-
-        tmp_dir = self.root / TMP_DIR
-        try:
-            os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-", suffix=".part")
-        except OSError as exc:
-            raise StorageError(f"storage {self.url}: cannot create a temp file: {exc}") from exc
-
+        path, meta_path = self._put_paths(key, content_type, max_bytes)
+        fd, tmp_name = self._temp_file("put-")
         try:
             with os.fdopen(fd, "wb") as out:
                 total = self._copy(stream, out, key, max_bytes)
@@ -168,6 +158,70 @@ class LocalStorage(Storage):
             raise
         log.debug("stored %s (%d bytes) in %s", key, total, self.url)
         return self.head(key)
+
+    def spool(self) -> Spool:
+        """A file in the storage's own temporary folder, which adopt() renames into place.
+
+        On the same filesystem as the objects, so an upload written into it (the form's file,
+        by the form parser) is stored without writing its bytes a second time.
+        """
+        self._require_root()
+        fd, path = self._temp_file("spool-")
+        return Spool(io.FileIO(fd, "r+"), path=path, owner=self)
+
+    def adopt(
+        self,
+        key: str,
+        spool: Spool,
+        *,
+        content_type: str,
+        max_bytes: int | None = None,
+        guard: InstallGuard | None = None,
+    ) -> ObjectInfo:
+        """Rename our own spool into place, with put_stream()'s checks; others are copied."""
+        if spool.owner is not self or spool.path is None:
+            return super().adopt(
+                key, spool, content_type=content_type, max_bytes=max_bytes, guard=guard
+            )
+        with spool:
+            path, meta_path = self._put_paths(key, content_type, max_bytes)
+            try:
+                spool.flush()
+                size = os.fstat(spool.fileno()).st_size
+                if max_bytes is not None and size > max_bytes:
+                    raise ObjectTooLarge(
+                        f"storage {self.url}: upload for {key!r} exceeds {max_bytes} bytes"
+                    )
+                # As in put_stream: on disk before the rename makes it visible.
+                os.fsync(spool.fileno())
+            except OSError as exc:
+                raise StorageError(f"storage {self.url}: writing {key!r}: {exc}") from exc
+            if guard is not None:
+                guard()
+            self._install(spool.path, path, key)
+            spool.give_up_file()
+            self._write_meta(meta_path, content_type, key)
+        log.debug("adopted %s (%d bytes) in %s", key, size, self.url)
+        return self.head(key)
+
+    def _put_paths(self, key: str, content_type: str, max_bytes: int | None) -> tuple[Path, Path]:
+        """Check what put_stream() and adopt() are given; where the object and its type go."""
+        path = self._path(key)
+        meta_path = self._path(key, META_DIR)
+        validate_content_type(content_type)
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self._require_root()
+        return path, meta_path
+
+    def _temp_file(self, prefix: str) -> tuple[int, str]:
+        """A new file (mode 0600) in the temporary folder beside the objects: its fd and path."""
+        tmp_dir = self.root / TMP_DIR
+        try:
+            os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+            return tempfile.mkstemp(dir=tmp_dir, prefix=prefix, suffix=".part")
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: cannot create a temp file: {exc}") from exc
 
     def take(self, source: str, dest: str) -> ObjectInfo:
         """Hard-link source to dest (which fails if dest exists), then unlink source.
