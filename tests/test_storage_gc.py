@@ -20,7 +20,7 @@ from approval.extensions import db
 from approval.extensions import storage as app_storage
 from approval.ingest import derived_key
 from approval.models import Clip, ClipStatus
-from approval.storage import StoredObject
+from approval.storage import LocalStorage, StoredObject
 from tests.plugins.factories import FrozenClock
 from tests.plugins.snapshot import collect_garbage, stored_objects
 from tests.plugins.storage import s3_client_for
@@ -149,7 +149,7 @@ def test_the_periodic_cleanup_runs_the_same_collection(
 
 
 def _start_unfinished_upload(key: str, body: bytes = b"p" * (5 << 20)) -> str:
-    """A multipart upload with one part sent and never completed: a sender lost mid-way."""
+    """A multipart upload with one part sent and never completed: its writer lost mid-way."""
     store: Any = app_storage()
     client = s3_client_for(store)
     upload_id = client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
@@ -164,14 +164,14 @@ def _unfinished() -> set[str]:
 
 
 @pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
-def test_an_upload_its_sender_never_finished_is_aborted_after_the_grace_period(
+def test_an_upload_its_writer_never_finished_is_aborted_after_the_grace_period(
     app: Flask, seeded: Seeded, clock: FrozenClock
 ) -> None:
     lost = "incoming/cd/" + "3" * 32
     _start_unfinished_upload(lost)
     _start_unfinished_upload("elsewhere/their-upload")  # not under a prefix the app writes
     # moto dates every upload 2010-11-10, so here each is past the grace period at once (the
-    # test below shows a young one kept).
+    # test on disk below shows a young one kept).
     past_grace(app, clock)
 
     dry = app.test_cli_runner().invoke(args=["storage", "gc"])
@@ -189,18 +189,34 @@ def test_an_upload_its_sender_never_finished_is_aborted_after_the_grace_period(
 
 
 @pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
-def test_an_unfinished_upload_within_an_upload_tickets_life_is_kept(
-    app: Flask, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+def test_a_temporary_file_its_writer_never_renamed_is_removed_after_the_grace_period(
+    app: Flask, seeded: Seeded, clock: FrozenClock
 ) -> None:
     store = app_storage()
-    assert list(store.list_unfinished_uploads("incoming/")) == []  # disk writes objects whole
-    started = clock.now
-    young = StoredObject("incoming/ef/" + "4" * 32, 1, started, upload_id="u-1")
-    monkeypatch.setattr(
-        type(store),
-        "list_unfinished_uploads",
-        lambda _, prefix: iter([young] if prefix == "incoming/" else []),
-    )
-    assert collect_garbage(delete=False) == []
+    assert isinstance(store, LocalStorage)
+    # What a web host killed mid-upload leaves: a form's spool, or an object half-copied.
+    lost = store.root / ".tmp" / "spool-lost.part"
+    lost.write_bytes(b"half a clip")
+    assert collect_garbage(delete=False) == []  # within an upload ticket's life: still written
     past_grace(app, clock)
-    assert collect_garbage(delete=False) == [young.key]
+
+    dry = app.test_cli_runner().invoke(args=["storage", "gc"])
+    assert dry.exit_code == 0, dry.output
+    (line,) = [
+        line for line in dry.output.splitlines() if line.startswith(".tmp/spool-lost.part\t")
+    ]
+    assert "never finished" in line
+    assert lost.exists()
+    done = app.test_cli_runner().invoke(args=["storage", "gc", "--delete"])
+    assert done.exit_code == 0, done.output
+    assert not lost.exists()
+    assert set(stored_objects()) == seeded.keep
+    assert collect_garbage() == []
+
+
+@pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
+def test_a_temporary_file_outside_the_storage_folder_is_never_removed(app: Flask) -> None:
+    store = app_storage()
+    for name in ("../escape.part", "", ".hidden"):
+        with pytest.raises(ValueError, match="not a temporary file"):
+            store.abort_unfinished_upload(StoredObject(f".tmp/{name}", 0, datetime.now(UTC), name))

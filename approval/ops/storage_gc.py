@@ -13,9 +13,10 @@ a clip needs it:
 - a clip's signed copy for sharing (`signed/…`), which its row records.
 
 Everything else under the prefixes the app writes is garbage once older than the grace period;
-objects under other prefixes are not the app's and are never looked at. So is a multipart upload
-under those prefixes that was started before the grace period and never finished: its sender
-(a web host killed mid-upload, say) is gone, and no row can refer to an object that never was.
+objects under other prefixes are not the app's and are never looked at. So is an upload that
+was started before the grace period and never finished (a multipart upload under those prefixes
+on S3, a temporary file not written to since on disk): its writer, a web host killed
+mid-upload say, is gone, and no row can refer to an object that never was.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ _DERIVED = re.compile(
     r"^(?:posters|renditions)/(?P<rest>.+)-\d+\.[a-z0-9]+$"
     r"|^signed/(?P<signed>.+?)(?:-\d+-[0-9a-f]+)?\.mp4$"
 )
+
+#: Every prefix the app writes under; anything else in storage is not the app's.
+APP_PREFIXES = (STAGING_PREFIX, ORIGINALS_PREFIX, *(f"{kind}/" for kind in DERIVED_KINDS))
 
 #: Statuses whose staged upload is still to be taken by verification.
 STAGED_STATES = (ClipStatus.UPLOADING, ClipStatus.VERIFYING)
@@ -97,16 +101,16 @@ def find(store: Storage, *, grace: timedelta, now: datetime | None = None) -> It
     cutoff = (now or utcnow()) - grace
     needs = _Needs.read()
     db.session.rollback()  # no transaction stays open while storage is listed
-    for prefix in (STAGING_PREFIX, ORIGINALS_PREFIX, *(f"{kind}/" for kind in DERIVED_KINDS)):
+    for prefix in APP_PREFIXES:
         for item in store.list_keys(prefix):
             if item.modified >= cutoff:
                 continue
             why = _why_garbage(item.key, prefix, needs)
             if why is not None:
                 yield Garbage(item, why)
-        for item in store.list_unfinished_uploads(prefix):
-            if item.modified < cutoff:
-                yield Garbage(item, "an upload started and never finished (its sender was lost)")
+    for item in store.list_unfinished_uploads(APP_PREFIXES):
+        if item.modified < cutoff:
+            yield Garbage(item, "an upload started and never finished (its writer was lost)")
 
 
 def _why_garbage(key: str, prefix: str, needs: _Needs) -> str | None:

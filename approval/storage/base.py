@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
@@ -81,8 +81,8 @@ class StoredObject:
 
     key: str
     size: int
-    modified: datetime  # tz-aware UTC; for an unfinished upload, when it was started
-    #: Set for an unfinished multipart upload (its parts cost storage but are no object).
+    modified: datetime  # tz-aware UTC
+    #: Set for an unfinished upload (what it wrote costs storage but is no object).
     upload_id: str | None = None
 
 
@@ -301,14 +301,15 @@ class Storage(ABC):
     def list_keys(self, prefix: str) -> Iterator[StoredObject]:
         """Every object whose key starts with prefix (a folder path ending in "/")."""
 
-    def list_unfinished_uploads(self, prefix: str) -> Iterator[StoredObject]:
-        """Uploads under prefix that were started and never completed or aborted (a sender
-        killed mid-transfer). A backend that writes each object whole has none."""
-        return iter(())
+    @abstractmethod
+    def list_unfinished_uploads(self, prefixes: Sequence[str]) -> Iterator[StoredObject]:
+        """Writes that were started and never finished nor given up (their writer was killed
+        mid-transfer), under any of prefixes where the store knows the key; `modified` is
+        when each was started, or where the store knows it, last written to."""
 
+    @abstractmethod
     def abort_unfinished_upload(self, item: StoredObject) -> None:
-        """Drop the parts of an upload list_unfinished_uploads gave."""
-        raise StorageError(f"storage {self.url}: no unfinished uploads to abort")
+        """Drop what an unfinished upload list_unfinished_uploads gave has written."""
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo:

@@ -10,7 +10,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -433,6 +433,35 @@ class LocalStorage(Storage):
         for line in lines:
             log.info("storage init: %s", line)
         return lines
+
+    def list_unfinished_uploads(self, prefixes: Sequence[str]) -> Iterator[StoredObject]:
+        """The files in the temporary folder: each an object (or a form's spool) its writer
+        never renamed into place. They have no key yet, and the folder is all the storage's
+        own, so prefixes do not narrow it; each is named `.tmp/<file>`."""
+        try:
+            entries = list(os.scandir(self.root / TMP_DIR))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"storage {self.url}: listing {TMP_DIR}: {exc}") from exc
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):  # renamed or removed meanwhile
+                if entry.is_file(follow_symlinks=False):
+                    st = entry.stat()
+                    yield StoredObject(
+                        f"{TMP_DIR}/{entry.name}",
+                        st.st_size,
+                        datetime.fromtimestamp(st.st_mtime, UTC),
+                        upload_id=entry.name,
+                    )
+
+    def abort_unfinished_upload(self, item: StoredObject) -> None:
+        """Remove a temporary file list_unfinished_uploads gave; one gone already is fine."""
+        name = item.upload_id or ""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"not a temporary file of this storage: {item.key!r}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.root / TMP_DIR / name)
 
     def _sweep_stale_tmp(self) -> int:
         cutoff = time.time() - STALE_TMP_SECONDS

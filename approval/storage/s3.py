@@ -10,7 +10,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -409,28 +409,30 @@ class S3Storage(Storage):
         except (BotoCoreError, ClientError) as exc:
             raise self._error(f"listing {prefix!r}", exc) from exc
 
-    def list_unfinished_uploads(self, prefix: str) -> Iterator[StoredObject]:
-        """Page through ListMultipartUploads under prefix, each with the bytes of its parts.
+    def list_unfinished_uploads(self, prefixes: Sequence[str]) -> Iterator[StoredObject]:
+        """Page through ListMultipartUploads under each prefix, with the bytes of its parts.
 
         The bucket's lifecycle rule (set by init) aborts these after a day where the store
-        applies lifecycle rules; garbage collection does it on every store.
+        applies lifecycle rules; garbage collection does it on every store. `modified` is when
+        the upload was started.
         """
         uploads = self._client.get_paginator("list_multipart_uploads")
         parts = self._client.get_paginator("list_parts")
-        try:
-            for page in uploads.paginate(Bucket=self.bucket, Prefix=prefix):
-                for upload in page.get("Uploads", []):
-                    key, upload_id = upload["Key"], upload["UploadId"]
-                    size = sum(
-                        int(part["Size"])
-                        for listed in parts.paginate(
-                            Bucket=self.bucket, Key=key, UploadId=upload_id
+        for prefix in prefixes:
+            try:
+                for page in uploads.paginate(Bucket=self.bucket, Prefix=prefix):
+                    for upload in page.get("Uploads", []):
+                        key, upload_id = upload["Key"], upload["UploadId"]
+                        size = sum(
+                            int(part["Size"])
+                            for listed in parts.paginate(
+                                Bucket=self.bucket, Key=key, UploadId=upload_id
+                            )
+                            for part in listed.get("Parts", [])
                         )
-                        for part in listed.get("Parts", [])
-                    )
-                    yield StoredObject(key, size, upload["Initiated"], upload_id=upload_id)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(f"listing unfinished uploads under {prefix!r}", exc) from exc
+                        yield StoredObject(key, size, upload["Initiated"], upload_id=upload_id)
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error(f"listing unfinished uploads under {prefix!r}", exc) from exc
 
     def abort_unfinished_upload(self, item: StoredObject) -> None:
         """AbortMultipartUpload; one already gone (completed or aborted meanwhile) is fine."""
