@@ -602,7 +602,60 @@ def test_s3_init_sets_lifecycle_rules_and_keeps_the_buckets_own(bare_storage: St
     staged = by_id["greenlight-expire-staged-uploads"]
     assert staged["Filter"] == {"Prefix": "incoming/"}
     assert staged["Expiration"]["Days"] == 7
+    assert staged["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert by_id["keep-logs"]["Expiration"]["Days"] == 30
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
+def test_s3_init_turns_on_versioning_once(bare_storage: Storage) -> None:
+    """Deleted objects stay recoverable and share links can pin versions (ops/served.py)."""
+    assert isinstance(bare_storage, S3Storage)
+    first = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    second = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    status = s3_client_for(bare_storage).get_bucket_versioning(Bucket=bare_storage.bucket)
+    assert status["Status"] == "Enabled"
+    assert any(line.startswith("turned on versioning") for line in first)
+    assert any(line.startswith("versioning already on") for line in second)
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
+def test_s3_init_leaves_versioning_someone_suspended_alone(bare_storage: Storage) -> None:
+    assert isinstance(bare_storage, S3Storage)
+    client = s3_client_for(bare_storage)
+    bare_storage.init(cors_origins=[TEST_ORIGIN])
+    client.put_bucket_versioning(
+        Bucket=bare_storage.bucket, VersioningConfiguration={"Status": "Suspended"}
+    )
+    lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    assert client.get_bucket_versioning(Bucket=bare_storage.bucket)["Status"] == "Suspended"
+    assert any(line.startswith("versioning is suspended") for line in lines)
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
+def test_s3_init_says_in_one_line_that_the_store_refused_versioning_and_carries_on(
+    bare_storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As R2 and single-drive MinIO answer: the rest of init is done all the same."""
+    assert isinstance(bare_storage, S3Storage)
+
+    def refused(**_: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": "NotImplemented", "Message": "versioning is not supported"},
+                "ResponseMetadata": {"HTTPStatusCode": 501},
+            },
+            "PutBucketVersioning",
+        )
+
+    monkeypatch.setattr(bare_storage._client, "put_bucket_versioning", refused)
+    lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    (said,) = [line for line in lines if "versioning" in line]
+    assert said.startswith("server refused versioning (NotImplemented: versioning is not sup")
+    assert "\n" not in said
+    assert any("set lifecycle" in line for line in lines)  # after versioning: still done
+    client = s3_client_for(bare_storage)
+    assert "Status" not in client.get_bucket_versioning(Bucket=bare_storage.bucket)
+    bare_storage.check()
 
 
 @pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
