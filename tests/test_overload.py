@@ -248,25 +248,28 @@ def exactly_the_limit(replies: list[Reply], limit: int) -> None:
     refused_promptly(replies)
 
 
-def test_a_burst_of_wrong_passphrases_gets_exactly_the_limit_per_link_and_address(
-    exact_server: Callable[..., WebServer], make_clip: Callable[..., Clip], reviewer: User
-) -> None:
-    """Before the fix, 12 guesses in flight at once passed a limit of 5: 6 to 13 got through."""
+@pytest.fixture
+def locked_link(make_clip: Callable[..., Clip], reviewer: User) -> str:
+    """The token of a share link with a passphrase, to an approved clip."""
     clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
     _, token = sharing.create_link(clip, reviewer, passphrase="open sesame")
     db.session.commit()
+    return token
+
+
+def test_a_burst_of_wrong_passphrases_gets_exactly_the_limit_per_link_and_address(
+    exact_server: Callable[..., WebServer], locked_link: str
+) -> None:
+    """Before the fix, 12 guesses in flight at once passed a limit of 5: 6 to 13 got through."""
     server = exact_server(SHARE_PASSPHRASE_RATE_LIMIT="5 per minute")
     with nothing_changed():
-        replies = burst(passphrase_form(server, token))
+        replies = burst(passphrase_form(server, locked_link))
     exactly_the_limit(replies, 5)
 
 
 def test_a_burst_of_wrong_passphrases_from_many_addresses_gets_exactly_the_link_limit(
-    exact_server: Callable[..., WebServer], make_clip: Callable[..., Clip], reviewer: User
+    exact_server: Callable[..., WebServer], locked_link: str
 ) -> None:
-    clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
-    _, token = sharing.create_link(clip, reviewer, passphrase="open sesame")
-    db.session.commit()
     server = exact_server(
         PROXY_HOPS="1",
         SHARE_PASSPHRASE_RATE_LIMIT="1000 per minute",
@@ -274,7 +277,9 @@ def test_a_burst_of_wrong_passphrases_from_many_addresses_gets_exactly_the_link_
     )
     addresses = itertools.count(1)
     with nothing_changed():
-        replies = burst(passphrase_form(server, token, lambda: f"198.51.100.{next(addresses)}"))
+        replies = burst(
+            passphrase_form(server, locked_link, lambda: f"198.51.100.{next(addresses)}")
+        )
     exactly_the_limit(replies, 5)
 
 

@@ -13,6 +13,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -606,6 +607,21 @@ def test_s3_init_sets_lifecycle_rules_and_keeps_the_buckets_own(bare_storage: St
     assert by_id["keep-logs"]["Expiration"]["Days"] == 30
 
 
+def not_implemented(operation: str, message: str) -> Callable[..., None]:
+    """A client method that answers as a server without that API: 501 NotImplemented."""
+
+    def refuse(**_: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": "NotImplemented", "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": 501},
+            },
+            operation,
+        )
+
+    return refuse
+
+
 @pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
 def test_s3_init_turns_on_versioning_once(bare_storage: Storage) -> None:
     """Deleted objects stay recoverable and share links can pin versions (ops/served.py)."""
@@ -635,18 +651,9 @@ def test_s3_init_leaves_versioning_someone_suspended_alone(bare_storage: Storage
 def test_s3_init_says_in_one_line_that_the_store_refused_versioning_and_carries_on(
     bare_storage: Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As R2 and single-drive MinIO answer: the rest of init is done all the same."""
+    """As some S3-compatible servers answer: the rest of init is done all the same."""
     assert isinstance(bare_storage, S3Storage)
-
-    def refused(**_: Any) -> None:
-        raise ClientError(
-            {
-                "Error": {"Code": "NotImplemented", "Message": "versioning is not supported"},
-                "ResponseMetadata": {"HTTPStatusCode": 501},
-            },
-            "PutBucketVersioning",
-        )
-
+    refused = not_implemented("PutBucketVersioning", "versioning is not supported")
     monkeypatch.setattr(bare_storage._client, "put_bucket_versioning", refused)
     lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
     (said,) = [line for line in lines if "versioning" in line]
@@ -677,17 +684,7 @@ def test_s3_init_tolerates_servers_without_public_access_block(
 ) -> None:
     """Unsupported public-access-block is reported, not fatal."""
     assert isinstance(bare_storage, S3Storage)
-
-    def unsupported(**_: Any) -> None:
-        """Answer like a server that has no public-access-block API."""
-        raise ClientError(
-            {
-                "Error": {"Code": "NotImplemented", "Message": "not here"},
-                "ResponseMetadata": {"HTTPStatusCode": 501},
-            },
-            "PutPublicAccessBlock",
-        )
-
+    unsupported = not_implemented("PutPublicAccessBlock", "not here")
     monkeypatch.setattr(bare_storage._client, "put_public_access_block", unsupported)
     lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
     assert any("does not support blocking public access" in line for line in lines)
