@@ -249,7 +249,10 @@ def _seconds_until_reset() -> int:
     limit = limiter.current_limit
     if limit is None:
         return 60
-    return max(1, math.ceil(limit.reset_at - time.time()))
+    # From the store's own reset time: RequestLimit.reset_at adds a second to it, which made a
+    # fresh minute's window read 61 seconds. Never 0, which tells a client to come straight back.
+    resets, _ = limit.window
+    return max(1, math.ceil(resets - time.time()))
 
 
 def in_words(seconds: int) -> str:

@@ -114,7 +114,10 @@ def _configure_flask(app: Flask) -> None:
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=secure,
         RATELIMIT_STORAGE_URI=cfg["RATELIMIT_STORAGE_URL"],
-        RATELIMIT_HEADERS_ENABLED=True,
+        # Flask-Limiter's X-RateLimit-* cost two trips to the limit store on every request and
+        # rewrote our Retry-After as whole seconds left (0 near a window's end); the API writes
+        # its own (approval/rate_limits.py), and every 429 keeps the error page's Retry-After.
+        RATELIMIT_HEADERS_ENABLED=False,
         # Ordinary forms are small; the upload views raise this for their own requests.
         MAX_CONTENT_LENGTH=1 << 20,
         WTF_CSRF_TIME_LIMIT=None,

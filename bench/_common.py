@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -192,6 +193,13 @@ AWS_ENV = {
 @contextlib.contextmanager
 def moto_server(tmp: Path) -> Iterator[str]:
     """moto's S3 in HTTP server mode, in a process of its own on 127.0.0.1; yields its URL."""
+    with moto_process(tmp) as (endpoint, _):
+        yield endpoint
+
+
+@contextlib.contextmanager
+def moto_process(tmp: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `moto_server`, but yields the process too, for scripts that measure its CPU."""
     port = free_port()
     log = tmp / f"moto-{port}.log"
     with log.open("wb") as out:
@@ -204,7 +212,7 @@ def moto_server(tmp: Path) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_until_answers(endpoint, server, log)
-        yield endpoint
+        yield endpoint, server
     finally:
         stop(server)
 
@@ -226,11 +234,14 @@ def gunicorn(app: Instance) -> Iterator[str]:
 def gunicorn_master(app: Instance) -> Iterator[subprocess.Popen[bytes]]:
     """As `gunicorn`, but yields the master process, for scripts that watch its workers."""
     log = app.tmp / f"gunicorn-{app.port}.log"
+    # gunicorn's control socket (gunicorn.ctl) goes into $XDG_RUNTIME_DIR, else ~/.gunicorn: a
+    # folder of this server's own, so two benches (or a bench and a test) never share one.
+    runtime = tempfile.mkdtemp(prefix=f"gunicorn-{app.port}-run-", dir=app.tmp)
     with log.open("wb") as out:
         server = subprocess.Popen(
             procfile_web(app.port, "bench_app"),
             cwd=ROOT,
-            env=app.env,
+            env={**app.env, "XDG_RUNTIME_DIR": runtime},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

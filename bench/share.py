@@ -1,7 +1,8 @@
 """Share links under load, against a trivial endpoint of the same server in the same run.
 
 For each storage backend (local disk; S3 on a moto server started by this script on a free
-loopback port, once in a bucket with versioning turned on and once without), builds a fresh
+loopback port, once in a bucket with versioning on, as `flask storage init` leaves it, and once
+in one whose versioning was suspended after init), builds a fresh
 instance: the schema by `flask db upgrade`, `flask storage init`, one approved clip of SIZE
 random bytes stored through the app's storage and a share link to it (made with the operations
 the app uses, so the approval pins the stored bytes). It then starts
@@ -69,28 +70,20 @@ sys.path[0] = str(ROOT)  # the project root in place of bench/, for `approval` a
 import sqlalchemy as sa  # noqa: E402
 
 from bench._common import (  # noqa: E402
+    AWS_ENV,
     Instance,
-    free_port,
-    gunicorn,
+    gunicorn_master,
     instance,
+    moto_process,
     ms,
     percentile,
     record,
-    stop,
+    worker_pids,
 )
 
 RANGE = "bytes=0-65535"
 OUT = ROOT / "bench" / "out"
 CLIENTS = "clients (this script)"
-#: Fake AWS credentials for moto; nothing here can reach a real account.
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-}
 
 #: Makes the approved clip and its share link with the app's own operations; prints the token.
 SETUP_SCRIPT = """\
@@ -174,25 +167,15 @@ def hammer(name: str, url: str, requests_total: int, concurrency: int, headers: 
     return Load(name, len(latencies) / took, latencies)
 
 
-def worker_pids(port: int) -> list[int]:
-    """The workers of the gunicorn this script started on `port`: its master's children."""
-    for entry in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
-        cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        if b"gunicorn" in cmdline and f"127.0.0.1:{port}".encode() in cmdline:
-            children = Path(f"/proc/{entry}/task/{entry}/children").read_text()
-            return [int(pid) for pid in children.split()]
-    return []
-
-
 @contextlib.contextmanager
-def profiled(port: int, stem: str) -> Iterator[None]:
-    """py-spy on every worker of the server on `port` while the block runs; prints the top."""
+def profiled(master: int, stem: str) -> Iterator[None]:
+    """py-spy on every worker of the gunicorn `master` while the block runs; prints the top."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         sys.exit("--profile needs py-spy: .venv/bin/pip install py-spy")
     OUT.mkdir(exist_ok=True)
     spies = {}
-    for pid in worker_pids(port):
+    for pid in worker_pids(master):
         raw = OUT / f"{stem}-worker{pid}.txt"
         command = [spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "--gil",
                    "--format", "raw", "-o", str(raw)]  # fmt: skip
@@ -245,11 +228,11 @@ class CpuMeter:
     Redis is left out: it is shared with other users of the machine, so its CPU is not ours.
     """
 
-    def __init__(self, port: int, database: str, moto: int | None) -> None:
-        self.port, self.database, self.moto = port, database, moto
+    def __init__(self, master: int, database: str, moto: int | None) -> None:
+        self.master, self.database, self.moto = master, database, moto
 
     def groups(self) -> dict[str, list[int]]:
-        found = {"gunicorn workers": worker_pids(self.port)}
+        found = {"gunicorn workers": worker_pids(self.master)}
         if self.database:
             engine = sa.create_engine(
                 self.database.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -303,8 +286,8 @@ def s3_url(endpoint: str) -> str:
     return f"s3://bench-share-{secrets.token_hex(4)}?endpoint_url={endpoint}&region=us-east-1"
 
 
-def turn_on_versioning(storage_url: str) -> None:
-    """What an operator does with `aws s3api put-bucket-versioning` (storage init does not)."""
+def suspend_versioning(storage_url: str) -> None:
+    """What an operator who wants no versions does after `flask storage init` turned them on."""
     import boto3  # only for S3 runs
 
     bucket, _, query = storage_url.removeprefix("s3://").partition("?")
@@ -315,19 +298,22 @@ def turn_on_versioning(storage_url: str) -> None:
         "aws_session_token": AWS_ENV["AWS_SESSION_TOKEN"],
     }
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **credentials)
-    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
 
 
 def run_backend(
     label: str, app: Instance, args: argparse.Namespace, moto: int | None, versioned: bool
 ) -> list[Load]:
     app.flask("db", "upgrade")
-    app.flask("storage", "init")
-    if versioned:
-        turn_on_versioning(app.env["GREENLIGHT_STORAGE_URL"])
-    token = app.python(SETUP_SCRIPT.format(size=args.size_mb << 20)).strip()
+    said = app.flask("storage", "init")
     s3 = app.env["GREENLIGHT_STORAGE_URL"].startswith("s3://")
-    with gunicorn(app) as base:
+    if s3 and "versioning" not in said:
+        sys.exit(f"{label}: storage init said nothing of versioning:\n{said}")
+    if s3 and not versioned:
+        suspend_versioning(app.env["GREENLIGHT_STORAGE_URL"])
+    token = app.python(SETUP_SCRIPT.format(size=args.size_mb << 20)).strip()
+    with gunicorn_master(app) as server:
+        base = app.base
         media = f"{base}/s/{token}/media"
         check = requests.get(media, headers={"Range": RANGE}, timeout=30)
         if check.status_code != 206 or len(check.content) != 65536:  # S3: the redirect followed
@@ -344,14 +330,14 @@ def run_backend(
         ]
         loads = []
         stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        meter = CpuMeter(app.port, args.postgres, moto)
+        meter = CpuMeter(server.pid, args.postgres, moto)
         for n, (name, url, headers, expect) in enumerate(plan):
             done: list[Load] = []
             stem = f"share-{stamp}-{app.tmp.name}-{name.split(':')[0]}"
             with contextlib.ExitStack() as during:
                 during.enter_context(meter.measure(done))
                 if args.profile and n > 0:
-                    during.enter_context(profiled(app.port, stem.replace(" ", "-")))
+                    during.enter_context(profiled(server.pid, stem.replace(" ", "-")))
                 done.append(hammer(name, url, args.requests, args.concurrency, headers, expect))
             load = done[0]
             p99 = percentile(load.latencies, 0.99)
@@ -399,23 +385,7 @@ def main() -> None:
     results: dict[str, list[Load]] = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-share-") as tmp_name:
         tmp = Path(tmp_name)
-        moto_port = free_port()
-        moto_log = tmp / "moto.log"
-        with moto_log.open("wb") as out:
-            moto = subprocess.Popen(
-                [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
-                 "-p", str(moto_port)],
-                env={**os.environ, **AWS_ENV}, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            endpoint = f"http://127.0.0.1:{moto_port}"
-            for _ in range(100):
-                try:
-                    requests.get(endpoint, timeout=5)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
+        with moto_process(tmp) as (endpoint, moto):
             backends = {  # label: folder, storage URL, whether the bucket keeps versions
                 "local disk": ("disk", (tmp / "disk" / "storage").as_uri(), False),
                 "S3 (moto), versioned bucket": ("s3v", s3_url(endpoint), True),
@@ -440,8 +410,6 @@ def main() -> None:
                 app = instance(folder, settings)
                 moto_pid = moto.pid if storage_url.startswith("s3://") else None
                 results[label] = run_backend(label, app, args, moto_pid, versioned)
-        finally:
-            stop(moto)
 
     lines = table(results)
     print("\n".join(lines))

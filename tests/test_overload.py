@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import itertools
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from sqlalchemy import func, select
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, User
 from approval.ops import sharing
+from tests.plugins import workers
 from tests.plugins.api import bearer
 from tests.plugins.factories import PASSWORD
 from tests.plugins.snapshot import nothing_changed
@@ -201,6 +203,84 @@ def test_a_burst_of_share_page_views_gets_the_share_pages_429_at_once(
         assert "<h1>Too many attempts</h1>" in reply.text
         assert "Please try again in" in reply.text
         assert "/login" not in reply.text
+
+
+@pytest.fixture
+def exact_server(
+    limits_store: str, start_server: Callable[..., WebServer], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., WebServer]:
+    """A server that keeps one count: the Procfile's two workers on Redis, or one on `memory://`.
+
+    So a burst may get exactly the limit through with either store.
+    """
+    if limits_store == "memory://":
+        procfile = workers.procfile_web_command
+        flag = f"--workers {WEB_PROCESSES}"
+        assert flag in procfile(), "the Procfile's --workers changed; update exact_server"
+        monkeypatch.setattr(
+            workers, "procfile_web_command", lambda: procfile().replace(flag, "--workers 1")
+        )
+    return lambda **settings: start_server(RATELIMIT_STORAGE_URL=limits_store, **settings)
+
+
+def passphrase_form(
+    server: WebServer, token: str, address: Callable[[], str] | None = None
+) -> Callable[[], Reply]:
+    """A request sending one wrong passphrase to the link in one session's form, each from
+    `address()` if given (as a proxy in front would say), else from this host."""
+    page = requests.get(f"{server.base}/s/{token}", timeout=READ_TIMEOUT)
+    cookie = "; ".join(f"{name}={value}" for name, value in page.cookies.items())
+    form = urlencode({"passphrase": "wrong", "csrf_token": form_token(page.text)}).encode()
+    headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+
+    def post() -> Reply:
+        sent = {**headers, "X-Forwarded-For": address()} if address else headers
+        return send(server.port, "POST", f"/s/{token}", form, sent)
+
+    return post
+
+
+def exactly_the_limit(replies: list[Reply], limit: int) -> None:
+    """`limit` wrong passphrases answered 403, every other attempt refused at once."""
+    statuses = [r.status for r in replies]
+    assert (statuses.count(403), statuses.count(429)) == (limit, len(replies) - limit)
+    assert all("That passphrase is not right." in r.text for r in replies if r.status == 403)
+    refused_promptly(replies)
+
+
+@pytest.fixture
+def locked_link(make_clip: Callable[..., Clip], reviewer: User) -> str:
+    """The token of a share link with a passphrase, to an approved clip."""
+    clip = make_clip(ClipStatus.APPROVED, reviewer=reviewer)
+    _, token = sharing.create_link(clip, reviewer, passphrase="open sesame")
+    db.session.commit()
+    return token
+
+
+def test_a_burst_of_wrong_passphrases_gets_exactly_the_limit_per_link_and_address(
+    exact_server: Callable[..., WebServer], locked_link: str
+) -> None:
+    """Before the fix, 12 guesses in flight at once passed a limit of 5: 6 to 13 got through."""
+    server = exact_server(SHARE_PASSPHRASE_RATE_LIMIT="5 per minute")
+    with nothing_changed():
+        replies = burst(passphrase_form(server, locked_link))
+    exactly_the_limit(replies, 5)
+
+
+def test_a_burst_of_wrong_passphrases_from_many_addresses_gets_exactly_the_link_limit(
+    exact_server: Callable[..., WebServer], locked_link: str
+) -> None:
+    server = exact_server(
+        PROXY_HOPS="1",
+        SHARE_PASSPHRASE_RATE_LIMIT="1000 per minute",
+        SHARE_PASSPHRASE_LINK_RATE_LIMIT="5 per hour",
+    )
+    addresses = itertools.count(1)
+    with nothing_changed():
+        replies = burst(
+            passphrase_form(server, locked_link, lambda: f"198.51.100.{next(addresses)}")
+        )
+    exactly_the_limit(replies, 5)
 
 
 def test_a_burst_of_upload_starts_gets_429s_at_once_and_makes_only_the_accepted_clips(

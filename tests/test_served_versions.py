@@ -238,6 +238,10 @@ def test_a_version_stands_only_for_the_etag_it_was_checked_against(
 def test_without_versions_nothing_is_pinned_and_every_request_checks(
     app: Flask, make_clip: MakeClip, tester: User
 ) -> None:
+    """On disk, and in a bucket whose versioning `flask storage init` turned on and someone
+    suspended since (as a store that refuses versioning keeps none)."""
+    if isinstance(app_storage(), S3Storage):
+        turn_on_versioning("Suspended")
     clip, token = shared(make_clip, tester)
     viewer = app.test_client()
     assert fetch(viewer, f"/s/{token}/media") == (200, CONTENT)

@@ -323,6 +323,20 @@ def test_sixth_wrong_passphrase_in_a_minute_is_429(
     assert statuses == [403] * 5 + [429]
 
 
+def test_the_right_passphrase_gives_back_its_count_but_not_past_the_limit(
+    anonymous: FlaskClient, approved: Clip, tester: User
+) -> None:
+    """Failures only: a right passphrase leaves the failures where they were; once the limit is
+    reached the right one waits too, or guessing could go on by trying it now and then."""
+    token = make_link(approved, tester, passphrase="open sesame")
+    wrong = [passphrase_post(anonymous, token, "wrong").status_code for _ in range(4)]
+    right = passphrase_post(anonymous, token, "open sesame").status_code
+    later = anonymous.application.test_client()  # not yet unlocked, same address
+    more = [passphrase_post(later, token, "wrong").status_code for _ in range(2)]
+    last = passphrase_post(later, token, "open sesame").status_code
+    assert (wrong, right, more, last) == ([403] * 4, 302, [403, 429], 429)
+
+
 def test_passphrase_of_ten_thousand_characters_is_just_wrong(
     anonymous: FlaskClient, approved: Clip, tester: User
 ) -> None:

@@ -13,6 +13,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -602,7 +603,66 @@ def test_s3_init_sets_lifecycle_rules_and_keeps_the_buckets_own(bare_storage: St
     staged = by_id["greenlight-expire-staged-uploads"]
     assert staged["Filter"] == {"Prefix": "incoming/"}
     assert staged["Expiration"]["Days"] == 7
+    assert staged["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
     assert by_id["keep-logs"]["Expiration"]["Days"] == 30
+
+
+def not_implemented(operation: str, message: str) -> Callable[..., None]:
+    """A client method that answers as a server without that API: 501 NotImplemented."""
+
+    def refuse(**_: Any) -> None:
+        raise ClientError(
+            {
+                "Error": {"Code": "NotImplemented", "Message": message},
+                "ResponseMetadata": {"HTTPStatusCode": 501},
+            },
+            operation,
+        )
+
+    return refuse
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
+def test_s3_init_turns_on_versioning_once(bare_storage: Storage) -> None:
+    """Deleted objects stay recoverable and share links can pin versions (ops/served.py)."""
+    assert isinstance(bare_storage, S3Storage)
+    first = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    second = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    status = s3_client_for(bare_storage).get_bucket_versioning(Bucket=bare_storage.bucket)
+    assert status["Status"] == "Enabled"
+    assert any(line.startswith("turned on versioning") for line in first)
+    assert any(line.startswith("versioning already on") for line in second)
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
+def test_s3_init_leaves_versioning_someone_suspended_alone(bare_storage: Storage) -> None:
+    assert isinstance(bare_storage, S3Storage)
+    client = s3_client_for(bare_storage)
+    bare_storage.init(cors_origins=[TEST_ORIGIN])
+    client.put_bucket_versioning(
+        Bucket=bare_storage.bucket, VersioningConfiguration={"Status": "Suspended"}
+    )
+    lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    assert client.get_bucket_versioning(Bucket=bare_storage.bucket)["Status"] == "Suspended"
+    assert any(line.startswith("versioning is suspended") for line in lines)
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess"], indirect=True)
+def test_s3_init_says_in_one_line_that_the_store_refused_versioning_and_carries_on(
+    bare_storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As some S3-compatible servers answer: the rest of init is done all the same."""
+    assert isinstance(bare_storage, S3Storage)
+    refused = not_implemented("PutBucketVersioning", "versioning is not supported")
+    monkeypatch.setattr(bare_storage._client, "put_bucket_versioning", refused)
+    lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
+    (said,) = [line for line in lines if "versioning" in line]
+    assert said.startswith("server refused versioning (NotImplemented: versioning is not sup")
+    assert "\n" not in said
+    assert any("set lifecycle" in line for line in lines)  # after versioning: still done
+    client = s3_client_for(bare_storage)
+    assert "Status" not in client.get_bucket_versioning(Bucket=bare_storage.bucket)
+    bare_storage.check()
 
 
 @pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
@@ -624,17 +684,7 @@ def test_s3_init_tolerates_servers_without_public_access_block(
 ) -> None:
     """Unsupported public-access-block is reported, not fatal."""
     assert isinstance(bare_storage, S3Storage)
-
-    def unsupported(**_: Any) -> None:
-        """Answer like a server that has no public-access-block API."""
-        raise ClientError(
-            {
-                "Error": {"Code": "NotImplemented", "Message": "not here"},
-                "ResponseMetadata": {"HTTPStatusCode": 501},
-            },
-            "PutPublicAccessBlock",
-        )
-
+    unsupported = not_implemented("PutPublicAccessBlock", "not here")
     monkeypatch.setattr(bare_storage._client, "put_public_access_block", unsupported)
     lines = bare_storage.init(cors_origins=[TEST_ORIGIN])
     assert any("does not support blocking public access" in line for line in lines)

@@ -31,3 +31,18 @@ def test_storage_init_is_safe_to_run_again(app_factory: Callable[..., Flask]) ->
     first = app.test_cli_runner().invoke(args=["storage", "init"])
     second = app.test_cli_runner().invoke(args=["storage", "init"])
     assert first.exit_code == second.exit_code == 0
+
+
+def test_storage_init_turns_on_versioning_and_says_so(
+    app_factory: Callable[..., Flask], moto_s3_url: str
+) -> None:
+    """In-process moto. The test app's set-up runs init once, so this run finds it on."""
+    app = app_factory(STORAGE_URL=moto_s3_url)
+    result = app.test_cli_runner().invoke(args=["storage", "init"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        store = storage()
+        assert isinstance(store, S3Storage)
+        status = s3_client_for(store).get_bucket_versioning(Bucket=store.bucket)["Status"]
+    assert status == "Enabled"
+    assert f"versioning already on for bucket {store.bucket!r}\n" in result.output

@@ -31,6 +31,7 @@ from approval.models import ClipStatus, ShareLink
 from approval.ops import access, sharing, signing
 from approval.ops.served import Media
 from approval.ops.workflow import InvalidInput
+from approval.rate_limits import failures_only
 from approval.web import client_address, show_refusal, site_url, storage_origin
 
 from . import bp
@@ -54,8 +55,9 @@ def _link_and_address_key() -> str:
     return f"{_link_key()}:{client_address()}"
 
 
-def _wrong_passphrase(response: BaseResponse) -> bool:
-    return response.status_code != 302
+def _unlocking(response: BaseResponse) -> bool:
+    """A redirect to the page: the passphrase was right, or the link needs none."""
+    return response.status_code == 302
 
 
 public = limiter.shared_limit(_share_limit, scope="share-links")
@@ -68,18 +70,10 @@ def _unlocked(link: ShareLink) -> bool:
 @bp.route("/s/<token>", methods=["GET", "POST"])
 @public
 # Wrong passphrases per (link, address), and per link across every address, so guessing from
-# many addresses is as slow as from one.
-@limiter.limit(
-    lambda: str(current_app.config["SHARE_PASSPHRASE_RATE_LIMIT"]),
-    methods=["POST"],
-    key_func=_link_and_address_key,
-    deduct_when=_wrong_passphrase,
-    scope="share-passphrase",
-)
-@limiter.limit(
-    lambda: str(current_app.config["SHARE_PASSPHRASE_LINK_RATE_LIMIT"]), methods=["POST"],
-    key_func=_link_key, deduct_when=_wrong_passphrase, scope="share-passphrase-link",
-)  # fmt: skip
+# many addresses is as slow as from one. Each guess counts as it arrives, so a burst of them
+# gets no more through than guesses sent one by one; a right one is given back.
+@failures_only("SHARE_PASSPHRASE_RATE_LIMIT", "share-passphrase", _link_and_address_key, _unlocking)
+@failures_only("SHARE_PASSPHRASE_LINK_RATE_LIMIT", "share-passphrase-link", _link_key, _unlocking)
 def page(token: str) -> BaseResponse | str | tuple[str, int]:
     """The public page: no account needed; a passphrase first if the link has one."""
     link = sharing.find_link(token)

@@ -86,6 +86,7 @@ CORS_RULE_ID = "greenlight-browser-direct"
 # removes them sooner; the rule is the backstop when nothing runs it).
 ABORT_MULTIPART_DAYS = 1
 EXPIRE_STAGING_DAYS = 7
+EXPIRE_NONCURRENT_STAGING_DAYS = 1
 LIFECYCLE_RULES: list[dict[str, Any]] = [
     {
         "ID": "greenlight-abort-incomplete-multipart",
@@ -98,6 +99,9 @@ LIFECYCLE_RULES: list[dict[str, Any]] = [
         "Filter": {"Prefix": STAGING_PREFIX},
         "Status": "Enabled",
         "Expiration": {"Days": EXPIRE_STAGING_DAYS},
+        # In a versioned bucket a deleted staged upload stays as a noncurrent version; it is
+        # no backup of anything (the clip's own copy is), so it goes a day later.
+        "NoncurrentVersionExpiration": {"NoncurrentDays": EXPIRE_NONCURRENT_STAGING_DAYS},
     },
 ]
 LIFECYCLE_IDS = {rule["ID"] for rule in LIFECYCLE_RULES}
@@ -548,11 +552,13 @@ class S3Storage(Storage):
             raise self._error("checking bucket", exc) from exc
 
     def init(self, *, cors_origins: list[str]) -> list[str]:
-        """Create the bucket if needed, block public access, set the CORS and lifecycle rules."""
+        """Create the bucket if needed, block public access, turn on versioning, set the CORS and
+        lifecycle rules."""
         origins = list(dict.fromkeys(validate_origin(o) for o in cors_origins))
         lines = [
             self._ensure_bucket(),
             self._block_public_access(),
+            self._turn_on_versioning(),
             self._set_cors(origins),
             self._set_lifecycle(),
         ]
@@ -613,6 +619,40 @@ class S3Storage(Storage):
             raise self._error("blocking public access", exc) from exc
         return f"blocked all public access to bucket {self.bucket!r}"
 
+    def _turn_on_versioning(self) -> str:
+        """Versioning on, unless someone suspended it on purpose.
+
+        A deleted or overwritten object stays recoverable (the README's backups), and share
+        links pin each verified file's VersionId, so S3 serves those bytes or none without a
+        HEAD per request (ops/served.py). The app works without it: a store that refuses is
+        told so in one line, and init carries on.
+        """
+        try:
+            status = self._client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+            if status == "Enabled":
+                return f"versioning already on for bucket {self.bucket!r}"
+            if status == "Suspended":
+                return (
+                    f"versioning is suspended on bucket {self.bucket!r}; left as is: deleted "
+                    "objects are not kept, and share links ask storage on every request"
+                )
+            self._client.put_bucket_versioning(
+                Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"}
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code") or _status(exc) or "no code"
+            return (
+                f"server refused versioning ({code}: {error.get('Message', '')}); left as is: "
+                "deleted objects are not kept, and share links ask storage on every request"
+            )
+        except BotoCoreError as exc:
+            raise self._error("turning on versioning", exc) from exc
+        return (
+            f"turned on versioning for bucket {self.bucket!r}: expire noncurrent versions "
+            "after your backup window with a lifecycle rule of your own"
+        )
+
     def _set_cors(self, origins: list[str]) -> str:
         try:
             if not origins:
@@ -662,7 +702,8 @@ class S3Storage(Storage):
             raise self._error("setting lifecycle rules", exc) from exc
         return (
             f"set lifecycle: abort multipart uploads unfinished after {ABORT_MULTIPART_DAYS} day, "
-            f"expire {STAGING_PREFIX!r} after {EXPIRE_STAGING_DAYS} days; kept other rules"
+            f"expire {STAGING_PREFIX!r} after {EXPIRE_STAGING_DAYS} days (and its noncurrent "
+            f"versions after {EXPIRE_NONCURRENT_STAGING_DAYS}); kept other rules"
         )
 
 
