@@ -141,6 +141,20 @@ def test_every_operation_says_what_it_refuses_and_why(document: dict[str, Any]) 
                 assert list(content) == ["application/problem+json"]
 
 
+def test_every_reply_documents_the_rate_limit_and_every_429_its_wait(
+    document: dict[str, Any],
+) -> None:
+    headers = document["components"]["headers"]
+    assert headers["Retry-After"]["required"] is True
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for code, reply in operation["responses"].items():
+                named = {ref["$ref"].rsplit("/", 1)[-1] for ref in reply["headers"].values()
+                         if "$ref" in ref}  # fmt: skip
+                assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= named
+                assert ("Retry-After" in named) == (code == "429"), f"{method} {path} {code}"
+
+
 def test_the_docs_page_runs_without_a_cdn_or_inline_script(app: Flask) -> None:
     response = app.test_client().get("/api/docs")
     html = response.get_data(as_text=True)

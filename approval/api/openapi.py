@@ -34,13 +34,40 @@ SECURITY_SCHEMES = {
         "description": "The signed-in browser session; unsafe methods need X-CSRFToken too.",
     },
 }
+#: What every API reply may say of the caller's limit (approval/rate_limits.py writes them).
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {
+        "description": "Calls this account may make per window (GREENLIGHT_API_RATE_LIMIT).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Calls left in the current window.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "X-RateLimit-Reset": {
+        "description": "When the window resets, in seconds since the Unix epoch.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again; never less than 1.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+HEADER_REF = "#/components/headers/{name}"
 DESCRIPTION = """\
 Upload, review and share AI-generated clips. Every call goes through the same operations as the
 pages, and every state change lands in the hash-chained audit log.
 
 Errors are `application/problem+json` (RFC 9457) with a `detail` that says what to do;
 validation errors list each bad field in `errors`. Lists are paged by an opaque `cursor`: follow
-`next` until it is null."""
+`next` until it is null.
+
+Each account has one limit on calls per window across its tokens and browsers; replies carry
+`X-RateLimit-Limit`, `-Remaining` and `-Reset`, and a 429 says in `Retry-After` how many seconds
+to wait."""
 
 
 def _path(rule: str) -> str:
@@ -127,7 +154,14 @@ def _operation(
             entry["headers"] = {
                 "WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}
             }
+        if status == 429:
+            entry["headers"] = {
+                name: {"$ref": HEADER_REF.format(name=name)} for name in RETRY_AFTER
+            }
         responses[str(status)] = entry
+    for entry in responses.values():
+        rates = {name: {"$ref": HEADER_REF.format(name=name)} for name in RATE_LIMIT_HEADERS}
+        entry["headers"] = {**entry.get("headers", {}), **rates}
     document: dict[str, Any] = {
         "operationId": op.endpoint,
         "tags": [op.tag],
@@ -175,7 +209,11 @@ def build(registry: Registry) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearerToken": []}, {"browserSession": []}],
         "paths": paths,
-        "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": SECURITY_SCHEMES,
+            "headers": {**RATE_LIMIT_HEADERS, **RETRY_AFTER},
+        },
     }
 
 
