@@ -30,7 +30,6 @@ from sqlalchemy import func, select
 from approval.extensions import db
 from approval.models import Clip, ClipStatus, User
 from approval.ops import sharing
-from tests.plugins import workers
 from tests.plugins.api import bearer
 from tests.plugins.factories import PASSWORD
 from tests.plugins.snapshot import nothing_changed
@@ -106,8 +105,9 @@ def limits_store(request: pytest.FixtureRequest) -> str:
 def start_server(processes: Processes, app: Flask) -> Callable[..., WebServer]:
     """start_server(SETTING="value", ...): the Procfile's gunicorn with those settings."""
 
-    def start(**settings: str) -> WebServer:
-        return WebServer(processes, app, **{f"GREENLIGHT_{k}": v for k, v in settings.items()})
+    def start(*, worker_processes: int | None = None, **settings: str) -> WebServer:
+        env = {f"GREENLIGHT_{k}": v for k, v in settings.items()}
+        return WebServer(processes, app, worker_processes=worker_processes, **env)
 
     return start
 
@@ -207,20 +207,16 @@ def test_a_burst_of_share_page_views_gets_the_share_pages_429_at_once(
 
 @pytest.fixture
 def exact_server(
-    limits_store: str, start_server: Callable[..., WebServer], monkeypatch: pytest.MonkeyPatch
+    limits_store: str, start_server: Callable[..., WebServer]
 ) -> Callable[..., WebServer]:
     """A server that keeps one count: the Procfile's two workers on Redis, or one on `memory://`.
 
     So a burst may get exactly the limit through with either store.
     """
-    if limits_store == "memory://":
-        procfile = workers.procfile_web_command
-        flag = f"--workers {WEB_PROCESSES}"
-        assert flag in procfile(), "the Procfile's --workers changed; update exact_server"
-        monkeypatch.setattr(
-            workers, "procfile_web_command", lambda: procfile().replace(flag, "--workers 1")
-        )
-    return lambda **settings: start_server(RATELIMIT_STORAGE_URL=limits_store, **settings)
+    one_count = 1 if limits_store == "memory://" else None
+    return lambda **settings: start_server(
+        worker_processes=one_count, RATELIMIT_STORAGE_URL=limits_store, **settings
+    )
 
 
 def passphrase_form(

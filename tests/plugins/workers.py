@@ -247,10 +247,14 @@ class WebServer:
     """One gunicorn started from the Procfile's line on 127.0.0.1 and a free port.
 
     `settings` are further environment variables for the server only, such as
-    GREENLIGHT_MAX_CLIP_BYTES="4096" or a rate-limit store. Its output goes to a file.
+    GREENLIGHT_MAX_CLIP_BYTES="4096" or a rate-limit store; `worker_processes` replaces the
+    Procfile's --workers (one process keeps one in-memory count). Its output goes to a file.
     """
 
-    def __init__(self, processes: Processes, app: Flask, **settings: str) -> None:
+    def __init__(
+        self, processes: Processes, app: Flask, *, worker_processes: int | None = None,
+        **settings: str,
+    ) -> None:  # fmt: skip
         self.port = free_port()
         env = {**worker_env(app), **settings}
         # gunicorn's control socket goes here, not into a ~/.gunicorn shared with other runs.
@@ -261,6 +265,10 @@ class WebServer:
         assert PROCFILE_BIND in command, "the Procfile's bind changed; update WebServer"
         # Loopback only: nothing outside this machine can reach a test's server.
         command = command.replace(PROCFILE_BIND, f"127.0.0.1:{self.port}")
+        if worker_processes is not None:
+            procfile_workers = re.search(r"--workers \d+", command)
+            assert procfile_workers, "the Procfile's --workers changed; update WebServer"
+            command = command.replace(procfile_workers[0], f"--workers {worker_processes}")
         self.proc = processes.start(["/bin/sh", "-c", command], env, "web")
         self.processes = processes
         self.base = f"http://127.0.0.1:{self.port}"
