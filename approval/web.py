@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import audit, cache_headers, log_redaction
 from .clock import utcnow
@@ -157,6 +158,9 @@ def allow_large_bodies() -> None:
 
 #: Endpoints whose form files are written into storage's own spools, not the temp folder.
 SPOOLED_ENDPOINTS = frozenset({"clips.upload"})
+#: File parts one such form may carry: each spool is an open file until the request ends, and
+#: Werkzeug's parser, which kept small parts in memory, would take up to a thousand.
+MAX_SPOOLED_FILES = 10
 
 
 class SpoolingRequest(Request):
@@ -183,6 +187,11 @@ class SpoolingRequest(Request):
         if self.endpoint not in SPOOLED_ENDPOINTS:
             return super()._get_file_stream(
                 total_content_length, content_type, filename, content_length
+            )
+        if len(self.spools) >= MAX_SPOOLED_FILES:
+            raise RequestEntityTooLarge(
+                f"This form takes one video at a time, and at most {MAX_SPOOLED_FILES} files in "
+                "all. Upload the others one by one; nothing was changed."
             )
         spool = storage().spool()
         self.spools.append(spool)

@@ -306,3 +306,27 @@ def test_a_stalled_form_under_gunicorn_gets_408_and_leaves_no_spool(
         status_line = sock.makefile("rb").readline()
     assert status_line.split()[1] == b"408"
     assert list(spool_folder(app).iterdir()) == []
+
+
+def test_a_form_with_more_files_than_anyone_picks_is_refused_holding_few_files_open(
+    app: Flask, browser: FlaskClient, temp_dir: Path
+) -> None:
+    """Each spool is an open file: a thousand tiny file parts must not take a thousand of the
+    worker's file descriptors (Werkzeug's own parser kept small parts in memory)."""
+    opened: list[int] = []
+    store = app_storage()
+    real_spool = type(store).spool
+
+    def counting_spool(self: Any) -> Any:
+        opened.append(1)
+        return real_spool(self)
+
+    parts = [("file", f"f{n}.mp4", b"x") for n in range(200)]
+    content_type, body = form_body(csrf_token(browser, "/clips/new"), *parts)
+    with pytest.MonkeyPatch.context() as patch, nothing_changed():
+        patch.setattr(type(store), "spool", counting_spool)
+        response = post_form(browser, content_type, body)
+    assert response.status_code == 413
+    assert "at most 10 files" in response.get_data(as_text=True)
+    assert len(opened) <= 10
+    assert left_behind(app, temp_dir) == []
