@@ -7,6 +7,8 @@ stamped with the real time by storage, so the app's clock is moved past the grac
 from __future__ import annotations
 
 import io
+import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -220,3 +222,23 @@ def test_a_temporary_file_outside_the_storage_folder_is_never_removed(app: Flask
     for name in ("../escape.part", "", ".hidden"):
         with pytest.raises(ValueError, match="not a temporary file"):
             store.abort_unfinished_upload(StoredObject(f".tmp/{name}", 0, datetime.now(UTC), name))
+
+
+@pytest.mark.parametrize("storage_backend", ["local"], indirect=True)
+def test_init_removes_temporary_files_a_day_old_and_leaves_what_is_not_its_own(
+    app: Flask, clock: FrozenClock
+) -> None:
+    store = app_storage()
+    assert isinstance(store, LocalStorage)
+    tmp = store.root / ".tmp"
+    stale, young, foreign = tmp / "put-old.part", tmp / "spool-new.part", tmp / ".keep"
+    for path in (stale, young, foreign):
+        path.write_bytes(b"x")
+    day_and_more = time.time() - 25 * 3600
+    for path in (stale, foreign):
+        os.utime(path, (day_and_more, day_and_more))
+    assert "removed 1 stale partial upload(s)" in store.init(cors_origins=[])
+    assert (stale.exists(), young.exists(), foreign.exists()) == (False, True, True)
+    past_grace(app, clock)  # garbage collection takes the young one too, never the dot file
+    assert collect_garbage() == [".tmp/spool-new.part"]
+    assert foreign.exists()

@@ -159,8 +159,8 @@ def _operation(
                 name: {"$ref": HEADER_REF.format(name=name)} for name in RETRY_AFTER
             }
         responses[str(status)] = entry
+    rates = {name: {"$ref": HEADER_REF.format(name=name)} for name in RATE_LIMIT_HEADERS}
     for entry in responses.values():
-        rates = {name: {"$ref": HEADER_REF.format(name=name)} for name in RATE_LIMIT_HEADERS}
         entry["headers"] = {**entry.get("headers", {}), **rates}
     document: dict[str, Any] = {
         "operationId": op.endpoint,

@@ -9,9 +9,8 @@ import logging
 import os
 import stat
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -446,7 +445,8 @@ class LocalStorage(Storage):
             raise StorageError(f"storage {self.url}: listing {TMP_DIR}: {exc}") from exc
         for entry in entries:
             with contextlib.suppress(FileNotFoundError):  # renamed or removed meanwhile
-                if entry.is_file(follow_symlinks=False):
+                # Ours are named by mkstemp, never with a dot first; others are left alone.
+                if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
                     st = entry.stat()
                     yield StoredObject(
                         f"{TMP_DIR}/{entry.name}",
@@ -464,14 +464,13 @@ class LocalStorage(Storage):
             os.unlink(self.root / TMP_DIR / name)
 
     def _sweep_stale_tmp(self) -> int:
-        cutoff = time.time() - STALE_TMP_SECONDS
-        removed = 0
-        for entry in os.scandir(self.root / TMP_DIR):
-            with contextlib.suppress(FileNotFoundError):
-                if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
-        return removed
+        """Remove the unfinished uploads not written to for a day (init runs without the
+        database, so this is its own cut-off rather than garbage collection's)."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=STALE_TMP_SECONDS)
+        stale = [item for item in self.list_unfinished_uploads(()) if item.modified < cutoff]
+        for item in stale:
+            self.abort_unfinished_upload(item)
+        return len(stale)
 
 
 def _etag(st: os.stat_result) -> str:
