@@ -494,19 +494,21 @@ def test_a_web_host_lost_mid_request_loses_no_decision_and_no_clip(
     events_before = db.session.get(AuditHead, 1).event_count
     db.session.rollback()
     outcome: list[Any] = []
+
+    def approve(base: str, reason: str) -> requests.Response:
+        return requests.post(
+            f"{base}/api/v1/clips/{clip_id}/decision",
+            json={"decision": "approve", "reason": reason},
+            headers=headers,
+            timeout=60,
+        )
+
     with db.engine.connect() as holder:
         holder.execute(text("SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE"))
 
         def decide() -> None:
             try:
-                outcome.append(
-                    requests.post(
-                        f"{web_b}/api/v1/clips/{clip_id}/decision",
-                        json={"decision": "approve", "reason": "lost with its host"},
-                        headers=headers,
-                        timeout=60,
-                    )
-                )
+                outcome.append(approve(web_b, "lost with its host"))
             except requests.RequestException as exc:  # expected: the host is gone
                 outcome.append(exc)
 
@@ -525,21 +527,11 @@ def test_a_web_host_lost_mid_request_loses_no_decision_and_no_clip(
     assert db.session.get(AuditHead, 1).event_count == events_before
     db.session.rollback()
 
-    # The host comes back (or the other one takes over): the same decision goes through once.
+    # A host comes back: the same decision goes through once, and a repeat of it is refused.
     deployment.restart_web(0)
-    decided = requests.post(
-        f"{web_a}/api/v1/clips/{clip_id}/decision",
-        json={"decision": "approve", "reason": "tried again"},
-        headers=headers,
-        timeout=30,
-    )
+    decided = approve(web_a, "tried again")
     assert decided.status_code == 200, decided.text
-    again = requests.post(
-        f"{web_a}/api/v1/clips/{clip_id}/decision",
-        json={"decision": "approve", "reason": "a client retrying a lost answer"},
-        headers=headers,
-        timeout=30,
-    )
+    again = approve(web_a, "a client retrying a lost answer")
     assert again.status_code == 409, again.text
     db.session.rollback()
     assert db.session.scalar(select(func.count()).where(Decision.clip_id == clip_id)) == 1
