@@ -47,6 +47,8 @@ Prints a table and appends it to bench/RESULTS.md with the date, commit, cores a
 Targets: throughput ratio at least 0.8 where the app carries the bytes; peak RSS growth under
 64 MB at 1 GB.
 
+With --repeat, every other round runs its paths in reverse order.
+
     .venv/bin/python bench/upload.py [--sizes-mb 256,1024] [--repeat 1] [--storage disk,s3]
                                      [--splice-probe] [--no-record]
 """
@@ -425,6 +427,27 @@ def timed(
     print(f"{figure.size // MIB} MB, {figure.storage}, {figure.path}: {shown}{growth}")
 
 
+@dataclass
+class Step:
+    """One timed upload of a round: `run` carries it, `after` (untimed) cleans up after it."""
+
+    figure: Figure
+    workers: Workers | None
+    run: Callable[[], object]
+    staging: Staging | None = None
+    after: Callable[[], object] | None = None
+
+
+def rounds(steps: list[Step], repeat: int) -> None:
+    """Time every step `repeat` times, every other round in reverse order: a server can slow
+    as it has held more (moto does), and no path should always come first or last."""
+    for n in range(repeat):
+        for step in steps if n % 2 == 0 else steps[::-1]:
+            timed(step.figure, step.workers, step.run, step.staging)
+            if step.after is not None:
+                step.after()
+
+
 # --- the two instances ---------------------------------------------------------------------------
 
 
@@ -445,7 +468,7 @@ def bare_gunicorn(folder: Path, source: str = BARE_APP) -> Instance:
 
 
 def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[str, str],
-             repeat: int, splice_probe: bool) -> list[Figure]:  # fmt: skip
+             args: argparse.Namespace) -> list[Figure]:  # fmt: skip
     storage = folder / "storage"
     app = instance(folder, {**settings, "GREENLIGHT_STORAGE_URL": storage.as_uri()})
     prepare(app)
@@ -468,7 +491,7 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
     with contextlib.ExitStack() as servers:
         server = servers.enter_context(gunicorn_master(app))
         servers.enter_context(gunicorn_master(bare))
-        if splice_probe:
+        if args.splice_probe:
             servers.enter_context(gunicorn_master(spliced))
             splice_put(warm)
         tester = Tester(app.base)
@@ -485,20 +508,26 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
             probe = Figure(size, DISK, "PUT to the bare app, spliced (a probe)", REFERENCE)
             put = Figure(size, DISK, "PUT ticket to the app", APP)
             form = Figure(size, DISK, "no-JS form post", APP)
-            for _ in range(repeat):
-                timed(ceiling, None, lambda s=source: cp(s), None)
-                copy.unlink()
-                timed(reference, None, lambda s=source: bare_put(s), None)
-                if splice_probe:
-                    timed(probe, None, lambda s=source: splice_put(s), None)
-                timed(put, workers, lambda s=source: tester.ticketed(s), staging)
-                timed(form, workers, lambda s=source: tester.form(s), staging)
-            figures += [ceiling, reference, *([probe] if splice_probe else []), put, form]
+            rounds(
+                [
+                    Step(ceiling, None, lambda s=source: cp(s), after=copy.unlink),
+                    Step(reference, None, lambda s=source: bare_put(s)),
+                    *(
+                        [Step(probe, None, lambda s=source: splice_put(s))]
+                        if args.splice_probe
+                        else []
+                    ),
+                    Step(put, workers, lambda s=source: tester.ticketed(s), staging),
+                    Step(form, workers, lambda s=source: tester.form(s), staging),
+                ],
+                args.repeat,
+            )
+            figures += [ceiling, reference, *([probe] if args.splice_probe else []), put, form]
     return figures
 
 
 def s3_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[str, str],
-           repeat: int, splice_probe: bool) -> list[Figure]:  # fmt: skip
+           args: argparse.Namespace) -> list[Figure]:  # fmt: skip
     figures: list[Figure] = []
     with moto_server(folder) as endpoint:
         bucket = f"bench-upload-{secrets.token_hex(4)}"
@@ -537,11 +566,20 @@ def s3_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[str,
                 ceiling = Figure(size, S3, "ceiling: boto3 `upload_fileobj`", CEILING)
                 direct = Figure(size, S3, "browser-direct: presigned POST to S3", TICKET)
                 form = Figure(size, S3, "no-JS form post", APP)
-                for _ in range(repeat):
-                    timed(ceiling, None, lambda s=source: upload_fileobj(s), None)
-                    client.delete_object(Bucket=bucket, Key="ceiling/copy")
-                    timed(direct, workers, lambda s=source: tester.ticketed(s), staging)
-                    timed(form, workers, lambda s=source: tester.form(s), staging)
+
+                rounds(
+                    [
+                        Step(
+                            ceiling,
+                            None,
+                            lambda s=source: upload_fileobj(s),
+                            after=lambda: client.delete_object(Bucket=bucket, Key="ceiling/copy"),
+                        ),
+                        Step(direct, workers, lambda s=source: tester.ticketed(s), staging),
+                        Step(form, workers, lambda s=source: tester.form(s), staging),
+                    ],
+                    args.repeat,
+                )
                 figures += [ceiling, direct, form]
     return figures
 
@@ -640,7 +678,7 @@ def main() -> None:
                 "GREENLIGHT_DATABASE_URL": f"sqlite:///{folder}/greenlight.db",
                 "GREENLIGHT_QUEUE_URL": f"sqlite:///{folder}/queue.db",
             }
-            figures += run(folder, files, warm, backend, args.repeat, args.splice_probe)
+            figures += run(folder, files, warm, backend, args)
 
     order = {size: n for n, size in enumerate(files)}
     figures.sort(key=lambda f: order[f.size])  # by size, each backend's rows kept in order
@@ -656,6 +694,7 @@ def main() -> None:
         "ceiling; the Procfile's gunicorn (gthread, 2 workers x 8 threads) on loopback, "
         "SQLite, no verification worker; "
         + ("moto in server mode in its own process; " if "s3" in chosen else "local disk only; ")
+        + ("every other round runs its paths in reverse order; " if args.repeat > 1 else "")
         + (SPLICE_NOTE if args.splice_probe else "")
         + "bytes sent by the Python client's own code; MB = 2^20 bytes; ratio = MB/s / the "
         "ceiling's MB/s; "

@@ -4,6 +4,7 @@ moto server reached over real HTTP."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import hashlib
 import io
@@ -13,7 +14,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from approval.storage import (
     LocalStorage,
@@ -29,6 +30,7 @@ from approval.storage import (
     ObjectNotFound,
     ObjectTooLarge,
     S3Storage,
+    Spool,
     Storage,
     StorageError,
     s3,
@@ -116,6 +118,11 @@ def assert_no_trace(storage: Storage, key: str) -> None:
     """Nothing of an upload remains: no object, no temp file, no unfinished multipart upload."""
     with pytest.raises(ObjectNotFound):
         storage.head(key)
+    assert_nothing_unfinished(storage)
+
+
+def assert_nothing_unfinished(storage: Storage) -> None:
+    """No temp file and no unfinished multipart upload is left."""
     if isinstance(storage, LocalStorage):
         tmp = storage.root / TMP_DIR
         assert not tmp.exists() or list(tmp.iterdir()) == []
@@ -364,9 +371,8 @@ def test_short_reads_are_gathered_into_whole_parts(storage: Storage, small_parts
     assert info.etag.rpartition("-")[2] == "3"
 
 
-UPLOAD_SIZES = pytest.mark.parametrize(
-    "size", [0, 5000, 2 * SMALL_PART + 10], ids=["empty", "small", "multipart"]
-)
+UPLOAD_IDS = ["empty", "small", "multipart"]
+UPLOAD_SIZES = pytest.mark.parametrize("size", [0, 5000, 2 * SMALL_PART + 10], ids=UPLOAD_IDS)
 
 
 @UPLOAD_SIZES
@@ -413,6 +419,127 @@ def test_put_stream_argument_checks(storage: Storage) -> None:
         storage.put_stream(KEY, io.BytesIO(b"x"), content_type="video/mp4\r\nX-Evil: 1")
     with pytest.raises(ValueError, match="max_bytes"):
         storage.put_stream(KEY, io.BytesIO(b"x"), content_type="video/mp4", max_bytes=-1)
+
+
+# -- adopting a spool (the form's file) -----------------------------------------------------
+
+
+def spooled(storage: Storage, size: int) -> Spool:
+    """A spool of storage's own, holding `size` bytes of the pattern."""
+    spool = storage.spool()
+    for offset in range(0, size, 4 * MiB):
+        spool.write(pattern(offset, min(4 * MiB, size - offset)))
+    return spool
+
+
+class FailingPart(Exception):
+    """A part upload that fails, as a dropped connection to the store does."""
+
+
+@contextlib.contextmanager
+def failing_part(storage: Storage, number: int) -> Iterator[None]:
+    """The number-th UploadPart (from 1) to S3 fails; nothing changes on local disk."""
+    if not isinstance(storage, S3Storage):
+        yield
+        return
+    events, event, calls = storage._transfer_client.meta.events, "before-call.s3.UploadPart", []
+
+    def fail(**_: Any) -> None:
+        calls.append(None)
+        if len(calls) == number:
+            raise EndpointConnectionError(endpoint_url="http://storage.invalid")
+
+    events.register(event, fail)
+    try:
+        yield
+    finally:
+        events.unregister(event, fail)
+
+
+@UPLOAD_SIZES
+def test_adopt_stores_the_spool_whole_and_uses_it_up(
+    storage: Storage, small_parts: int, size: int
+) -> None:
+    """The form's path: what the parser spooled is stored byte for byte, and the spool is gone."""
+    spool = spooled(storage, size)
+    info = storage.adopt(KEY, spool, content_type="video/webm", max_bytes=size)
+    assert (info.size, info.content_type) == (size, "video/webm")
+    assert read_all(storage, KEY) == pattern(0, size)
+    assert spool.closed
+    assert_nothing_unfinished(storage)
+
+
+def test_adopt_refuses_a_spool_over_the_limit_and_leaves_nothing(
+    storage: Storage, small_parts: int
+) -> None:
+    spool = spooled(storage, 2 * SMALL_PART + 10)
+    with pytest.raises(ObjectTooLarge, match="exceeds"):
+        storage.adopt(KEY, spool, content_type="video/mp4", max_bytes=2 * SMALL_PART)
+    assert spool.closed
+    assert_no_trace(storage, KEY)
+
+
+@pytest.mark.parametrize("storage_backend", ["s3-inprocess", "s3-server"], indirect=True)
+def test_a_part_that_fails_leaves_no_object_and_no_unfinished_upload(
+    storage: Storage, small_parts: int
+) -> None:
+    spool = spooled(storage, 3 * SMALL_PART)
+    with failing_part(storage, 2), pytest.raises(StorageError, match="uploading"):
+        storage.adopt(KEY, spool, content_type="video/mp4")
+    assert spool.closed
+    assert_no_trace(storage, KEY)
+
+
+@UPLOAD_SIZES
+def test_adopt_runs_a_guard_in_this_thread_before_the_object_appears(
+    storage: Storage, small_parts: int, size: int
+) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def guard() -> None:
+        try:
+            storage.head(KEY)
+            visible = True
+        except ObjectNotFound:
+            visible = False
+        seen.append((threading.get_ident(), visible))
+
+    storage.adopt(KEY, spooled(storage, size), content_type="video/mp4", guard=guard)
+    assert seen == [(threading.get_ident(), False)]
+    assert read_all(storage, KEY) == pattern(0, size)
+
+
+@UPLOAD_SIZES
+def test_adopt_with_a_refusing_guard_leaves_nothing(
+    storage: Storage, small_parts: int, size: int
+) -> None:
+    def guard() -> None:
+        raise Refused("the upload is finished")
+
+    spool = spooled(storage, size)
+    with pytest.raises(Refused):
+        storage.adopt(KEY, spool, content_type="video/mp4", guard=guard)
+    assert spool.closed
+    assert_no_trace(storage, KEY)
+
+
+@pytest.mark.parametrize(
+    ("key", "content_type", "max_bytes", "error"),
+    [
+        ("../escape", "video/mp4", None, "storage key"),
+        (KEY, "video/mp4\r\nX-Evil: 1", None, "content_type"),
+        (KEY, "video/mp4", -1, "max_bytes"),
+    ],
+    ids=["key", "content type", "limit"],
+)
+def test_adopt_refuses_bad_arguments_and_uses_the_spool_up(
+    storage: Storage, key: str, content_type: str, max_bytes: int | None, error: str
+) -> None:
+    spool = spooled(storage, 10)
+    with pytest.raises(ValueError, match=error):
+        storage.adopt(key, spool, content_type=content_type, max_bytes=max_bytes)
+    assert spool.closed
+    assert_no_trace(storage, KEY)
 
 
 # -- keys -------------------------------------------------------------------------------------
