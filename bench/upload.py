@@ -60,12 +60,13 @@ import contextlib
 import os
 import re
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,12 @@ RSS_TARGET_SIZE = 1 << 30
 DISK, S3 = "local disk", "S3 (moto)"
 CEILING, APP, TICKET = "—", "the app", "the client (the app hands out a ticket)"
 REFERENCE = "gunicorn alone (a reference)"
+KERNEL = "the kernel alone (a reference)"
 SPLICE_NOTE = (
     "the spliced probe takes the PUT body from gunicorn's socket by splice(2) after the bytes "
     "gunicorn had buffered (found through its private body reader: a measurement, not a "
-    "candidate for the app); "
+    "candidate for the app); the raw TCP probe sends the file by sendfile(2) to a receiver "
+    "that splices it into a file, with no HTTP at all (the network path's own ceiling); "
 )
 
 #: The least a WSGI app can do with a PUT, served by the same gunicorn command: wsgi.input read
@@ -189,6 +192,68 @@ def app(environ, start_response):
     start_response("204 No Content" if whole else "500 Short", [])
     return [b""]
 """
+
+
+#: No HTTP and no copy through user space at either end: the bench sends the file with
+#: sendfile(2), this receiver splices it socket -> pipe -> file and fsyncs, once per connection
+#: (an 8-byte length first, one byte back when done). What loopback TCP into a file costs on
+#: this machine: a ceiling for any server that takes an upload over the network.
+RAW_RECEIVER = """\
+import fcntl
+import os
+import socket
+import sys
+import tempfile
+
+PIPE_BYTES = 1 << 20
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+read_end, write_end = os.pipe()
+fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+while True:
+    conn, _ = server.accept()
+    with conn:
+        left = int.from_bytes(conn.recv(8, socket.MSG_WAITALL), "big")
+        fd, name = tempfile.mkstemp(dir=sys.argv[1])
+        while left > 0:
+            got = os.splice(conn.fileno(), write_end, min(left, PIPE_BYTES), flags=os.SPLICE_F_MOVE)
+            if not got:
+                break
+            left -= got
+            while got:
+                got -= os.splice(read_end, fd, got, flags=os.SPLICE_F_MOVE)
+        os.fsync(fd)
+        os.close(fd)
+        os.unlink(name)
+        conn.sendall(b"k" if left == 0 else b"!")
+"""
+
+
+@contextlib.contextmanager
+def raw_receiver(folder: Path) -> Iterator[Callable[[Path], None]]:
+    """RAW_RECEIVER in a process of its own; yields the sender of a file to it."""
+    folder.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-c", RAW_RECEIVER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+
+        def send_raw(source: Path) -> None:
+            size = source.stat().st_size
+            with socket.create_connection(("127.0.0.1", port)) as sock, source.open("rb") as f:
+                sock.sendall(size.to_bytes(8, "big"))
+                sent = 0
+                while sent < size:
+                    sent += os.sendfile(sock.fileno(), f.fileno(), sent, size - sent)
+                if sock.recv(1) != b"k":
+                    raise UploadFailed("the raw receiver got fewer bytes than were sent")
+
+        yield send_raw
+    finally:
+        process.kill()
+        process.wait()
 
 
 def nothing(_: int) -> None:
@@ -494,6 +559,8 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
         if args.splice_probe:
             servers.enter_context(gunicorn_master(spliced))
             splice_put(warm)
+            send_raw = servers.enter_context(raw_receiver(folder / "raw"))
+            send_raw(warm)
         tester = Tester(app.base)
         workers = Workers(server.pid)
         if tester.ticketed(warm) != "PUT":
@@ -506,6 +573,7 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
             ceiling = Figure(size, DISK, "ceiling: `cp` + `sync` of the copy", CEILING)
             reference = Figure(size, DISK, "PUT to a bare WSGI app on the same gunicorn", REFERENCE)
             probe = Figure(size, DISK, "PUT to the bare app, spliced (a probe)", REFERENCE)
+            raw = Figure(size, DISK, "TCP into a file, no HTTP: sendfile -> splice", KERNEL)
             put = Figure(size, DISK, "PUT ticket to the app", APP)
             form = Figure(size, DISK, "no-JS form post", APP)
             rounds(
@@ -513,7 +581,10 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
                     Step(ceiling, None, lambda s=source: cp(s), after=copy.unlink),
                     Step(reference, None, lambda s=source: bare_put(s)),
                     *(
-                        [Step(probe, None, lambda s=source: splice_put(s))]
+                        [
+                            Step(raw, None, lambda s=source: send_raw(s)),
+                            Step(probe, None, lambda s=source: splice_put(s)),
+                        ]
                         if args.splice_probe
                         else []
                     ),
@@ -522,7 +593,8 @@ def disk_run(folder: Path, files: dict[int, Path], warm: Path, settings: dict[st
                 ],
                 args.repeat,
             )
-            figures += [ceiling, reference, *([probe] if args.splice_probe else []), put, form]
+            probes = [raw, probe] if args.splice_probe else []
+            figures += [ceiling, *probes, reference, put, form]
     return figures
 
 
