@@ -114,6 +114,15 @@ def read_all(storage: Storage, key: str, **kw: Any) -> bytes:
     return b"".join(storage.read(key, **kw))
 
 
+def exists(storage: Storage, key: str) -> bool:
+    """Whether key names an object (a HEAD finds it)."""
+    try:
+        storage.head(key)
+    except ObjectNotFound:
+        return False
+    return True
+
+
 def assert_no_trace(storage: Storage, key: str) -> None:
     """Nothing of an upload remains: no object, no temp file, no unfinished multipart upload."""
     with pytest.raises(ObjectNotFound):
@@ -384,12 +393,7 @@ def test_the_guard_runs_once_in_this_thread_after_the_last_byte_before_the_objec
     seen: list[tuple[int, int, bool]] = []
 
     def guard() -> None:
-        try:
-            storage.head(KEY)
-            visible = True
-        except ObjectNotFound:
-            visible = False
-        seen.append((threading.get_ident(), stream.pos, visible))
+        seen.append((threading.get_ident(), stream.pos, exists(storage, KEY)))
 
     storage.put_stream(KEY, stream, content_type="video/mp4", guard=guard)
     assert seen == [(threading.get_ident(), size, False)]
@@ -497,12 +501,7 @@ def test_adopt_runs_a_guard_in_this_thread_before_the_object_appears(
     seen: list[tuple[int, bool]] = []
 
     def guard() -> None:
-        try:
-            storage.head(KEY)
-            visible = True
-        except ObjectNotFound:
-            visible = False
-        seen.append((threading.get_ident(), visible))
+        seen.append((threading.get_ident(), exists(storage, KEY)))
 
     storage.adopt(KEY, spooled(storage, size), content_type="video/mp4", guard=guard)
     assert seen == [(threading.get_ident(), False)]
