@@ -191,8 +191,9 @@ def find_link(token: str) -> PublicLink:
     # Read on every request, so that a revocation, an expiry or a takedown applies to the very
     # next one. On a connection of its own in autocommit, outside the request's transaction:
     # the statement sees what is committed when it runs, as the transaction's first statement
-    # would, without a BEGIN and a COMMIT around it, so a request that only reads (nearly every
-    # one: counts and recorded versions are written once) makes one round trip, not three.
+    # would, without a BEGIN and a COMMIT around it: a request that only reads (nearly every
+    # one: counts and recorded versions are written once) sends the SELECT alone, after the
+    # pool's pre-ping.
     # What a request does write (ops/served.py, the counters below) goes in its transaction.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         row = conn.execute(_LINK_BY_TOKEN, {"token_hash": hash_token(token)}).one_or_none()
