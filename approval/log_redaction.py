@@ -21,8 +21,11 @@ from flask.logging import default_handler
 KEPT = 4
 ELLIPSIS = "…"
 
+#: A ticket is the `ticket=` parameter of a URL's query, or the first one of a query string
+#: on its own (gunicorn's `%(q)s`, QUERY_STRING).
 _SECRET_IN_URL = re.compile(
-    r"(?P<lead>/s/|/set-password/|[?&;]ticket=)(?P<secret>[^/?&;#\s\"'<>]+)", re.IGNORECASE
+    r"(?P<lead>/s/|/set-password/|(?:^|[?&;])ticket=)(?P<secret>[^/?&;#\s\"'<>]+)",
+    re.IGNORECASE,
 )
 
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 from flask import Flask
 from gunicorn.config import Config
+from gunicorn.glogging import SafeAtoms
 
 from approval.extensions import db
 from approval.gunicorn_logging import RedactingLogger
@@ -164,13 +165,21 @@ def test_the_readme_starts_gunicorn_as_the_procfile_does() -> None:
 # --- the logger class on its own -----------------------------------------------------------------
 
 
-def test_the_logger_class_drops_credentials_and_cuts_secrets_from_every_atom() -> None:
-    token = "k" * 43
+#: A format naming every kind of atom that can hold a secret, and the credential headers.
+EVERY_KIND = (
+    '%(h)s "%(r)s" %(U)s %(q)s "%(f)s" %({Authorization}i)s %({cookie}i)s %({referer}i)s '
+    "%({raw_uri}e)s %(s)s"
+)
+
+
+def _log_line(log_format: str, token: str) -> tuple[dict[str, object], str]:
+    """The atoms RedactingLogger hands on for one request to a share link, and the line."""
     environ = {
         "REQUEST_METHOD": "GET",
-        "RAW_URI": f"/s/{token}/media",
+        "REMOTE_ADDR": "127.0.0.1",
+        "RAW_URI": f"/s/{token}/media?ticket={token}",
         "PATH_INFO": f"/s/{token}/media",
-        "QUERY_STRING": "",
+        "QUERY_STRING": f"ticket={token}",
         "SERVER_PROTOCOL": "HTTP/1.1",
         "HTTP_REFERER": f"https://greenlight.test/set-password/{token}",
     }
@@ -178,13 +187,27 @@ def test_the_logger_class_drops_credentials_and_cuts_secrets_from_every_atom() -
         headers=[
             ("AUTHORIZATION", f"Bearer glt_{token}"),
             ("COOKIE", f"greenlight_session={token}"),
+            ("REFERER", f"https://greenlight.test/set-password/{token}"),
         ]
     )
-    response = SimpleNamespace(status="200 OK", headers=[], sent=10)
-    atoms = RedactingLogger(Config()).atoms(response, request, environ, timedelta(seconds=1))
-    assert [name for name, value in atoms.items() if token in str(value)] == []
-    assert (atoms["r"], atoms["f"]) == (
-        "GET /s/kkkk…/media HTTP/1.1",
-        "https://greenlight.test/set-password/kkkk…",
+    response = SimpleNamespace(status="200 OK", headers=[("Location", f"/s/{token}")], sent=10)
+    config = Config()
+    config.set("accesslog", "-")
+    config.set("access_log_format", log_format)
+    atoms = RedactingLogger(config).atoms(response, request, environ, timedelta(seconds=1))
+    return atoms, log_format % SafeAtoms(atoms)
+
+
+def test_the_logger_class_drops_credentials_and_cuts_secrets_from_every_atom() -> None:
+    token = "k" * 43
+    _, line = _log_line(EVERY_KIND, token)
+    assert line == (
+        '127.0.0.1 "GET /s/kkkk…/media?ticket=kkkk… HTTP/1.1" /s/kkkk…/media ticket=kkkk… '
+        '"https://greenlight.test/set-password/kkkk…" - - '
+        "https://greenlight.test/set-password/kkkk… /s/kkkk…/media?ticket=kkkk… 200"
     )
-    assert (atoms["{authorization}i"], atoms["{cookie}i"]) == ("-", "-")
+
+
+def test_the_logger_class_hands_on_only_the_atoms_its_format_names() -> None:
+    atoms, _ = _log_line('%(h)s "%(r)s" %(s)s', "k" * 43)
+    assert sorted(atoms) == ["h", "r", "s"]

@@ -36,6 +36,9 @@ TICKET = "eyJjbGlwIjoxfQ.Z3x9Qw.c2lnbmF0dXJl"
             "PUT /clips/7/upload?x=1&ticket=eyJj…&y=2",
         ),
         (f'"http://greenlight.test/s/{SHARE}"', '"http://greenlight.test/s/q5Xc…"'),
+        # A query string on its own, as gunicorn's %(q)s atom holds it.
+        (f"ticket={TICKET}&x=1", "ticket=eyJj…&x=1"),
+        ("myticket=1&x=1", "myticket=1&x=1"),
         ("GET /clips/7/media HTTP/1.1", "GET /clips/7/media HTTP/1.1"),
         ("GET /static/js/player.js", "GET /static/js/player.js"),
     ],

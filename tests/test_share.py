@@ -11,7 +11,8 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from approval.extensions import db
 from approval.extensions import storage as app_storage
@@ -272,6 +273,27 @@ def test_takedown_ends_every_link_at_once(
         with nothing_changed():
             assert anonymous.get(f"/s/{token}").status_code == 410
             assert anonymous.get(f"/s/{token}/media").status_code == 410
+
+
+def test_a_repeat_view_and_play_read_the_link_outside_any_transaction(
+    anonymous: FlaskClient, approved: Clip, tester: User
+) -> None:
+    """Once counted (and a version recorded), a view or a play only reads: no BEGIN, no COMMIT."""
+    token = make_link(approved, tester)
+    paths = (f"/s/{token}", f"/s/{token}/media")
+    for path in paths:
+        anonymous.get(path)
+    began: list[object] = []
+
+    def count(session: object, transaction: object, connection: object) -> None:
+        began.append(connection)
+
+    event.listen(Session, "after_begin", count)
+    try:
+        statuses = [anonymous.get(path).status_code for path in paths]
+    finally:
+        event.remove(Session, "after_begin", count)
+    assert (statuses[0], statuses[1] in (200, 302), began) == (200, True, [])
 
 
 def test_revoke_through_the_page_says_how_long_started_videos_last(

@@ -19,13 +19,13 @@ import enum
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from approval import audit
 from approval.extensions import db, storage
-from approval.models import VERIFIED_STATES, AuditEvent, Clip
+from approval.models import VERIFIED_STATES, AuditEvent, Clip, ClipStatus
 from approval.ops.errors import Gone, NotFound
 from approval.storage import ObjectInfo, ObjectNotFound, Storage
 
@@ -46,6 +46,48 @@ class Media(enum.Enum):
     SIGNED = "signed"  # the approved copy signed with the deployment's C2PA key: share links
 
 
+class Pinned(Protocol):
+    """What the checks read of a clip: a Clip, or only its columns (ops/sharing.PublicClip).
+
+    Whatever they write (a version, an integrity event) goes to the Clip itself; see `_mapped`.
+    """
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> ClipStatus: ...
+    @property
+    def original_filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def storage_key(self) -> str: ...
+    @property
+    def size_bytes(self) -> int | None: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def rendition_key(self) -> str | None: ...
+    @property
+    def rendition_size(self) -> int | None: ...
+    @property
+    def rendition_etag(self) -> str | None: ...
+    @property
+    def poster_key(self) -> str | None: ...
+    @property
+    def poster_size(self) -> int | None: ...
+    @property
+    def poster_etag(self) -> str | None: ...
+    @property
+    def signed_key(self) -> str | None: ...
+    @property
+    def signed_size(self) -> int | None: ...
+    @property
+    def signed_etag(self) -> str | None: ...
+    @property
+    def object_versions(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class ServedObject:
     key: str
@@ -54,7 +96,7 @@ class ServedObject:
     filename: str | None
 
 
-def pinned(clip: Clip, kind: Media) -> tuple[str, int | None, str | None, str, str | None]:
+def pinned(clip: Pinned, kind: Media) -> tuple[str, int | None, str | None, str, str | None]:
     """The key, pinned size and ETag, content type and download name of one of clip's files."""
     if kind is Media.POSTER:
         if clip.poster_key is None:
@@ -78,7 +120,7 @@ def pinned(clip: Clip, kind: Media) -> tuple[str, int | None, str | None, str, s
 
 
 def served_object(
-    clip: Clip, kind: Media, *, context: dict[str, Any] | None = None
+    clip: Pinned, kind: Media, *, context: dict[str, Any] | None = None
 ) -> ServedObject:
     """The object to serve, if it is still exactly what was verified; else MediaChanged."""
     if clip.status not in VERIFIED_STATES:
@@ -107,7 +149,7 @@ def served_object(
     raise MediaChanged("This clip's file has changed since it was checked, so it is not shown.")
 
 
-def object_versions(clip: Clip) -> dict[str, str]:
+def object_versions(clip: Pinned) -> dict[str, str]:
     """The VersionIds recorded for clip's files, by storage and key (see Clip.object_versions)."""
     try:
         found = json.loads(clip.object_versions or "{}")
@@ -127,11 +169,12 @@ def pin_name(store: Storage, key: str, etag: str) -> str:
     return f"{store.url} {key} {etag}"
 
 
-def _record_version(clip: Clip, store: Storage, name: str, version_id: str) -> None:
+def _record_version(checked: Pinned, store: Storage, name: str, version_id: str) -> None:
     """Remember the version just checked, for the clip's current files only.
 
     Written with the request's commit; two first requests at once write the same thing.
     """
+    clip = _mapped(checked)
     files = (
         (clip.storage_key, clip.etag),
         (clip.rendition_key, clip.rendition_etag),
@@ -144,12 +187,15 @@ def _record_version(clip: Clip, store: Storage, name: str, version_id: str) -> N
     clip.object_versions = json.dumps(versions, sort_keys=True)
 
 
-def record_integrity_failure(clip: Clip, observed: dict[str, Any], context: dict[str, Any]) -> None:
+def record_integrity_failure(
+    checked: Pinned, observed: dict[str, Any], context: dict[str, Any]
+) -> None:
     """One audit event per clip and observed object, so repeated requests do not flood the log.
 
     Flushed only; the request is refused right after, and its error handler commits this event
     (MediaChanged.keeps_evidence) where other refusals roll back.
     """
+    clip = _mapped(checked)
     seen = db.session.scalar(
         select(AuditEvent.id).where(
             AuditEvent.action == "clip.integrity_failed",
@@ -168,3 +214,17 @@ def record_integrity_failure(clip: Clip, observed: dict[str, Any], context: dict
         reason="the stored object no longer matches the verified size and ETag",
         data={"observed": observed, **context},
     )
+
+
+def _mapped(clip: Pinned) -> Clip:
+    """The Clip itself, in the request's session, for the rare check that writes something.
+
+    Share links read only a clip's columns (ops/sharing.find_link); a first play that records
+    a version, or a refusal that records evidence, loads the clip whole, once.
+    """
+    if isinstance(clip, Clip):
+        return clip
+    mapped = db.session.get(Clip, clip.id)
+    if mapped is None:  # deleted between the two reads: nothing left to write to
+        raise NotFound("There is nothing here.")
+    return mapped

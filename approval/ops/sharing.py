@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import contains_eager
 
 from approval import audit
 from approval.clock import utcnow
@@ -117,68 +117,101 @@ def revoke_link(link_id: int, actor: User) -> ShareLink:
     return link
 
 
-#: What the public side reads of a link's clip and tester: its state, what the page shows, and
-#: the pinned files it may serve. Link, clip and tester have some 80 columns together, and
-#: reading them all was most of a request's database time. Any other attribute still loads when
-#: asked for, with a query of its own.
-_PUBLIC_COLUMNS = (
-    contains_eager(ShareLink.clip).load_only(
-        Clip.status,
-        Clip.tester_id,
-        Clip.title,
-        Clip.width,
-        Clip.height,
-        Clip.fps,
-        Clip.original_filename,
-        Clip.content_type,
-        Clip.storage_key,
-        Clip.size_bytes,
-        Clip.etag,
-        Clip.rendition_key,
-        Clip.rendition_size,
-        Clip.rendition_etag,
-        Clip.poster_key,
-        Clip.poster_size,
-        Clip.poster_etag,
-        Clip.signed_key,
-        Clip.signed_size,
-        Clip.signed_etag,
-        Clip.object_versions,
-    ),
-    contains_eager(ShareLink.clip)
-    .contains_eager(Clip.tester)
-    .load_only(User.display_name, User.show_name_publicly)
-    .lazyload(User.role_rows),
-)
+@dataclass(frozen=True, slots=True)
+class PublicClip:
+    """A shared clip as the public side reads it: its state, what the page shows and its pinned
+    files, which ops/served.py checks as it checks a Clip's. Read afresh on every request."""
 
-#: Built once: SQLAlchemy then works out the statement's cache key once, not on every request.
-#: Plain joins filled in as the relationships (contains_eager) cost less to load than eager
-#: joins SQLAlchemy aliases itself; every link has a clip and every clip a tester.
+    id: int
+    status: ClipStatus
+    title: str
+    width: int | None
+    height: int | None
+    fps: float | None
+    original_filename: str
+    content_type: str
+    storage_key: str
+    size_bytes: int | None
+    etag: str | None
+    rendition_key: str | None
+    rendition_size: int | None
+    rendition_etag: str | None
+    poster_key: str | None
+    poster_size: int | None
+    poster_etag: str | None
+    signed_key: str | None
+    signed_size: int | None
+    signed_etag: str | None
+    object_versions: str | None
+    #: The tester's name where they chose to show it publicly, else None.
+    by: str | None
+
+    #: Clip's own rule, not a copy of it: it reads only the columns above.
+    playback_content_type = property(Clip.playback_content_type.fget)
+
+
+@dataclass(frozen=True, slots=True)
+class PublicLink:
+    """A share link and its clip as the public side reads them, columns only (see find_link)."""
+
+    id: int
+    clip_id: int
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    passphrase_hash: str | None
+    allow_download: bool
+    clip: PublicClip
+
+
+_LINK_FIELDS = ("id", "clip_id", "expires_at", "revoked_at", "passphrase_hash", "allow_download")
+#: Every PublicClip field but `by`, each a Clip column of the same name.
+_CLIP_FIELDS = tuple(f.name for f in fields(PublicClip) if f.name != "by")
+
+#: Link, clip and tester in one round trip, as plain columns: building three mapped objects
+#: (identity map, loader state, lazy attributes) from the same row was most of a share
+#: request's time in SQLAlchemy. Built once, so SQLAlchemy works out its cache key once. Plain
+#: joins: every link has a clip and every clip a tester.
 _LINK_BY_TOKEN = (
-    select(ShareLink)
+    select(
+        *(getattr(ShareLink, name) for name in _LINK_FIELDS),
+        *(getattr(Clip, name) for name in _CLIP_FIELDS),
+        User.display_name,
+        User.show_name_publicly,
+    )
     .join(ShareLink.clip)
     .join(Clip.tester)
     .where(ShareLink.token_hash == bindparam("token_hash"))
-    .options(*_PUBLIC_COLUMNS)
 )
 
 
-def find_link(token: str) -> ShareLink:
+def find_link(token: str) -> PublicLink:
     """The live link for a token; NotFound for an unknown one, Gone for a dead one."""
     if not _TOKEN_SHAPE.fullmatch(token):
         raise NotFound("There is nothing here.")
-    # One round trip: the link, its clip (whose status says whether the link is live) and the
-    # clip's tester (the page may show their name), read on every request so that a revocation
-    # or takedown applies to the very next one.
-    link = db.session.scalar(_LINK_BY_TOKEN, {"token_hash": hash_token(token)})
-    if link is None:
+    # Read on every request, so that a revocation, an expiry or a takedown applies to the very
+    # next one. On a connection of its own in autocommit, outside the request's transaction:
+    # the statement sees what is committed when it runs, as the transaction's first statement
+    # would, without a BEGIN and a COMMIT around it: a request that only reads (nearly every
+    # one: counts and recorded versions are written once) sends the SELECT alone, after the
+    # pool's pre-ping.
+    # What a request does write (ops/served.py, the counters below) goes in its transaction.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        row = conn.execute(_LINK_BY_TOKEN, {"token_hash": hash_token(token)}).one_or_none()
+    if row is None:
         raise NotFound("There is nothing here.")
+    values = tuple(row)
+    link_end = len(_LINK_FIELDS)
+    clip_end = link_end + len(_CLIP_FIELDS)
+    display_name, show_name = values[clip_end:]
+    clip = PublicClip(*values[link_end:clip_end], by=display_name if show_name else None)
+    link = PublicLink(*values[:link_end], clip=clip)
     if not is_live(link):
         raise Gone("This clip is no longer available.")
     return link
 
 
-def is_live(link: ShareLink) -> bool:
+def is_live(link: ShareLink | PublicLink) -> bool:
+    """Whether a link serves anything: neither revoked nor expired, and its clip approved."""
     return (
         link.revoked_at is None
         and (link.expires_at is None or link.expires_at > utcnow())
@@ -186,7 +219,7 @@ def is_live(link: ShareLink) -> bool:
     )
 
 
-def check_passphrase(link: ShareLink, passphrase: str) -> bool:
+def check_passphrase(link: PublicLink, passphrase: str) -> bool:
     if link.passphrase_hash is None:
         return True
     if len(passphrase) > MAX_PASSPHRASE_LENGTH:
@@ -194,7 +227,7 @@ def check_passphrase(link: ShareLink, passphrase: str) -> bool:
     return check_secret(link.passphrase_hash, passphrase)
 
 
-def approved_object(link: ShareLink, kind: Media = Media.PLAYBACK) -> ServedObject:
+def approved_object(link: PublicLink, kind: Media = Media.PLAYBACK) -> ServedObject:
     """One of the clip's files, if it is still exactly what was approved; else Gone."""
     try:
         return served_object(link.clip, kind, context={"share_link": link.id})
@@ -204,15 +237,15 @@ def approved_object(link: ShareLink, kind: Media = Media.PLAYBACK) -> ServedObje
         raise gone from None
 
 
-def count_page_view(link: ShareLink) -> None:
+def count_page_view(link: PublicLink) -> None:
     _increment(link, ShareLink.page_views)
 
 
-def count_media_start(link: ShareLink) -> None:
+def count_media_start(link: PublicLink) -> None:
     _increment(link, ShareLink.media_starts)
 
 
-def _increment(link: ShareLink, counter: Any) -> None:
+def _increment(link: PublicLink, counter: Any) -> None:
     """Add one in the database itself, so concurrent viewers never lose a count."""
     db.session.execute(
         update(ShareLink)

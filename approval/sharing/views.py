@@ -27,9 +27,10 @@ from approval.clips import views as clip_views
 from approval.clock import utcnow
 from approval.delivery import serve_object
 from approval.extensions import limiter
-from approval.models import ClipStatus, ShareLink
+from approval.models import ClipStatus
 from approval.ops import access, sharing, signing
 from approval.ops.served import Media
+from approval.ops.sharing import PublicLink
 from approval.ops.workflow import InvalidInput
 from approval.rate_limits import failures_only
 from approval.web import client_address, show_refusal, site_url, storage_origin
@@ -63,7 +64,7 @@ def _unlocking(response: BaseResponse) -> bool:
 public = limiter.shared_limit(_share_limit, scope="share-links")
 
 
-def _unlocked(link: ShareLink) -> bool:
+def _unlocked(link: PublicLink) -> bool:
     return link.passphrase_hash is None or link.id in session.get("share_unlocked", [])
 
 
@@ -111,12 +112,12 @@ class SharePage:
     indexable: bool
 
     @classmethod
-    def of(cls, link: ShareLink, token: str) -> SharePage:
+    def of(cls, link: PublicLink, token: str) -> SharePage:
         clip = link.clip
         return cls(
             token=token,
             title=clip.title,
-            by=clip.tester.display_name if clip.tester.show_name_publicly else None,
+            by=clip.by,
             width=clip.width,
             height=clip.height,
             fps=clip.fps,
@@ -150,7 +151,7 @@ def _rendered(page: SharePage) -> str:
     return html
 
 
-def _live_unlocked(token: str) -> ShareLink:
+def _live_unlocked(token: str) -> PublicLink:
     link = sharing.find_link(token)
     if not _unlocked(link):
         abort(403)
@@ -188,7 +189,7 @@ def _is_media_start() -> bool:
     return not header or header.startswith("bytes=0-")
 
 
-def _count_once(link: ShareLink, name: str, count: Callable[[ShareLink], None]) -> None:
+def _count_once(link: PublicLink, name: str, count: Callable[[PublicLink], None]) -> None:
     """Count a view or a start once per viewer session and link within the window.
 
     As analytics count a visit, not every reload: a viewer who comes back after the window
