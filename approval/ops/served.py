@@ -19,15 +19,18 @@ import enum
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import select
 
 from approval import audit
 from approval.extensions import db, storage
-from approval.models import VERIFIED_STATES, AuditEvent, Clip, ClipStatus
+from approval.models import VERIFIED_STATES, AuditEvent, Clip
 from approval.ops.errors import Gone, NotFound
 from approval.storage import ObjectInfo, ObjectNotFound, Storage
+
+if TYPE_CHECKING:
+    from approval.ops.sharing import PublicClip  # which imports this module
 
 log = logging.getLogger(__name__)
 
@@ -46,46 +49,9 @@ class Media(enum.Enum):
     SIGNED = "signed"  # the approved copy signed with the deployment's C2PA key: share links
 
 
-class Pinned(Protocol):
-    """What the checks read of a clip: a Clip, or only its columns (ops/sharing.PublicClip).
-
-    Whatever they write (a version, an integrity event) goes to the Clip itself; see `_mapped`.
-    """
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def status(self) -> ClipStatus: ...
-    @property
-    def original_filename(self) -> str: ...
-    @property
-    def content_type(self) -> str: ...
-    @property
-    def storage_key(self) -> str: ...
-    @property
-    def size_bytes(self) -> int | None: ...
-    @property
-    def etag(self) -> str | None: ...
-    @property
-    def rendition_key(self) -> str | None: ...
-    @property
-    def rendition_size(self) -> int | None: ...
-    @property
-    def rendition_etag(self) -> str | None: ...
-    @property
-    def poster_key(self) -> str | None: ...
-    @property
-    def poster_size(self) -> int | None: ...
-    @property
-    def poster_etag(self) -> str | None: ...
-    @property
-    def signed_key(self) -> str | None: ...
-    @property
-    def signed_size(self) -> int | None: ...
-    @property
-    def signed_etag(self) -> str | None: ...
-    @property
-    def object_versions(self) -> str | None: ...
+#: What the checks read of a clip: a Clip, or the columns a share link reads of one
+#: (ops/sharing.PublicClip, the same names). What they write goes to the Clip; see `_mapped`.
+Pinned: TypeAlias = "Clip | PublicClip"
 
 
 @dataclass(frozen=True)
